@@ -1,0 +1,237 @@
+// Loads TypeScript recipes (and crecipe's own TypeScript) without a loader thread.
+//
+// Each .ts module is transformed once by esbuild into a cache file that mirrors its
+// absolute path (<cache>/ts/<path>.mjs); its .ts imports are rewritten to their cached
+// twins and bare imports to the absolute file they resolve to. A cache file starts with
+// the sha256 of its source and the list of what it imports, so a warm start reads and
+// hashes the sources and never loads esbuild. A changed or missing source is transformed
+// again: a cached module never goes stale, and a missing import fails loudly.
+//
+// Plain JavaScript on purpose: it runs before anything can load TypeScript. Node and Deno
+// both use it, so a builder's text (`fn.toString()`) is the same under both runtimes.
+
+import { createHash } from "node:crypto";
+import * as nodeFs from "node:fs";
+import { createRequire } from "node:module";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+// The loader's own text is part of every cache key: a changed loader re-transforms all.
+const LOADER_VERSION = createHash("sha256").update(nodeFs.readFileSync(fileURLToPath(import.meta.url))).digest("hex");
+const TS_EXTENSIONS = /\.(ts|mts|tsx)$/;
+
+/** The cache root: $CRECIPE_CACHE, else $XDG_CACHE_HOME/crecipe, else ~/.cache/crecipe. */
+export function cacheRoot() {
+  if (process.env.CRECIPE_CACHE) return path.resolve(process.env.CRECIPE_CACHE);
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache");
+  return path.join(base, "crecipe");
+}
+
+const tsRoot = () => path.join(cacheRoot(), "ts");
+
+/** The cached twin of a source file. */
+function cachedPath(source) {
+  return path.join(tsRoot(), source + ".mjs");
+}
+
+/** The source file that a cache file (or its URL) stands for, or the input unchanged. */
+export function originalPath(fileOrUrl) {
+  const file = fileOrUrl.startsWith("file:") ? fileURLToPath(fileOrUrl) : fileOrUrl;
+  const root = tsRoot() + path.sep;
+  if (file.startsWith(root) && file.endsWith(".mjs")) return file.slice(root.length - 1, -4);
+  return file;
+}
+
+let esbuild;
+async function transform(source, text) {
+  esbuild ??= await import(resolveBare("esbuild", fileURLToPath(import.meta.url)));
+  const url = pathToFileURL(source).href;
+  const result = await esbuild.transform(text, {
+    loader: source.endsWith(".tsx") ? "tsx" : "ts",
+    format: "esm",
+    target: "es2022",
+    sourcefile: source,
+    sourcemap: "inline",
+    sourcesContent: false,
+    define: {
+      "import.meta.url": JSON.stringify(url),
+      "import.meta.filename": JSON.stringify(source),
+      "import.meta.dirname": JSON.stringify(path.dirname(source)),
+      "import.meta.main": "false",
+    },
+  });
+  return result.code;
+}
+
+// esbuild prints every static import/export as `… from "spec"` or `import "spec"`, and a
+// dynamic one as `import("spec")`, always with double quotes.
+const IMPORT_RE = /(^|\n)((?:import|export)\b[^"'`;]*?\bfrom\s*|import\s*)"([^"\\\n]+)"|\bimport\("([^"\\\n]+)"\)/g;
+
+class LoadError extends Error {}
+
+/**
+ * Make sure `source` and every module it imports are transformed and fresh.
+ * Returns the file URL to import.
+ */
+export async function prepare(source) {
+  source = nodeFs.realpathSync(source);
+  const seen = new Map();
+  await prepareOne(source, seen, []);
+  return pathToFileURL(cachedPath(source)).href;
+}
+
+async function prepareOne(source, seen, chain) {
+  if (seen.has(source)) return seen.get(source);
+  const work = (async () => {
+    let text;
+    try {
+      text = nodeFs.readFileSync(source, "utf8");
+    } catch (error) {
+      const from = chain.length ? ` (imported by ${chain[chain.length - 1]})` : "";
+      throw new LoadError(`cannot read ${source}${from}: ${error.code ?? error.message}`);
+    }
+    const hash = createHash("sha256").update(LOADER_VERSION).update("\0").update(text).digest("hex");
+    const target = cachedPath(source);
+    const cached = readHeader(target);
+    if (cached && cached.hash === hash) {
+      await Promise.all(cached.ts.map((dep) => prepareOne(dep, seen, [...chain, source])));
+      return;
+    }
+    const code = await transform(source, text);
+    const tsDeps = [];
+    const rewritten = [];
+    for (const match of code.matchAll(IMPORT_RE)) {
+      const spec = match[3] ?? match[4];
+      const resolved = resolveSpecifier(spec, source);
+      if (!path.isAbsolute(resolved)) continue; // node: builtins stay as they are
+      if (TS_EXTENSIONS.test(resolved)) {
+        tsDeps.push(resolved);
+        rewritten.push([match, pathToFileURL(cachedPath(resolved)).href]);
+      } else {
+        rewritten.push([match, pathToFileURL(resolved).href]);
+      }
+    }
+    let out = "";
+    let last = 0;
+    for (const [match, url] of rewritten) {
+      const spec = match[3] ?? match[4];
+      const at = match.index + match[0].lastIndexOf(`"${spec}"`);
+      out += code.slice(last, at) + JSON.stringify(url);
+      last = at + spec.length + 2;
+    }
+    out += code.slice(last);
+    const header = `// ${JSON.stringify({ hash, source, ts: tsDeps })}\n`;
+    writeAtomic(target, header + out);
+    await Promise.all(tsDeps.map((dep) => prepareOne(dep, seen, [...chain, source])));
+  })();
+  seen.set(source, work);
+  return work;
+}
+
+function readHeader(file) {
+  let fd;
+  try {
+    fd = nodeFs.openSync(file, "r");
+  } catch {
+    return undefined;
+  }
+  try {
+    const buffer = Buffer.alloc(8192);
+    const length = nodeFs.readSync(fd, buffer, 0, buffer.length, 0);
+    const text = buffer.subarray(0, length).toString("utf8");
+    const end = text.indexOf("\n");
+    if (!text.startsWith("// ") || end < 0) return undefined;
+    return JSON.parse(text.slice(3, end));
+  } catch {
+    return undefined;
+  } finally {
+    nodeFs.closeSync(fd);
+  }
+}
+
+function writeAtomic(file, text) {
+  nodeFs.mkdirSync(path.dirname(file), { recursive: true });
+  const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  nodeFs.writeFileSync(temp, text);
+  nodeFs.renameSync(temp, file);
+}
+
+/** Resolve an import specifier found in `importer` to an absolute path (or keep builtins). */
+function resolveSpecifier(spec, importer) {
+  if (spec.startsWith("node:") || spec.startsWith("data:")) return spec;
+  if (spec.startsWith("npm:") || spec.startsWith("jsr:") || spec.startsWith("http")) {
+    throw new LoadError(
+      `${importer}: "${spec}" is a Deno-only specifier; use the bare name ("${spec.replace(/^npm:|@[^/]*$/g, "")}") so Node and Deno both load it`,
+    );
+  }
+  if (spec.startsWith("file:")) return nodeFs.realpathSync(fileURLToPath(spec));
+  if (spec.startsWith(".") || spec.startsWith("/")) {
+    const file = path.resolve(path.dirname(importer), spec);
+    try {
+      return nodeFs.realpathSync(file);
+    } catch {
+      throw new LoadError(`${importer}: cannot find "${spec}" (looked for ${file})`);
+    }
+  }
+  if (builtin(spec)) return spec;
+  return resolveBare(spec, importer);
+}
+
+let builtins;
+function builtin(spec) {
+  builtins ??= new Set(createRequire(import.meta.url)("node:module").builtinModules);
+  return builtins.has(spec);
+}
+
+/** Node's ESM resolution for a bare specifier: node_modules walk plus package "exports". */
+export function resolveBare(spec, importer) {
+  const parts = spec.split("/");
+  const name = spec.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0];
+  const subpath = "." + spec.slice(name.length);
+  for (let dir = path.dirname(importer); ; dir = path.dirname(dir)) {
+    const pkgDir = path.join(dir, "node_modules", name);
+    const pkgJson = path.join(pkgDir, "package.json");
+    if (nodeFs.existsSync(pkgJson)) {
+      const pkg = JSON.parse(nodeFs.readFileSync(pkgJson, "utf8"));
+      let target;
+      if (pkg.exports !== undefined) {
+        const exp = typeof pkg.exports === "string" || Array.isArray(pkg.exports) || !Object.keys(pkg.exports).some((k) => k.startsWith("."))
+          ? { ".": pkg.exports }
+          : pkg.exports;
+        target = pickCondition(exp[subpath]);
+        if (target === undefined) {
+          throw new LoadError(`${importer}: package "${name}" does not export "${subpath}"`);
+        }
+      } else if (subpath === ".") {
+        target = pkg.module ?? pkg.main ?? "index.js";
+      } else {
+        target = subpath;
+      }
+      return nodeFs.realpathSync(path.resolve(pkgDir, target));
+    }
+    if (dir === path.dirname(dir)) break;
+  }
+  throw new LoadError(`${importer}: cannot find package "${name}"; run npm install`);
+}
+
+function pickCondition(value) {
+  if (typeof value === "string" || value === null || value === undefined) return value ?? undefined;
+  if (Array.isArray(value)) return pickCondition(value[0]);
+  // The same conditions under Node and Deno, so the shared cache resolves alike for both.
+  for (const condition of ["node", "import", "default"]) {
+    if (condition in value) {
+      const picked = pickCondition(value[condition]);
+      if (picked !== undefined) return picked;
+    }
+  }
+  return undefined;
+}
+
+/** Import a TypeScript (or JavaScript) module through the cache. */
+export async function importTs(file) {
+  if (!TS_EXTENSIONS.test(file)) return import(pathToFileURL(path.resolve(file)).href);
+  return import(await prepare(path.resolve(file)));
+}
+
+export { LoadError };

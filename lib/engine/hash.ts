@@ -1,0 +1,106 @@
+/** Content hashes and cheap stat signatures for outputs and host files. */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+
+export function sha256(data: string | Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** JSON with sorted keys, so equal options always hash alike. Nodes appear by name. */
+export function stableStringify(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => {
+    if (v && typeof v === "object" && !Array.isArray(v)) {
+      if (typeof (v as { [NODE]?: unknown })[NODE] === "string") return { target: (v as { name: string }).name };
+      if (v instanceof Uint8Array) return { bytes: Buffer.from(v).toString("base64") };
+      return Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]));
+    }
+    if (typeof v === "function") return `fn:${v.toString()}`;
+    if (typeof v === "bigint") return `bigint:${v}`;
+    return v;
+  });
+}
+
+/** Marks target nodes (set by engine/node.ts) so hashing can name them. */
+export const NODE = Symbol.for("crecipe.node");
+
+export type PathKind = "file" | "dir" | "symlink" | "missing" | "other";
+
+/**
+ * A cheap signature of a path: what stat says, without reading contents.
+ * When it is unchanged the stored content hash is trusted; when it changed the
+ * content is hashed again (so a touch without a change rebuilds nothing).
+ */
+export function statSignature(p: string): { kind: PathKind; sig: string } {
+  let st: fs.BigIntStats;
+  try {
+    st = fs.lstatSync(p, { bigint: true });
+  } catch {
+    return { kind: "missing", sig: "missing" };
+  }
+  if (st.isDirectory()) {
+    const h = createHash("sha256");
+    walk(p, Buffer.alloc(0), true, (rel, _full, s) => {
+      const b = s as unknown as fs.BigIntStats;
+      h.update(rel).update(`\0${b.mode}\0${b.size}\0${b.mtimeNs}\0${b.ino}\0${b.ctimeNs}\n`);
+    });
+    return { kind: "dir", sig: `d:${h.digest("hex")}` };
+  }
+  const kind: PathKind = st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : "other";
+  return { kind, sig: `${kind}:${st.size}:${st.mtimeNs}:${st.ino}:${st.ctimeNs}:${st.mode}` };
+}
+
+/** The content hash of a file, a symlink (its target) or a whole directory tree. */
+export function contentHash(p: string): string | undefined {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(p);
+  } catch {
+    return undefined;
+  }
+  if (st.isFile()) return hashFile(p);
+  if (st.isSymbolicLink()) return sha256(`symlink\0${fs.readlinkSync(p)}`);
+  if (st.isDirectory()) {
+    const h = createHash("sha256");
+    walk(p, Buffer.alloc(0), false, (rel, full, s) => {
+      const mode = (s.mode & 0o170000).toString(8) + ":" + (s.mode & 0o7777).toString(8);
+      let body: string | Buffer = "";
+      if (s.isFile()) body = hashFile(full);
+      else if (s.isSymbolicLink()) body = fs.readlinkSync(full, { encoding: "buffer" });
+      else if (s.isCharacterDevice() || s.isBlockDevice()) body = String(s.rdev);
+      h.update(rel).update(`\0${mode}\0`).update(body).update("\n");
+    });
+    return `tree:${h.digest("hex")}`;
+  }
+  return sha256(`other\0${st.mode}\0${st.rdev}`);
+}
+
+export function hashFile(p: string | Buffer): string {
+  const h = createHash("sha256");
+  const fd = fs.openSync(p, "r");
+  try {
+    const buffer = Buffer.allocUnsafe(1 << 20);
+    for (let n; (n = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0;) h.update(buffer.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest("hex");
+}
+
+/**
+ * Depth-first walk in bytewise name order. Names are bytes: a non-UTF-8 name must not
+ * turn into U+FFFD and then fail to stat. `rel` is relative to the root, `full` absolute.
+ */
+function walk(root: string, rel: Buffer, bigint: boolean, visit: (rel: Buffer, full: Buffer, st: fs.Stats) => void): void {
+  const prefix = Buffer.from(root + "/");
+  const dir = rel.length ? Buffer.concat([prefix, rel]) : Buffer.from(root);
+  const names = fs.readdirSync(dir, { encoding: "buffer" }).sort(Buffer.compare);
+  for (const name of names) {
+    const child = rel.length ? Buffer.concat([rel, SLASH, name]) : name;
+    const full = Buffer.concat([prefix, child]);
+    const st = fs.lstatSync(full, { bigint }) as unknown as fs.Stats;
+    visit(child, full, st);
+    if (st.isDirectory()) walk(root, child, bigint, visit);
+  }
+}
+
+const SLASH = Buffer.from("/");

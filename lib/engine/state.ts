@@ -1,0 +1,99 @@
+/**
+ * Persistent build state, one small JSON file per target under <out>/.crecipe/state/.
+ * One file a target keeps writers apart: only the holder of a target's lock writes it.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+export const STATE_VERSION = 1;
+
+/** A dependency recorded while building: another target, or a host file. */
+export type Dep =
+  | { target: string; stamp: string }
+  | { file: string; hash: string | null; sig: string };
+
+export interface TargetState {
+  v: number;
+  identity: string;
+  /** Content hash of the output (file, tree or value). Dependents record it. */
+  stamp: string;
+  /** What the output is on disk. */
+  output: "file" | "dir" | "symlink" | "none";
+  /** Cheap stat signature of the output when it was built (hand-edit detection). */
+  sig: string;
+  /** Content hash of the output alone (the stamp also covers the value). */
+  outHash: string | null;
+  /** Kept by --clean. */
+  precious: boolean;
+  value: unknown;
+  deps: Dep[];
+  builtAt: string;
+  seconds: number;
+}
+
+export interface Layout {
+  outDir: string;
+  stateDir: string;
+}
+
+export function layout(outDir: string): Layout {
+  const abs = path.resolve(outDir);
+  return { outDir: abs, stateDir: path.join(abs, ".crecipe") };
+}
+
+/** File names for a target: names are restricted (engine/node.ts), so they are safe here. */
+export const stateFile = (l: Layout, name: string) => path.join(l.stateDir, "state", `${name}.json`);
+export const lockFile = (l: Layout, name: string) => path.join(l.stateDir, "lock", `${name}.lock`);
+export const logFile = (l: Layout, name: string) => path.join(l.stateDir, "log", `${name}.log`);
+export const outputPath = (l: Layout, name: string) => path.join(l.outDir, name);
+export const tmpDir = (l: Layout) => path.join(l.stateDir, "tmp");
+
+export type ReadResult =
+  | { ok: true; state: TargetState }
+  | { ok: false; reason: "missing" }
+  | { ok: false; reason: "corrupt"; detail: string };
+
+export function readState(l: Layout, name: string): ReadResult {
+  let text: string;
+  try {
+    text = fs.readFileSync(stateFile(l, name), "utf8");
+  } catch {
+    return { ok: false, reason: "missing" };
+  }
+  try {
+    const state = JSON.parse(text) as TargetState;
+    if (state.v !== STATE_VERSION || typeof state.identity !== "string" || typeof state.stamp !== "string" || !Array.isArray(state.deps)) {
+      return { ok: false, reason: "corrupt", detail: "unexpected contents" };
+    }
+    return { ok: true, state };
+  } catch (error) {
+    return { ok: false, reason: "corrupt", detail: (error as Error).message };
+  }
+}
+
+/** Write by temp file + rename: a reader sees the old state or the new one, never half. */
+export function writeState(l: Layout, name: string, state: TargetState): void {
+  writeFileAtomic(stateFile(l, name), JSON.stringify(state) + "\n");
+}
+
+export function removeState(l: Layout, name: string): void {
+  fs.rmSync(stateFile(l, name), { force: true });
+}
+
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const temp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temp, data);
+  fs.renameSync(temp, file);
+}
+
+/** Names of every target that has a state file. */
+export function recordedTargets(l: Layout): string[] {
+  try {
+    return fs.readdirSync(path.join(l.stateDir, "state"))
+      .filter((f) => f.endsWith(".json"))
+      .map((f) => f.slice(0, -5));
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,16 @@
+/**
+ * crecipe: build container root filesystems, layers, images and initrds from small
+ * recipes. This is the one public import.
+ *
+ * ```ts
+ * import { $, build, file, here } from "crecipe";
+ * export const hello = file("hello", async (out) => { await $`cc -o ${out} ${here("hello.c")}`; });
+ * export default hello;
+ * ```
+ */
+export { $ } from "./runtime.ts";
+export { build, type BuildOptions } from "./engine/build.ts";
+export { type BuildContext, currentContext, type Result } from "./engine/context.ts";
+export { BuildError, CrecipeError, CycleError } from "./engine/errors.ts";
+export { declared, isNode, lookup, type Node, target, type TargetOptions } from "./engine/node.ts";
+export { file, here, value } from "./targets/basic.ts";

@@ -1,0 +1,39 @@
+/** The smallest helpers: a file target, a value target, and paths beside the recipe. */
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { BuildContext } from "../engine/context.ts";
+import { type Node, originalFile, target, type TargetOptions } from "../engine/node.ts";
+
+/**
+ * A target whose output is one file, written by `builder` at `out`.
+ *
+ * ```ts
+ * export const hello = file("hello", async (out) => { await $`cc -o ${out} ${here("hello.c")}`; });
+ * ```
+ */
+export function file(
+  name: string,
+  builder: (out: string, ctx: BuildContext) => Promise<unknown> | unknown,
+  options: Omit<TargetOptions, "kind"> = {},
+): Node<unknown> {
+  return target(name, (ctx) => builder(ctx.out, ctx), { ...options, kind: "file", options: [builder.toString(), options.options ?? null] });
+}
+
+/** A target whose output is the JSON value its builder returns (no file). */
+export function value<T>(name: string, builder: (ctx: BuildContext) => Promise<T> | T, options: Omit<TargetOptions, "kind"> = {}): Node<T> {
+  return target(name, builder, { ...options, kind: "value" });
+}
+
+/**
+ * A path relative to the file that calls `here()` (the recipe), not to the current
+ * directory: `here("hello.c")`.
+ */
+export function here(...parts: string[]): string {
+  const holder: { stack?: string } = {};
+  Error.captureStackTrace(holder, here);
+  const frame = (holder.stack ?? "").split("\n")[1] ?? "";
+  const m = frame.match(/\(?((?:file:\/\/)?\/[^():]+):\d+:\d+\)?\s*$/);
+  if (!m) return path.resolve(...parts);
+  const file = originalFile(m[1].startsWith("file:") ? fileURLToPath(m[1]) : m[1]);
+  return path.resolve(path.dirname(file), ...parts);
+}
