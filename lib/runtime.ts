@@ -39,12 +39,13 @@ function contextOptions(): Record<string, unknown> {
   return {
     verbose: false,
     quiet: true,
+    detached: true, // its own process group: Ctrl-C kills the whole tree
     log(entry: { kind: string; cmd?: string; data?: Buffer }) {
       if (entry.kind === "cmd") ctx.noteCommand(entry.cmd!);
       else if (entry.kind === "stdout" || entry.kind === "stderr") ctx.log(entry.data!);
     },
     spawn(file: string, args: string[], options: SpawnOptions): ChildProcess {
-      const child = cp.spawn(file, args, { ...options, detached: true });
+      const child = cp.spawn(file, args, options);
       if (child.pid) {
         const untrack = ctx.trackChild(child.pid);
         child.once("exit", untrack);

@@ -149,7 +149,14 @@ export class Engine {
       return undefined;
     };
     const back = pathTo(to, from);
-    if (back) throw new CycleError([from, ...back]);
+    if (back) {
+      // Start the cycle at the target asked for first, so it reads in the order it was met.
+      const order = [...this.inflight.keys()];
+      const loop = [from, ...back].slice(0, -1);
+      const first = loop.reduce((best, name, i) => (order.indexOf(name) < order.indexOf(loop[best]) ? i : best), 0);
+      const rotated = [...loop.slice(first), ...loop.slice(0, first)];
+      throw new CycleError([...rotated, rotated[0]]);
+    }
     let set = this.waits.get(from);
     if (!set) this.waits.set(from, (set = new Set()));
     set.add(to);

@@ -1,0 +1,82 @@
+/** Shared by the tests: run the real crecipe command in a temp project. */
+import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+export const repo = path.resolve(import.meta.dirname, "..");
+export const cli = path.join(repo, "bin", "crecipe.js");
+export const modUrl = path.join(repo, "lib", "mod.ts");
+
+/** A fresh temp directory, removed when the process exits. */
+export function tempDir(prefix = "crecipe-test-"): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  process.on("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface Run extends SpawnSyncReturns<string> {
+  out: string;
+  err: string;
+}
+
+/** Run `crecipe ARGS` in `cwd` with Node, synchronously. */
+export function crecipe(cwd: string, args: string[], env: Record<string, string> = {}): Run {
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: "utf8", env: { ...process.env, ...env } });
+  return Object.assign(r, { out: r.stdout, err: r.stderr });
+}
+
+/** Start `crecipe ARGS` in the background. */
+export function crecipeAsync(cwd: string, args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [cli, ...args], { cwd, env: { ...process.env, ...env } });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (err += d));
+  const done = new Promise<{ code: number | null; signal: string | null; out: string; err: string }>((resolve) =>
+    child.on("close", (code, signal) => resolve({ code, signal, out, err }))
+  );
+  return { child, done };
+}
+
+export function write(dir: string, name: string, text: string): string {
+  const file = path.join(dir, name);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+export function read(dir: string, name: string): string {
+  return fs.readFileSync(path.join(dir, name), "utf8");
+}
+
+/** Lines a recipe's builders appended to calls.log (one per builder run). */
+export function calls(dir: string): string[] {
+  try {
+    return fs.readFileSync(path.join(dir, "calls.log"), "utf8").split("\n").filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+export function resetCalls(dir: string): void {
+  fs.rmSync(path.join(dir, "calls.log"), { force: true });
+}
+
+export async function waitFor(check: () => boolean, timeoutMs = 20000): Promise<void> {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** True when a process is gone or a zombie (killed, not yet reaped by a non-reaping init). */
+export function processGone(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true;
+  }
+}
