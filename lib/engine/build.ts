@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { type BuildContext, type Result, runInContext } from "./context.ts";
 import { BuildError, CrecipeError, CycleError, InterruptedError } from "./errors.ts";
 import { contentHash, sha256, stableStringify, statSignature } from "./hash.ts";
-import { lock, type Lock } from "./lock.ts";
+import { lock, type Lock, tryLock } from "./lock.ts";
 import { isNode, lookup, type Node } from "./node.ts";
 import { consoleReporter, type Reporter } from "./report.ts";
 import {
@@ -193,6 +193,9 @@ export class Engine {
     const state = read.state;
     if (state.identity !== node.identity) return { dirty: true, reason: "its recipe (builder text or options) changed", state };
     const out = outputPath(this.layout, node.name);
+    // Signatures that changed while the content did not (a touch, a copy) are refreshed
+    // afterwards, so the next check is a stat again, not a hash.
+    const refreshed: { output?: string; deps: Map<number, string> } = { deps: new Map() };
     if (state.output !== "none") {
       const now = statSignature(out);
       if (now.kind === "missing") return { dirty: true, reason: `its output ${this.show(out)} is missing`, state };
@@ -202,15 +205,17 @@ export class Engine {
           this.reporter.warn(`${this.show(out)} was modified outside crecipe; rebuilding it`);
           return { dirty: true, reason: `its output ${this.show(out)} was modified by hand`, state };
         }
+        refreshed.output = now.sig;
       }
     }
     const targetDeps: { dep: Node; stamp: string }[] = [];
-    for (const dep of state.deps) {
+    for (const [index, dep] of state.deps.entries()) {
       if ("file" in dep) {
         const now = statSignature(dep.file);
         if (now.sig === dep.sig) continue;
         const hash = now.kind === "missing" ? null : contentHash(dep.file) ?? null;
         if (hash !== dep.hash) return { dirty: true, reason: `host file ${dep.file} changed`, state };
+        refreshed.deps.set(index, now.sig);
       } else {
         const declared = lookup(dep.target);
         if (!declared) return { dirty: true, reason: `it needed ${dep.target}, which is no longer declared`, state };
@@ -222,7 +227,23 @@ export class Engine {
       if (stamps[i] === "rebuild") return { dirty: true, maybe: true, reason: `${targetDeps[i].dep.name} would rebuild`, state };
       if (stamps[i] !== targetDeps[i].stamp) return { dirty: true, reason: `upstream ${targetDeps[i].dep.name} changed`, state };
     }
+    if (refreshed.output || refreshed.deps.size) this.refreshSignatures(node.name, state, refreshed);
     return { dirty: false, reason: "up to date", state };
+  }
+
+  private refreshSignatures(name: string, seen: TargetState, refreshed: { output?: string; deps: Map<number, string> }): void {
+    const held = tryLock(lockFile(this.layout, name));
+    if (!("release" in held)) return; // someone is building it: they will write a fresh state
+    try {
+      const read = readState(this.layout, name);
+      if (!read.ok || read.state.stamp !== seen.stamp || read.state.builtAt !== seen.builtAt) return;
+      const state = read.state;
+      if (refreshed.output) state.sig = refreshed.output;
+      for (const [index, sig] of refreshed.deps) (state.deps[index] as { sig: string }).sig = sig;
+      writeState(this.layout, name, state);
+    } finally {
+      held.release();
+    }
   }
 
   private resultOf(node: Node, state: TargetState, built: boolean): Result {

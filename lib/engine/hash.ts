@@ -31,22 +31,18 @@ export type PathKind = "file" | "dir" | "symlink" | "missing" | "other";
  * content is hashed again (so a touch without a change rebuilds nothing).
  */
 export function statSignature(p: string): { kind: PathKind; sig: string } {
-  let st: fs.BigIntStats;
-  try {
-    st = fs.lstatSync(p, { bigint: true });
-  } catch {
-    return { kind: "missing", sig: "missing" };
-  }
+  const st = fs.lstatSync(p, { throwIfNoEntry: false });
+  if (!st) return { kind: "missing", sig: "missing" };
   if (st.isDirectory()) {
     const h = createHash("sha256");
-    walk(p, Buffer.alloc(0), true, (rel, _full, s) => {
-      const b = s as unknown as fs.BigIntStats;
-      h.update(rel).update(`\0${b.mode}\0${b.size}\0${b.mtimeNs}\0${b.ino}\0${b.ctimeNs}\n`);
+    walk(p, Buffer.alloc(0), false, (rel, _full, s) => {
+      h.update(rel).update(`\0${s.mode}\0${s.size}\0${s.mtimeMs}\0${s.ino}\0${s.ctimeMs}\n`);
     });
     return { kind: "dir", sig: `d:${h.digest("hex")}` };
   }
   const kind: PathKind = st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : "other";
-  return { kind, sig: `${kind}:${st.size}:${st.mtimeNs}:${st.ino}:${st.ctimeNs}:${st.mode}` };
+  // mtimeMs/ctimeMs keep microseconds: enough to see a rewrite, and no BigInt garbage.
+  return { kind, sig: `${kind}:${st.size}:${st.mtimeMs}:${st.ino}:${st.ctimeMs}:${st.mode}` };
 }
 
 /** The content hash of a file, a symlink (its target) or a whole directory tree. */
@@ -74,11 +70,12 @@ export function contentHash(p: string): string | undefined {
   return sha256(`other\0${st.mode}\0${st.rdev}`);
 }
 
+let chunk: Buffer | undefined;
 export function hashFile(p: string | Buffer): string {
   const h = createHash("sha256");
   const fd = fs.openSync(p, "r");
   try {
-    const buffer = Buffer.allocUnsafe(1 << 20);
+    const buffer = (chunk ??= Buffer.allocUnsafe(1 << 20));
     for (let n; (n = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0;) h.update(buffer.subarray(0, n));
   } finally {
     fs.closeSync(fd);

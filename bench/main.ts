@@ -1,0 +1,17 @@
+/** npm run bench: every case beside its peer measured in the same run. */
+import * as path from "node:path";
+import { engineCases } from "./engine.ts";
+import { type Row, table } from "./util.ts";
+
+const repo = path.resolve(import.meta.dirname, "..");
+const only = process.argv[2];
+const rows: Row[] = [];
+const suites: Record<string, () => Row[] | Promise<Row[]>> = {
+  engine: () => engineCases(repo),
+};
+for (const [name, suite] of Object.entries(suites)) {
+  if (only && only !== name) continue;
+  console.error(`bench: ${name}…`);
+  rows.push(...(await suite()));
+}
+console.log(table(rows));
