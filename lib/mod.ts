@@ -14,3 +14,11 @@ export { type BuildContext, currentContext, type Result } from "./engine/context
 export { BuildError, CrecipeError, CycleError } from "./engine/errors.ts";
 export { declared, isNode, lookup, type Node, target, type TargetOptions } from "./engine/node.ts";
 export { file, here, value } from "./targets/basic.ts";
+export { fs_ as fs } from "./targets/fs.ts";
+export { files, list } from "./targets/list.ts";
+export { layer, sourceDateEpoch } from "./targets/layer.ts";
+export { image, type ImageValue } from "./targets/image.ts";
+export { type ImageConfig } from "./formats/oci.ts";
+export { gz, sha256 } from "./targets/digest.ts";
+export { load, run } from "./run/mod.ts";
+export { Root } from "./tree/root.ts";

@@ -117,6 +117,11 @@ export class Engine {
   private warnedCorrupt = new Set<string>();
 
   constructor(private readonly options: BuildOptions = {}) {
+    // Builders and their commands create files with the same modes whatever the
+    // caller's umask: outputs must not depend on who ran the build.
+    try {
+      process.umask(0o022);
+    } catch { /* a runtime without umask: modes are set explicitly where it matters */ }
     this.layout = layout(options.outDir ?? "out");
     this.reporter = options.reporter ?? consoleReporter({ verbose: options.verbose, quiet: options.quiet, why: options.why });
     this.slots = new Semaphore(Math.max(1, options.jobs ?? os.availableParallelism?.() ?? os.cpus().length));
@@ -281,7 +286,8 @@ export class Engine {
         this.counts.built++;
         return result;
       } catch (error) {
-        this.counts.failed++;
+        const own = !(error instanceof BuildError) || error.target === node.name;
+        if (own && !(error instanceof InterruptedError)) this.counts.failed++;
         this.firstFailure ??= error;
         throw error;
       } finally {

@@ -1,0 +1,58 @@
+/**
+ * run.local(fs): the cookbook's default.runlocal.do, `unshare -r chroot DIR /init`.
+ * stdout becomes the target's output, stderr goes to its log, a failing /init fails the
+ * target with its exit code. The run sees a throw-away overlay (or copy) of the tree, so
+ * the built tree is never modified.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { CrecipeError } from "../engine/errors.ts";
+import { type Node, target } from "../engine/node.ts";
+import { $ } from "../runtime.ts";
+import { asFs } from "../targets/fs.ts";
+import { need } from "./tools.ts";
+
+export interface LocalOptions {
+  /** The program to run inside (default /init) and its arguments. */
+  command?: string[];
+}
+
+const USERNS_FIX =
+  "enable unprivileged user namespaces: sudo sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000";
+
+export function local(tree: Node | string, options: LocalOptions = {}): Node {
+  const fsNode = asFs(tree);
+  const command = options.command ?? ["/init"];
+  return target(`${fsNode.name}.runlocal`, async (ctx) => {
+    const dir = await ctx.need(fsNode);
+    await need("unshare", ctx.name);
+    const upper = path.join(ctx.tmp, "upper");
+    const work = path.join(ctx.tmp, "work");
+    const merged = path.join(ctx.tmp, "merged");
+    const mounted = path.join(ctx.tmp, "mounted");
+    for (const d of [upper, work, merged]) fs.mkdirSync(d);
+    // $1 lower, $2 upper, $3 work, $4 merged, $5 marker, $6 output, then the command.
+    const script = 'mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4" || exit 97; : > "$5"; ' +
+      'root=$4; out=$6; shift 6; exec chroot "$root" "$@" > "$out"';
+    const overlay = await $({ nothrow: true })`unshare -rm sh -c ${script} sh ${dir} ${upper} ${work} ${merged} ${mounted} ${ctx.out} ${command}`;
+    if (overlay.exitCode === 0) return;
+    if (fs.existsSync(mounted)) throw failure(overlay);
+    if (/unshare failed/.test(overlay.stderr)) {
+      throw new CrecipeError(`user namespaces are disabled: unshare -r failed (${overlay.stderr.trim()})`, { target: ctx.name, fix: USERNS_FIX });
+    }
+    // No overlayfs here (nested in a container, old kernel): run on a copy instead.
+    ctx.log("overlayfs is not available; running on a copy of the tree");
+    const copy = path.join(ctx.tmp, "copy");
+    await $`cp -a ${dir} ${copy}`;
+    const result = await $({ nothrow: true })`unshare -r chroot ${copy} ${command} > ${ctx.out}`;
+    if (result.exitCode !== 0) throw failure(result);
+  }, { kind: "runlocal", options: { fs: fsNode, command } });
+}
+
+/** A failing /init: its exit code, the command, and what it printed on stderr. */
+function failure(result: { exitCode: number | null; stderr: string }): Error {
+  return Object.assign(new Error(`/init exited with code ${result.exitCode}`), {
+    exitCode: result.exitCode,
+    stderr: result.stderr,
+  });
+}

@@ -1,0 +1,33 @@
+/** Host tools: find them, or say which Debian package has them. */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { CrecipeError } from "../engine/errors.ts";
+
+/** Command → the Debian package that ships it. */
+export const PACKAGES: Record<string, string> = {
+  unshare: "util-linux", chroot: "coreutils", cp: "coreutils", ldd: "libc-bin", cc: "gcc",
+  gzip: "gzip", pigz: "pigz", docker: "docker.io", "qemu-system-x86_64": "qemu-system-x86",
+  cpio: "cpio", busybox: "busybox-static", mmdebstrap: "mmdebstrap", debootstrap: "debootstrap",
+  runc: "runc", skopeo: "skopeo", umoci: "umoci", newuidmap: "uidmap",
+};
+
+/** The absolute path of a command on $PATH (and the sbin dirs), or undefined. */
+export async function which(command: string): Promise<string | undefined> {
+  const dirs = (process.env.PATH ?? "").split(":").concat(["/usr/sbin", "/sbin"]);
+  for (const dir of dirs) {
+    const candidate = path.join(dir, command);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch { /* next */ }
+  }
+  return undefined;
+}
+
+/** Like which(), but a missing tool is an error naming the package to install. */
+export async function need(command: string, target?: string): Promise<string> {
+  const found = await which(command);
+  if (found) return found;
+  const pkg = PACKAGES[command] ?? command;
+  throw new CrecipeError(`${command} is not installed`, { target, fix: `sudo apt-get install ${pkg}` });
+}
