@@ -10,7 +10,7 @@ import { type BuildContext, type Result, runInContext } from "./context.ts";
 import { BuildError, CrecipeError, CycleError, InterruptedError } from "./errors.ts";
 import { contentHash, sha256, stableStringify, statSignature } from "./hash.ts";
 import { lock, type Lock, tryLock } from "./lock.ts";
-import { isNode, lookup, type Node } from "./node.ts";
+import { declaredLate, isNode, lookup, markBuilding, type Node } from "./node.ts";
 import { consoleReporter, type Reporter } from "./report.ts";
 import {
   type Dep,
@@ -68,6 +68,7 @@ export async function build(nodes: Node | readonly Node[], options: BuildOptions
   }
   const engine = new Engine(options);
   const started = performance.now();
+  markBuilding(1);
   const uninstall = options.handleSignals ? engine.installSignalHandlers() : () => {};
   try {
     const settled = await Promise.allSettled(list.map((n) => engine.ensure(n, undefined)));
@@ -77,6 +78,7 @@ export async function build(nodes: Node | readonly Node[], options: BuildOptions
     const results = settled.map((s) => (s as PromiseFulfilledResult<Result>).value);
     return isNode(nodes) ? results[0] : results;
   } finally {
+    markBuilding(-1);
     uninstall();
   }
 }
@@ -115,6 +117,7 @@ export class Engine {
   private readonly controller = new AbortController();
   private firstFailure: unknown;
   private warnedCorrupt = new Set<string>();
+  private warnedLate = new Set<string>();
 
   constructor(private readonly options: BuildOptions = {}) {
     // Builders and their commands create files with the same modes whatever the
@@ -318,6 +321,10 @@ export class Engine {
     const engine = this;
     const need = async (dep: Node): Promise<Result> => {
       if (!isNode(dep)) throw new CrecipeError(`${node.name}: need() takes a target, got ${typeof dep}`, { target: node.name });
+      if (declaredLate(dep.name) && !this.warnedLate.has(dep.name)) {
+        this.warnedLate.add(dep.name);
+        this.reporter.warn(`${dep.name} was declared while ${node.name} was building; declare it when the recipe loads, or every run rebuilds ${node.name}`);
+      }
       this.slots.release(); // waiting for a dependency does not hold a job slot
       try {
         const result = await this.ensure(dep, frame);

@@ -35,6 +35,18 @@ export interface Node<T = unknown> {
 }
 
 const registry = new Map<string, Node>();
+let building = 0;
+const lateDeclarations = new Set<string>();
+
+/** The engine marks build time: a target declared then cannot be checked by a no-op run. */
+export function markBuilding(delta: 1 | -1): void {
+  building += delta;
+}
+
+/** Was this target first declared while a build was running? */
+export function declaredLate(name: string): boolean {
+  return lateDeclarations.has(name);
+}
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.+@-]*$/;
 
 /**
@@ -80,6 +92,7 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
     },
   });
   registry.set(name, node);
+  if (building > 0) lateDeclarations.add(name);
   return node;
 }
 

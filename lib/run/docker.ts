@@ -53,8 +53,9 @@ export function loadDocker(image: Node<ImageValue>): Node<string> {
 
 /** NAME.rundocker: stdout of `docker run --rm ID ARGS…`; a nonzero exit fails the target. */
 export function runDocker(image: Node<ImageValue>, args: string[] = []): Node {
+  const loaded = loadDocker(image);
   return target(`${image.name.replace(/\.image$/, "")}.rundocker`, async (ctx) => {
-    await ctx.need(loadDocker(image));
+    await ctx.need(loaded);
     // Loaded again here if the daemon lost it since (pruned, restarted with a new store).
     const { bin, id } = await ensureLoaded(ctx as never, image);
     const result = await $({ nothrow: true })`${bin} run --rm --network=none ${id} ${args}`;

@@ -27,9 +27,10 @@ export interface ImageValue {
  */
 export function image(name: string, layers: Node[], config: ImageConfig = {}): Node<ImageValue> {
   const created = sourceDateEpoch();
+  const layerDigests = layers.map((l) => sha256(l));
   return target(`${name}.image`, async (ctx) => {
     const paths = await ctx.needAll(layers);
-    const digests = await Promise.all(layers.map(async (l) => (await ctx.result(sha256(l))).value as string));
+    const digests = await Promise.all(layerDigests.map(async (d) => (await ctx.result(d)).value));
     const refs: LayerRef[] = layers.map((l, i) => ({ digest: digests[i], size: fs.statSync(paths[i]).size, createdBy: `crecipe ${l.name}` }));
     const meta = imageMetadata(name, refs, config, created);
     const files = new Map<string, { data?: Buffer; path?: string; size: number }>();

@@ -25,10 +25,13 @@ export function files(tree: Node | string): Node {
 export function list(tree: Node | string, diffbase?: Node | string): Node {
   const fsNode = asFs(tree);
   const baseNode = diffbase === undefined ? undefined : asFs(diffbase);
+  // Declared now, not inside the builder: a no-op run must find them in the registry.
+  const currentFiles = files(fsNode);
+  const baseFiles = baseNode && files(baseNode);
   return target(`${fsNode.name}.list`, async (ctx) => {
-    const current = parseList(fs.readFileSync(await ctx.need(files(fsNode)), "utf8")).entries;
-    if (!baseNode) return void fs.writeFileSync(ctx.out, formatList(current));
-    const base = parseList(fs.readFileSync(await ctx.need(files(baseNode)), "utf8")).entries;
+    const current = parseList(fs.readFileSync(await ctx.need(currentFiles), "utf8")).entries;
+    if (!baseFiles) return void fs.writeFileSync(ctx.out, formatList(current));
+    const base = parseList(fs.readFileSync(await ctx.need(baseFiles), "utf8")).entries;
     const { changed, deleted } = diffList(base, current);
     fs.writeFileSync(ctx.out, formatList(changed, opaque(base, current, deleted)));
   }, { kind: "list", options: { fs: fsNode, diffbase: baseNode ?? null } });

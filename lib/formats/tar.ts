@@ -1,0 +1,194 @@
+/**
+ * A deterministic ustar/pax tar writer. Output depends only on the entry and the mtime
+ * passed in, so the same tree always gives the same bytes (and the same layer digest).
+ * The layout follows what GNU tar writes with --format=posix --numeric-owner and
+ * --pax-option=exthdr.name=PaxHeaders/%f,delete=atime,delete=ctime, so GNU tar can be
+ * used as the reference in tests.
+ */
+import { isUtf8 } from "node:buffer";
+import { type Entry, FormatError, baseName, checkPath, escapePath, isWhiteoutName } from "./entry.ts";
+
+const BLOCK = 512;
+/** Largest values the octal header fields hold: 7 digits for ids, 11 for size and time. */
+const MAX_ID = 0o7777777;
+const MAX_SIZE = 0o77777777777;
+
+const TYPEFLAG: Record<Entry["type"], string> = {
+  file: "0",
+  whiteout: "0", // a layer whiteout is an empty regular file named .wh.NAME
+  hardlink: "1",
+  symlink: "2",
+  char: "3",
+  block: "4",
+  dir: "5",
+  fifo: "6",
+};
+
+/** One 512-byte ustar header; fields are written in GNU tar's style (digits then NUL). */
+interface Header {
+  name: Buffer;
+  prefix?: Buffer;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: string;
+  linkname?: Buffer;
+  /** Devices always, other real entries as 0; GNU leaves them empty on pax headers. */
+  dev?: [number, number];
+}
+
+function octal(buf: Buffer, offset: number, width: number, value: number): void {
+  buf.write(value.toString(8).padStart(width - 1, "0"), offset, "latin1");
+}
+
+function encodeHeader(h: Header): Buffer {
+  const buf = Buffer.alloc(BLOCK);
+  h.name.copy(buf, 0);
+  octal(buf, 100, 8, h.mode);
+  octal(buf, 108, 8, h.uid);
+  octal(buf, 116, 8, h.gid);
+  octal(buf, 124, 12, h.size);
+  octal(buf, 136, 12, h.mtime);
+  buf.write(h.typeflag, 156, "latin1");
+  h.linkname?.copy(buf, 157);
+  buf.write("ustar\u000000", 257, "latin1");
+  // uname/gname (265, 297) stay empty: owners are numeric only, like --numeric-owner.
+  if (h.dev) {
+    octal(buf, 329, 8, h.dev[0]);
+    octal(buf, 337, 8, h.dev[1]);
+  }
+  h.prefix?.copy(buf, 345);
+  // The checksum is summed with its own field as spaces, then stored as 6 digits, NUL, space.
+  buf.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const byte of buf) sum += byte;
+  buf.write(sum.toString(8).padStart(6, "0") + "\u0000 ", 148, "latin1");
+  return buf;
+}
+
+/**
+ * Splits a name into ustar's prefix (155 bytes) and name (100 bytes) at a "/", or returns
+ * undefined when no split fits. The last usable slash keeps the name part shortest.
+ */
+function splitName(name: Buffer): { prefix: Buffer; name: Buffer } | undefined {
+  if (name.length <= 100) return { prefix: Buffer.alloc(0), name };
+  // A slash at the very end (directories) cannot split: the name part would be empty.
+  for (let i = Math.min(155, name.length - 2); i > 0; i--) {
+    if (name[i] !== 0x2f) continue;
+    return name.length - i - 1 <= 100 ? { prefix: name.subarray(0, i), name: name.subarray(i + 1) } : undefined;
+  }
+  return undefined;
+}
+
+/** One pax record, "<len> <key>=<value>\n", where len counts the whole record including itself. */
+function paxRecord(key: string, value: Buffer): Buffer {
+  const base = key.length + value.length + 3; // space, "=", newline
+  let len = base;
+  while (len !== base + String(len).length) len = base + String(len).length;
+  return Buffer.concat([Buffer.from(`${len} ${key}=`, "latin1"), value, Buffer.from("\n")]);
+}
+
+function checkNumber(what: string, value: number | undefined, max: number, path: Buffer): number {
+  if (value === undefined) return 0;
+  if (!Number.isSafeInteger(value) || value < 0 || value > max) {
+    throw new FormatError(`${what} ${value} of "${escapePath(path)}" cannot be stored in a tar header`);
+  }
+  return value;
+}
+
+/**
+ * The header block(s) for one entry: a pax extended header ("x") first when ustar cannot
+ * hold the entry faithfully, then the ustar header. Content and padding are the caller's
+ * (see tarPadding). `mtime` (seconds) is written for every entry, so archives do not
+ * depend on when files were touched. Throws FormatError for paths that could escape the
+ * extraction root; other path rules are the caller's, since whiteouts need ".wh." names.
+ */
+export function tarHeader(entry: Entry, mtime: number): Buffer {
+  const { path, type } = entry;
+  checkPath(path, { allowWhiteoutNames: true });
+  if (type === "whiteout" && !isWhiteoutName(baseName(path))) {
+    throw new FormatError(`whiteout "${escapePath(path)}" must be named .wh.NAME by the caller`);
+  }
+  if (!Object.hasOwn(TYPEFLAG, type)) throw new FormatError(`unknown entry type ${JSON.stringify(type)} for "${escapePath(path)}"`);
+  checkNumber("mtime", mtime, MAX_SIZE, path);
+  const mode = checkNumber("mode", entry.mode, 0o7777, path);
+  const size = type === "file" ? checkNumber("size", entry.size, Number.MAX_SAFE_INTEGER, path) : 0;
+  const uid = checkNumber("uid", entry.uid, Number.MAX_SAFE_INTEGER, path);
+  const gid = checkNumber("gid", entry.gid, Number.MAX_SAFE_INTEGER, path);
+  const isDevice = type === "char" || type === "block";
+  const dev: [number, number] = isDevice
+    ? [checkNumber("device major", entry.devMajor, MAX_ID, path), checkNumber("device minor", entry.devMinor, MAX_ID, path)]
+    : [0, 0];
+
+  let link: Buffer | undefined;
+  if (type === "symlink" || type === "hardlink") {
+    link = entry.linkTarget;
+    if (!link?.length) throw new FormatError(`${type} "${escapePath(path)}" has no link target`);
+    if (type === "hardlink") checkPath(link, { allowWhiteoutNames: true });
+    else if (link.includes(0)) throw new FormatError(`symlink "${escapePath(path)}" target contains a NUL byte`);
+  }
+
+  // Directories carry a trailing slash, as every tar does, so old readers see a directory.
+  const name = type === "dir" ? Buffer.concat([path, Buffer.from("/")]) : path;
+  const split = splitName(name);
+  const records: Buffer[] = [];
+  const needsPath = !split;
+  const needsLink = link !== undefined && link.length > 100;
+  // pax values are UTF-8 unless hdrcharset says otherwise; raw bytes must say so up front.
+  if ((needsPath && !isUtf8(name)) || (needsLink && !isUtf8(link!))) {
+    records.push(paxRecord("hdrcharset", Buffer.from("BINARY")));
+  }
+  if (needsPath) records.push(paxRecord("path", name));
+  if (needsLink) records.push(paxRecord("linkpath", link!));
+  if (uid > MAX_ID) records.push(paxRecord("uid", Buffer.from(String(uid))));
+  if (gid > MAX_ID) records.push(paxRecord("gid", Buffer.from(String(gid))));
+  if (size > MAX_SIZE) records.push(paxRecord("size", Buffer.from(String(size))));
+  for (const key of Object.keys(entry.xattrs ?? {}).sort()) {
+    if (!key || key.includes("=") || key.includes("\0")) {
+      throw new FormatError(`xattr name ${JSON.stringify(key)} of "${escapePath(path)}" cannot be stored in pax`);
+    }
+    records.push(paxRecord(`SCHILY.xattr.${key}`, entry.xattrs![key]));
+  }
+
+  const header = encodeHeader({
+    // When pax holds the real path, ustar gets its first 100 bytes, as GNU tar does.
+    name: split ? split.name : name.subarray(0, 100),
+    prefix: split?.prefix,
+    mode,
+    // Values too large for ustar are clamped, not zeroed: a reader that ignores pax then
+    // sees an odd owner instead of root.
+    uid: Math.min(uid, MAX_ID),
+    gid: Math.min(gid, MAX_ID),
+    size: Math.min(size, MAX_SIZE),
+    mtime,
+    typeflag: TYPEFLAG[type],
+    linkname: link?.subarray(0, 100),
+    dev,
+  });
+  if (records.length === 0) return header;
+
+  const body = Buffer.concat(records);
+  const pax = encodeHeader({
+    // A fixed, pid-free name; readers ignore it, but it must not vary between runs.
+    name: Buffer.concat([Buffer.from("PaxHeaders/"), baseName(path)]).subarray(0, 100),
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: body.length,
+    mtime,
+    typeflag: "x",
+  });
+  return Buffer.concat([pax, body, tarPadding(body.length), header]);
+}
+
+/** Zero bytes that bring `size` bytes of content up to the next 512-byte block boundary. */
+export function tarPadding(size: number): Buffer {
+  return Buffer.alloc((BLOCK - (size % BLOCK)) % BLOCK);
+}
+
+/** The end-of-archive marker: two zero blocks. */
+export function tarEnd(): Buffer {
+  return Buffer.alloc(2 * BLOCK);
+}

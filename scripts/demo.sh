@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The demo: build recipes/simple.ts and show what /init printed in each place it ran.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/dockerd.sh
+node bin/crecipe.js recipes/simple.ts
+for run in out/libs.runlocal out/simple.rundocker; do
+  [ -f "$run" ] && printf '%-22s %s\n' "$run:" "$(cat "$run")"
+done
