@@ -10,7 +10,7 @@ import type { Entry } from "../formats/entry.ts";
 import { parseList } from "../formats/filelist.ts";
 import { tarEnd, tarHeader, tarPadding } from "../formats/tar.ts";
 import { asFs } from "./fs.ts";
-import { list, OPAQUE } from "./list.ts";
+import { files, list } from "./list.ts";
 
 /** The timestamp every archive entry gets: $SOURCE_DATE_EPOCH, else 0 (1970-01-01). */
 export function sourceDateEpoch(): number {
@@ -31,10 +31,17 @@ export function sourceDateEpoch(): number {
 export function layer(tree: Node | string, diffbase?: Node | string): Node {
   const fsNode = asFs(tree);
   const listNode = list(fsNode, diffbase);
+  const baseFiles = diffbase === undefined ? undefined : files(asFs(diffbase));
+  const currentFiles = files(fsNode);
   const mtime = sourceDateEpoch();
   return target(`${fsNode.name}.layer`, async (ctx) => {
     const root = await ctx.need(fsNode);
-    const { entries, deletions } = parseList(fs.readFileSync(await ctx.need(listNode), "utf8"));
+    const { entries, deletions: deleted } = parseList(fs.readFileSync(await ctx.need(listNode), "utf8"));
+    let deletions = deleted;
+    if (baseFiles && deleted.length) {
+      const read = async (n: Node) => parseList(fs.readFileSync(await ctx.need(n), "utf8")).entries;
+      deletions = opaque(await read(baseFiles), await read(currentFiles), deleted);
+    }
     const whiteouts: Entry[] = deletions.map((p) => ({ path: whiteoutPath(p), type: "whiteout", mode: 0o644, uid: 0, gid: 0, size: 0 }));
     const all = [...entries, ...whiteouts].sort((a, b) => Buffer.compare(a.path, b.path));
     const fd = fs.openSync(ctx.out, "w");
@@ -66,4 +73,37 @@ function whiteoutPath(deleted: Buffer): Buffer {
   const name = deleted.subarray(i + 1);
   if (name.toString("latin1") === OPAQUE) return deleted;
   return Buffer.concat([dir, Buffer.from(".wh."), name]);
+}
+
+const OPAQUE = ".wh..wh..opq";
+
+/**
+ * A directory kept in name but whose every old child is gone was replaced whole: one
+ * opaque marker (D/.wh..wh..opq) says so instead of a whiteout per child.
+ */
+function opaque(base: Entry[], current: Entry[], deleted: Buffer[]): Buffer[] {
+  const dirs = new Set(current.filter((e) => e.type === "dir").map((e) => e.path.toString("latin1")));
+  const parentOf = (p: Buffer) => {
+    const i = p.lastIndexOf(0x2f);
+    return i < 0 ? "" : p.subarray(0, i).toString("latin1");
+  };
+  const baseChildren = new Map<string, number>();
+  for (const e of base) baseChildren.set(parentOf(e.path), (baseChildren.get(parentOf(e.path)) ?? 0) + 1);
+  const currentNames = new Set(current.map((e) => e.path.toString("latin1")));
+  const goneChildren = new Map<string, Buffer[]>();
+  for (const d of deleted) {
+    const parent = parentOf(d);
+    if (!goneChildren.has(parent)) goneChildren.set(parent, []);
+    goneChildren.get(parent)!.push(d);
+  }
+  const result: Buffer[] = [];
+  for (const [parent, gone] of goneChildren) {
+    const survivors = base.some((e) => parentOf(e.path) === parent && currentNames.has(e.path.toString("latin1")));
+    if (parent && dirs.has(parent) && !survivors && gone.length === baseChildren.get(parent) && gone.length > 1) {
+      result.push(Buffer.from(`${parent}/${OPAQUE}`, "latin1"));
+    } else {
+      result.push(...gone);
+    }
+  }
+  return result.sort(Buffer.compare);
 }

@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import { type Node, target } from "../engine/node.ts";
-import { checkPath, type Entry } from "../formats/entry.ts";
+import { checkPath } from "../formats/entry.ts";
 import { diffList, formatList, parseList } from "../formats/filelist.ts";
 import { scanTree, type Ownership } from "../tree/scan.ts";
 import { asFs } from "./fs.ts";
@@ -33,39 +33,6 @@ export function list(tree: Node | string, diffbase?: Node | string): Node {
     if (!baseFiles) return void fs.writeFileSync(ctx.out, formatList(current));
     const base = parseList(fs.readFileSync(await ctx.need(baseFiles), "utf8")).entries;
     const { changed, deleted } = diffList(base, current);
-    fs.writeFileSync(ctx.out, formatList(changed, opaque(base, current, deleted)));
+    fs.writeFileSync(ctx.out, formatList(changed, deleted));
   }, { kind: "list", options: { fs: fsNode, diffbase: baseNode ?? null } });
-}
-
-export const OPAQUE = ".wh..wh..opq";
-
-/**
- * A directory kept in name but whose every old child is gone was replaced whole: one
- * opaque marker (D/.wh..wh..opq) says so instead of a whiteout per child.
- */
-function opaque(base: Entry[], current: Entry[], deleted: Buffer[]): Buffer[] {
-  const dirs = new Set(current.filter((e) => e.type === "dir").map((e) => e.path.toString("latin1")));
-  const parentOf = (p: Buffer) => {
-    const i = p.lastIndexOf(0x2f);
-    return i < 0 ? "" : p.subarray(0, i).toString("latin1");
-  };
-  const baseChildren = new Map<string, number>();
-  for (const e of base) baseChildren.set(parentOf(e.path), (baseChildren.get(parentOf(e.path)) ?? 0) + 1);
-  const currentNames = new Set(current.map((e) => e.path.toString("latin1")));
-  const goneChildren = new Map<string, Buffer[]>();
-  for (const d of deleted) {
-    const parent = parentOf(d);
-    if (!goneChildren.has(parent)) goneChildren.set(parent, []);
-    goneChildren.get(parent)!.push(d);
-  }
-  const result: Buffer[] = [];
-  for (const [parent, gone] of goneChildren) {
-    const survivors = base.some((e) => parentOf(e.path) === parent && currentNames.has(e.path.toString("latin1")));
-    if (parent && dirs.has(parent) && !survivors && gone.length === baseChildren.get(parent) && gone.length > 1) {
-      result.push(Buffer.from(`${parent}/${OPAQUE}`, "latin1"));
-    } else {
-      result.push(...gone);
-    }
-  }
-  return result.sort(Buffer.compare);
 }

@@ -70,6 +70,7 @@ export class Root {
 
   /** Write a file with `content` and `mode` (default 0644). */
   async write(p: string, content: string | Uint8Array, mode = 0o644): Promise<void> {
+    this.path(p); // refuse an escape before creating anything
     await this.mkdir(path.posix.dirname(abs(p)));
     const host = this.path(p);
     fs.rmSync(host, { force: true });
@@ -79,6 +80,7 @@ export class Root {
 
   /** `ln -s target linkPath` inside the tree. */
   async symlink(target: string, linkPath: string): Promise<void> {
+    this.path(linkPath);
     await this.mkdir(path.posix.dirname(abs(linkPath)));
     const host = this.path(linkPath);
     fs.rmSync(host, { force: true });
