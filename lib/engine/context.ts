@@ -46,6 +46,11 @@ export interface BuildContext {
   log(...args: unknown[]): void;
   /** Remember the command being run, for the failure report (the `$` wrapper does this). */
   noteCommand(command: string): void;
+  /**
+   * The sha256 hex of the file written at `out`, when the builder computed it while
+   * writing (archives do): the engine then does not read a large output again.
+   */
+  trustOutputHash(sha256: string): void;
   /** Called by process helpers so children are killed on Ctrl-C. */
   trackChild(pid: number): () => void;
 }

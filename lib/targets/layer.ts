@@ -7,7 +7,8 @@ import * as fs from "node:fs";
 import { CrecipeError } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
 import type { Entry } from "../formats/entry.ts";
-import { parseList } from "../formats/filelist.ts";
+import { escapePath, parseList } from "../formats/filelist.ts";
+import { ArchiveFile } from "./archive.ts";
 import { tarEnd, tarHeader, tarPadding } from "../formats/tar.ts";
 import { asFs } from "./fs.ts";
 import { files, list } from "./list.ts";
@@ -28,7 +29,13 @@ export function sourceDateEpoch(): number {
  * const libsLayer = layer("libs", "simple");   // libraries only: libs diffed against simple
  * ```
  */
-export function layer(tree: Node | string, diffbase?: Node | string): Node {
+/** What a layer target's value says: its sha256 (diff_id and blob digest) and size. */
+export interface LayerValue {
+  digest: string;
+  size: number;
+}
+
+export function layer(tree: Node | string, diffbase?: Node | string): Node<LayerValue> {
   const fsNode = asFs(tree);
   const listNode = list(fsNode, diffbase);
   const baseFiles = diffbase === undefined ? undefined : files(asFs(diffbase));
@@ -44,25 +51,28 @@ export function layer(tree: Node | string, diffbase?: Node | string): Node {
     }
     const whiteouts: Entry[] = deletions.map((p) => ({ path: whiteoutPath(p), type: "whiteout", mode: 0o644, uid: 0, gid: 0, size: 0 }));
     const all = [...entries, ...whiteouts].sort((a, b) => Buffer.compare(a.path, b.path));
-    const fd = fs.openSync(ctx.out, "w");
+    const tar = new ArchiveFile(ctx.out);
     try {
       for (const entry of all) {
-        fs.writeSync(fd, tarHeader(entry, mtime));
+        tar.write(tarHeader(entry, mtime));
         if (entry.type !== "file" || entry.size === 0) continue;
-        const data = fs.readFileSync(Buffer.concat([Buffer.from(root + "/"), entry.path]));
-        if (data.length !== entry.size) {
-          throw new CrecipeError(`${ctx.name}: ${entry.path} changed size while packing (${entry.size} → ${data.length} bytes)`, {
+        const copied = tar.copyFrom(Buffer.concat([Buffer.from(root + "/"), entry.path]));
+        if (copied !== entry.size) {
+          throw new CrecipeError(`${ctx.name}: ${escapePath(entry.path)} changed size while packing (${entry.size} → ${copied} bytes)`, {
             target: ctx.name,
             fix: "something is writing into the tree; run again when it is done",
           });
         }
-        fs.writeSync(fd, data);
-        fs.writeSync(fd, tarPadding(entry.size));
+        tar.write(tarPadding(entry.size));
       }
-      fs.writeSync(fd, tarEnd());
-    } finally {
-      fs.closeSync(fd);
+      tar.write(tarEnd());
+    } catch (error) {
+      tar.abandon();
+      throw error;
     }
+    const digest = tar.close();
+    ctx.trustOutputHash(digest);
+    return { digest, size: tar.size };
   }, { kind: "layer", options: { fs: fsNode, list: listNode, mtime } });
 }
 

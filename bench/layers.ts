@@ -1,0 +1,143 @@
+/**
+ * Layer cases, each beside its peer in the same run:
+ *  (a) cold build of recipes/simple.ts's image vs `docker build` FROM scratch of the same files;
+ *  (b) files + list + layer of a ~200 MB, ~5000-file tree vs `tar -c | sha256sum`;
+ *  (c) gz of that layer vs gzip --rsyncable and pigz --rsyncable, and the compressed bytes
+ *      that change after one 100 KB file in the tree changes.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { type Row, time } from "./util.ts";
+
+const TREE_BYTES = 200e6;
+const TREE_FILES = 5000;
+
+/** A private ~200 MB tree (copied once from /usr; kept between runs, never recreated in a loop). */
+function benchTree(): string {
+  const dir = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "crecipe-bench", "tree");
+  if (fs.existsSync(path.join(dir, ".complete"))) return dir;
+  fs.rmSync(dir, { recursive: true, force: true });
+  let bytes = 0;
+  let files = 0;
+  const walk = (from: string, to: string) => {
+    for (const entry of fs.readdirSync(from, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (bytes >= TREE_BYTES && files >= TREE_FILES) return;
+      const src = path.join(from, entry.name);
+      const dst = path.join(to, entry.name);
+      if (entry.isDirectory()) {
+        fs.mkdirSync(dst, { recursive: true });
+        walk(src, dst);
+      } else if (entry.isFile()) {
+        const size = fs.statSync(src).size;
+        if (size > 4e6 || (bytes >= TREE_BYTES && size > 20000)) continue;
+        fs.mkdirSync(to, { recursive: true });
+        fs.copyFileSync(src, dst);
+        bytes += size;
+        files++;
+      }
+    }
+  };
+  walk("/usr/share", path.join(dir, "share"));
+  walk("/usr/lib/x86_64-linux-gnu", path.join(dir, "lib"));
+  fs.writeFileSync(path.join(dir, "edit-me.bin"), pseudoRandom(100_000, 1));
+  fs.writeFileSync(path.join(dir, ".complete"), `${files} files, ${bytes} bytes\n`);
+  return dir;
+}
+
+function pseudoRandom(size: number, seed: number): Buffer {
+  const out = Buffer.alloc(size);
+  let x = seed * 2654435761 >>> 0;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** Bytes of `b` not covered by the longest common prefix and suffix with `a`. */
+function changedBytes(a: Buffer, b: Buffer): number {
+  let prefix = 0;
+  while (prefix < a.length && prefix < b.length && a[prefix] === b[prefix]) prefix++;
+  let suffix = 0;
+  while (suffix < a.length - prefix && suffix < b.length - prefix && a[a.length - 1 - suffix] === b[b.length - 1 - suffix]) suffix++;
+  return b.length - prefix - suffix;
+}
+
+const sh = (command: string, cwd?: string) => {
+  const r = spawnSync("bash", ["-c", command], { cwd, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${command}: ${r.stderr}`);
+  return r.stdout;
+};
+
+export function layerCases(repo: string): Row[] {
+  const rows: Row[] = [];
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "crecipe-bench-layers-"));
+  const crecipe = (args: string[]) => [process.execPath, path.join(repo, "bin/crecipe.js"), "-q", ...args];
+  try {
+    // (a) cold image build vs docker build FROM scratch of the same files
+    if (spawnSync("docker", ["info"]).status === 0) {
+      const coldCrecipe = time(crecipe(["-o", "cold", path.join(repo, "recipes/simple.ts"), "simpleImage"]), {
+        cwd: work, runs: 5, before: () => fs.rmSync(path.join(work, "cold"), { recursive: true, force: true }),
+      });
+      const context = path.join(work, "context");
+      sh(`cp -a cold/libs ${context}`, work);
+      fs.writeFileSync(path.join(context, "Dockerfile"), "FROM scratch\nCOPY lib /lib\nCOPY lib64 /lib64\nCOPY bin /bin\nCOPY init /init\nCMD [\"/init\"]\n");
+      const dockerBuild = time(["docker", "build", "--no-cache", "-q", "-t", "crecipe-bench-simple", context], {
+        runs: 5, env: { DOCKER_BUILDKIT: "0" },
+      });
+      spawnSync("docker", ["rmi", "-f", "crecipe-bench-simple"]);
+      rows.push({ case: "cold simple image (2 layers)", crecipe: coldCrecipe, peer: "docker build FROM scratch", peerSeconds: dockerBuild, goal: "< 1×" });
+    }
+
+    // (b) files + list + layer of a 200 MB tree vs tar | sha256sum
+    const tree = benchTree();
+    fs.writeFileSync(path.join(work, "big.ts"), `
+import { $, fs, gz, layer } from ${JSON.stringify(path.join(repo, "lib/mod.ts"))};
+export const big = fs("big", async (root) => {
+  root.ctx.dependOn(${JSON.stringify(tree)});
+  await $\`cp -al ${tree}/. \${root.dir}\`;
+});
+export const bigLayer = layer(big);
+export const bigGz = gz(bigLayer);
+`);
+    sh(crecipe(["big.ts", "bigLayer"]).join(" "), work);
+    const stateOf = (name: string) => path.join(work, "out/.crecipe/state", `${name}.json`);
+    const layerTime = time(crecipe(["big.ts", "bigLayer"]), {
+      cwd: work, runs: 5,
+      before: () => {
+        for (const name of ["big.files", "big.list", "big.layer"]) fs.rmSync(stateOf(name), { force: true });
+      },
+    });
+    const tarTime = time(["bash", "-c", `tar -cf - -C ${tree} . | sha256sum`], { runs: 5 });
+    rows.push({ case: "files+list+layer, 200 MB tree", crecipe: layerTime, peer: "tar -c | sha256sum", peerSeconds: tarTime, goal: "≤ 1.0×" });
+
+    // (c) gz: time and resynchronisation after a 100 KB edit
+    const layerFile = path.join(work, "out/big.layer");
+    const gzTime = time(crecipe(["big.ts", "bigGz"]), { cwd: work, runs: 3, before: () => fs.rmSync(stateOf("big.layer.gz"), { force: true }) });
+    const gzipTime = time(["bash", "-c", `gzip --rsyncable -6 -n -c ${layerFile} > ${work}/gzip.gz`], { runs: 3 });
+    const pigzTime = time(["bash", "-c", `pigz --rsyncable -6 -n -c ${layerFile} > ${work}/pigz.gz`], { runs: 3 });
+    rows.push({ case: "gz of the 200 MB layer", crecipe: gzTime, peer: "pigz --rsyncable", peerSeconds: pigzTime, goal: "≤ 1×" });
+    rows.push({ case: "gz of the 200 MB layer", crecipe: gzTime, peer: "gzip --rsyncable", peerSeconds: gzipTime });
+    const before = fs.readFileSync(path.join(work, "out/big.layer.gz"));
+    const gzipBefore = fs.readFileSync(`${work}/gzip.gz`);
+    const edit = path.join(tree, "edit-me.bin");
+    const original = fs.readFileSync(edit);
+    try {
+      fs.writeFileSync(edit + ".new", pseudoRandom(100_000, 2));
+      fs.renameSync(edit + ".new", edit); // a new inode: the hard-linked copy in out/ keeps the old one
+      sh(crecipe(["big.ts", "bigGz"]).join(" "), work);
+      sh(`gzip --rsyncable -6 -n -c ${layerFile} > ${work}/gzip2.gz`);
+      const ours = changedBytes(before, fs.readFileSync(path.join(work, "out/big.layer.gz")));
+      const theirs = changedBytes(gzipBefore, fs.readFileSync(`${work}/gzip2.gz`));
+      rows.push({ case: "gz bytes changed by a 100 KB edit (MB)", crecipe: ours / 1e6, peer: "gzip --rsyncable", peerSeconds: theirs / 1e6, goal: "≤ 1.2×" });
+    } finally {
+      fs.writeFileSync(edit + ".new", original);
+      fs.renameSync(edit + ".new", edit);
+    }
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  return rows;
+}
