@@ -56,8 +56,13 @@ function pseudoRandom(size: number, seed: number): Buffer {
   return out;
 }
 
-/** Bytes of `b` not covered by the longest common prefix and suffix with `a`. */
+/**
+ * Bytes of gzip stream `b` not covered by the longest common prefix and suffix with `a`.
+ * The 8-byte trailer (CRC32, size) always changes, so it is left out of the suffix.
+ */
 function changedBytes(a: Buffer, b: Buffer): number {
+  a = a.subarray(0, a.length - 8);
+  b = b.subarray(0, b.length - 8);
   let prefix = 0;
   while (prefix < a.length && prefix < b.length && a[prefix] === b[prefix]) prefix++;
   let suffix = 0;

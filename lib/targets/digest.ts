@@ -3,8 +3,9 @@ import * as fs from "node:fs";
 import { CrecipeError } from "../engine/errors.ts";
 import { hashFile } from "../engine/hash.ts";
 import { type Node, target } from "../engine/node.ts";
-import { $ } from "../runtime.ts";
-import { which } from "../run/tools.ts";
+import { spawn } from "node:child_process";
+import { need, which } from "../run/tools.ts";
+import { ArchiveFile } from "./archive.ts";
 
 /** NAME.sha256: the hex sha256 of a file target's output (and the value: the hex). */
 export function sha256(of: Node): Node<string> {
@@ -26,7 +27,26 @@ export function gz(of: Node, options: { level?: number } = {}): Node {
     if (fs.statSync(input).isDirectory()) {
       throw new CrecipeError(`gz(${of.name}): it is a directory; compress a file target (a layer, an image)`, { target: ctx.name });
     }
-    const tool = (await which("pigz")) ? "pigz" : "gzip";
-    await $`${tool} -${level} --rsyncable --no-name -c ${input} > ${ctx.out}`;
+    const tool = (await which("pigz")) ?? (await need("gzip", ctx.name));
+    ctx.noteCommand(`${tool} -${level} --rsyncable --no-name -c ${input}`);
+    // Streamed through us so the output is hashed while it is written, not read again.
+    const out = new ArchiveFile(ctx.out);
+    const child = spawn(tool, [`-${level}`, "--rsyncable", "--no-name", "-c", input], { stdio: ["ignore", "pipe", "pipe"] });
+    const untrack = ctx.trackChild(child.pid!);
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    try {
+      for await (const chunk of child.stdout) out.write(chunk);
+    } catch (error) {
+      out.abandon();
+      throw error;
+    }
+    const code: number = await new Promise((resolve) => child.on("close", resolve));
+    untrack();
+    if (code !== 0) {
+      out.abandon();
+      throw Object.assign(new Error(`${tool} failed: ${stderr.trim()}`), { exitCode: code });
+    }
+    ctx.trustOutputHash(out.close());
   }, { kind: "gz", options: { of, level } });
 }
