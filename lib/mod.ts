@@ -21,4 +21,6 @@ export { image, type ImageValue } from "./targets/image.ts";
 export { type ImageConfig } from "./formats/oci.ts";
 export { gz, sha256 } from "./targets/digest.ts";
 export { load, run } from "./run/mod.ts";
+export { initrd } from "./targets/initrd.ts";
+export { memoryFor } from "./run/kvm.ts";
 export { Root } from "./tree/root.ts";

@@ -425,7 +425,10 @@ export class Engine {
       tail = fs.readFileSync(logPath, "utf8").split("\n").filter((l) => l.length).slice(-15);
     } catch { /* no log */ }
     const processFailure = typeof e?.exitCode === "number";
-    const message = processFailure ? `command failed with exit code ${e.exitCode}` : String(e?.message ?? error).split("\n")[0];
+    // A CrecipeError already says what went wrong; a bare process failure gets the exit code.
+    const message = processFailure && !(error instanceof CrecipeError)
+      ? `command failed with exit code ${e.exitCode}`
+      : String(e?.message ?? error).split("\n")[0];
     return new BuildError(message, {
       target: name,
       command: e?.command ?? (processFailure ? command : undefined),

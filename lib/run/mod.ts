@@ -1,6 +1,7 @@
-/** Ways to run what was built: run.local (chroot), run.docker; load.docker. */
+/** Ways to run what was built: run.local (chroot), run.kvm (qemu), run.docker; load.docker. */
 import { runDocker, loadDocker } from "./docker.ts";
+import { kvm } from "./kvm.ts";
 import { local } from "./local.ts";
 
-export const run = { local, docker: runDocker };
+export const run = { local, kvm, docker: runDocker };
 export const load = { docker: loadDocker };
