@@ -1,6 +1,7 @@
 /** npm run bench: every case beside its peer measured in the same run. */
 import * as path from "node:path";
 import { engineCases } from "./engine.ts";
+import { kvmCases } from "./kvm.ts";
 import { layerCases } from "./layers.ts";
 import { type Row, table } from "./util.ts";
 
@@ -10,6 +11,7 @@ const rows: Row[] = [];
 const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   engine: () => engineCases(repo),
   layers: () => layerCases(repo),
+  kvm: () => kvmCases(repo),
 };
 for (const [name, suite] of Object.entries(suites)) {
   if (only && only !== name) continue;
