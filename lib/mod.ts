@@ -24,3 +24,4 @@ export { load, run } from "./run/mod.ts";
 export { initrd } from "./targets/initrd.ts";
 export { memoryFor } from "./run/kvm.ts";
 export { Root } from "./tree/root.ts";
+export { bootstrap, type BootstrapOptions, hostMirror } from "./debian/bootstrap.ts";

@@ -5,7 +5,7 @@
  * `-o -H newc --reproducible` except that inodes count from 1, as the kernel and
  * GNU cpio only compare them for equality.
  */
-import { type Entry, FormatError, checkPath, comparePaths, escapePath, parentPath } from "./entry.ts";
+import { type Entry, FormatError, checkPath, escapePath, parentPath } from "./entry.ts";
 
 const MAX = 0xffffffff; // every header field is 8 hex digits
 
@@ -136,7 +136,3 @@ export function cpioArchive(items: { entry: Entry; content?: Buffer }[], mtime: 
   return Buffer.concat([...parts, cpioTrailer()]);
 }
 
-/** Sorts archive items by path, which puts every directory before its contents. */
-export function sortItems<T extends { entry: Entry }>(items: T[]): T[] {
-  return [...items].sort((a, b) => comparePaths(a.entry.path, b.entry.path));
-}

@@ -27,12 +27,16 @@ export interface KvmOptions extends InitrdOptions {
 
 /**
  * Guest memory for an initrd of `bytes`, in MiB. The kernel keeps the archive while it
- * unpacks it into the rootfs, so the guest holds it twice, plus what a Debian kernel
- * needs to boot at all (measured here: a 76 MiB guest fails even for a 3 MB busybox tree,
- * 128 MiB boots it; a ~200 MB Debian tree needs ~512 MiB).
+ * unpacks it into the rootfs (a tmpfs capped at half the RAM), plus what a Debian kernel
+ * needs to boot at all. Measured here with a 3 MB busybox initrd: 96 MiB boots, 80 MiB
+ * panics, 64 MiB hangs, 48 MiB and less reset silently; a 158 MiB Debian initrd fails to
+ * unpack in 560 MiB and boots in 640 MiB.
  */
 export function memoryFor(bytes: number): number {
-  const mib = 128 + Math.ceil((2 * bytes) / (1 << 20));
+  // The rootfs is a tmpfs capped at half the RAM, and while it fills the archive is still
+  // in memory: 3.5 × the initrd (measured: 158 MiB fails in 560 MiB, boots in 640),
+  // plus the kernel's own (96 MiB boots a 3 MB tree; 128 leaves room).
+  const mib = 128 + Math.ceil((3.5 * bytes) / (1 << 20));
   return Math.ceil(mib / 16) * 16;
 }
 
@@ -65,6 +69,13 @@ export function kvm(tree: Node | string, options: KvmOptions = {}): Node {
     ctx.log(consoleText);
     const consoleTail = consoleText.split("\n").filter(Boolean).slice(-12);
     const exitText = readOr(files.code).replace(/\r/g, "").trim();
+    if (/Initramfs unpacking failed/.test(consoleText)) {
+      // The tree was cut short: whatever /init did, it did not run on the real tree.
+      throw Object.assign(new CrecipeError(`the initrd did not fit in ${memory} MiB (Initramfs unpacking failed)`, {
+        target: ctx.name,
+        fix: `give it more memory: run.kvm(fs, { memory: ${memory * 2} })`,
+      }), { logTail: consoleTail });
+    }
     if (timedOut) {
       throw new CrecipeError(`the guest did not finish within ${timeout} s and was killed`, {
         target: ctx.name,

@@ -1,0 +1,93 @@
+/**
+ * Unpack a tar into a directory without root: owners (and device nodes) are recorded in
+ * Ownership instead of applied, so the tree scans — and layers — the same whoever built
+ * it. Directory modes are applied last, so a read-only directory can still be filled.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { CrecipeError } from "../engine/errors.ts";
+import { escapePath } from "../formats/filelist.ts";
+import { tarStream } from "../runtime.ts";
+import { emptyOwnership, type Ownership } from "./scan.ts";
+
+export async function untar(archive: string, into: string, meta: Ownership = emptyOwnership()): Promise<Ownership> {
+  const extract = tarStream().extract({ filenameEncoding: "latin1" } as never);
+  const dirModes: [string, number][] = [];
+  const realInto = fs.realpathSync(into);
+  const inside = (name: string): string => {
+    const rel = name.replace(/^\.?\/+/, "").replace(/\/+$/, "");
+    if (rel.split("/").includes("..")) throw new CrecipeError(`${archive}: entry ${JSON.stringify(name)} escapes the tree`);
+    return rel;
+  };
+  const hostPath = (rel: string) => Buffer.from(path.join(into, rel), "latin1");
+  const done = new Promise<void>((resolve, reject) => {
+    extract.on("entry", (header, stream, next) => {
+      try {
+        const rel = inside(header.name);
+        if (rel === "") {
+          dirModes.push(["", header.mode ?? 0o755]);
+          stream.resume();
+          return stream.on("end", next);
+        }
+        const key = escapePath(Buffer.from(rel, "latin1"));
+        const target = hostPath(rel);
+        // Never write through a symlink that leads out of the tree.
+        const parent = fs.realpathSync(path.dirname(target.toString("latin1")));
+        if (parent !== realInto && !parent.startsWith(realInto + "/")) {
+          throw new CrecipeError(`${archive}: entry ${JSON.stringify(header.name)} would be written outside the tree (through a symlink)`);
+        }
+        if ((header.uid ?? 0) !== 0 || (header.gid ?? 0) !== 0) meta.owners[key] = [header.uid ?? 0, header.gid ?? 0];
+        const mode = (header.mode ?? 0o644) & 0o7777;
+        switch (header.type) {
+          case "directory":
+            fs.mkdirSync(target, { recursive: true, mode: 0o700 });
+            dirModes.push([rel, mode]);
+            break;
+          case "file":
+          case "contiguous-file": {
+            const chunks: Buffer[] = [];
+            stream.on("data", (c: Buffer) => chunks.push(c));
+            stream.on("end", () => {
+              try {
+                fs.rmSync(target, { force: true });
+                fs.writeFileSync(target, Buffer.concat(chunks));
+                fs.chmodSync(target, mode);
+                next();
+              } catch (error) {
+                next(error as Error);
+              }
+            });
+            return;
+          }
+          case "symlink":
+            fs.rmSync(target, { force: true });
+            fs.symlinkSync(Buffer.from(header.linkname ?? "", "latin1"), target);
+            break;
+          case "link":
+            fs.rmSync(target, { force: true });
+            fs.linkSync(hostPath(inside(header.linkname ?? "")), target);
+            break;
+          case "character-device":
+          case "block-device":
+            fs.writeFileSync(target, "", { mode: 0o600 });
+            meta.devices[key] = { type: header.type === "block-device" ? "block" : "char", major: header.devmajor ?? 0, minor: header.devminor ?? 0, mode };
+            break;
+          case "fifo":
+            throw new CrecipeError(`${archive}: fifo ${rel} is not supported in unpacked trees yet`);
+          default:
+            break; // pax/gnu extension headers are consumed by tar-stream
+        }
+        stream.resume();
+        stream.on("end", next);
+      } catch (error) {
+        next(error as Error);
+      }
+    });
+    extract.on("finish", resolve);
+    extract.on("error", reject);
+  });
+  fs.createReadStream(archive).pipe(extract);
+  await done;
+  for (const [rel, mode] of dirModes.reverse()) fs.chmodSync(rel ? hostPath(rel) : into, mode);
+  return meta;
+}
