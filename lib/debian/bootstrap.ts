@@ -75,13 +75,16 @@ export function bootstrap(name: string, options: BootstrapOptions = {}): Node<Ow
       `--mode=${rootless ? "unshare" : "root"}`,
       `--components=${settings.components.join(",")}`,
       "--skip=essential/unlink",
+      // Setup hooks run outside the namespace: in unshare mode this directory is then owned
+      // by the outer user, so the customize hook (inside) gives it back to root.
       `--setup-hook=mkdir -p "$1"/var/cache/apt/archives/`,
       `--setup-hook=sync-in ${archives} /var/cache/apt/archives/`,
       `--customize-hook=sync-out /var/cache/apt/archives ${archives}`,
       // Churn that differs from build to build, or that no image needs.
       `--customize-hook=rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/cache/apt/*.bin "$1"/var/lib/apt/lists/* ` +
         `"$1"/var/log/apt/* "$1"/var/log/dpkg.log "$1"/var/log/alternatives.log "$1"/var/log/bootstrap.log ` +
-        `"$1"/var/cache/ldconfig/aux-cache "$1"/var/lib/dpkg/*-old "$1"/var/cache/debconf/*-old; : > "$1"/etc/machine-id`,
+        `"$1"/var/cache/ldconfig/aux-cache "$1"/var/lib/dpkg/*-old "$1"/var/cache/debconf/*-old; : > "$1"/etc/machine-id; ` +
+        `rm -f "$1"/var/cache/apt/archives/lock; chown 0:0 "$1"/var/cache/apt/archives`,
     ];
     if (settings.include.length) args.push(`--include=${settings.include.join(",")}`);
     if (settings.exclude.length) args.push(`--dpkgopt=path-exclude=${settings.exclude.join(",")}`);

@@ -5,7 +5,7 @@
  * `-o -H newc --reproducible` except that inodes count from 1, as the kernel and
  * GNU cpio only compare them for equality.
  */
-import { type Entry, FormatError, checkPath, escapePath, parentPath } from "./entry.ts";
+import { type Entry, FormatError, checkPath, comparePaths, escapePath, parentPath } from "./entry.ts";
 
 const MAX = 0xffffffff; // every header field is 8 hex digits
 
@@ -85,37 +85,41 @@ export function cpioTrailer(): Buffer {
 
 /**
  * A whole newc archive of `items` in the given order, ending with the trailer. Inodes
- * are numbered from 1 in order of appearance; a "hardlink" shares the inode of its target
- * (which must come earlier) and every member of the group gets the group's nlink. As in
+ * are numbered from 1 in order of appearance; a "hardlink" shares the inode of its
+ * target (anywhere in `items`: sorting by path may put a link before its target) and
+ * every member of the group gets the group's nlink and the target's metadata. As in
  * GNU cpio, a file's data is stored once, with the group's last member, and the earlier
  * members have size 0: GNU cpio defers those until the data arrives, and the kernel links
- * them by inode. Directories get nlink 2 + subdirectories, like a real file system.
+ * them to the first name it saw. Directories get nlink 2 + subdirectories, like a real
+ * file system.
  */
 export function cpioArchive(items: { entry: Entry; content?: Buffer }[], mtime: number): Buffer {
   // latin1 maps each byte to one character, so it is a lossless key for raw paths.
   const key = (p: Buffer) => p.toString("latin1");
-  const firstOf = new Map<string, number>(); // path -> index of the item that owns the inode
-  const owner: number[] = []; // for each item, the index owning its inode
-  const members = new Map<number, number[]>(); // owner index -> items sharing that inode
+  const byPath = new Map(items.map(({ entry }, i) => [key(entry.path), i]));
+  if (byPath.size !== items.length) throw new FormatError("the same path appears twice in the cpio items");
   const subdirs = new Map<string, number>();
-  items.forEach(({ entry }, i) => {
-    let own = i;
-    if (entry.type === "hardlink") {
-      const target = entry.linkTarget && firstOf.get(key(entry.linkTarget));
-      if (target === undefined) {
-        throw new FormatError(`hard link "${escapePath(entry.path)}" must come after its target "${escapePath(entry.linkTarget ?? Buffer.alloc(0))}"`);
+  for (const { entry } of items) {
+    if (entry.type === "dir") subdirs.set(key(parentPath(entry.path)), (subdirs.get(key(parentPath(entry.path))) ?? 0) + 1);
+  }
+  // The item owning each inode: a hard link's target, followed through links to links.
+  const owner = items.map(({ entry }) => {
+    let own = byPath.get(key(entry.path))!;
+    for (const seen = new Set<number>(); items[own].entry.type === "hardlink"; seen.add(own)) {
+      const link = items[own].entry;
+      const next = link.linkTarget && byPath.get(key(link.linkTarget));
+      if (next === undefined || seen.has(next)) {
+        throw new FormatError(`hard link "${escapePath(link.path)}" points to "${escapePath(link.linkTarget ?? Buffer.alloc(0))}", which is not a file in the archive`);
       }
-      own = owner[target];
-      if (items[own].entry.type === "dir") throw new FormatError(`hard link "${escapePath(entry.path)}" points to a directory`);
+      own = next;
     }
-    owner.push(own);
-    firstOf.set(key(entry.path), i);
-    members.set(own, [...(members.get(own) ?? []), i]);
-    if (entry.type === "dir") {
-      const parent = key(parentPath(entry.path));
-      subdirs.set(parent, (subdirs.get(parent) ?? 0) + 1);
+    if (entry.type === "hardlink" && items[own].entry.type === "dir") {
+      throw new FormatError(`hard link "${escapePath(entry.path)}" points to a directory`);
     }
+    return own;
   });
+  const members = new Map<number, number[]>(); // owner index -> items sharing its inode, in order
+  owner.forEach((own, i) => members.set(own, [...(members.get(own) ?? []), i]));
 
   const inodes = new Map<number, number>();
   const parts = items.map(({ entry }, i) => {
@@ -136,3 +140,7 @@ export function cpioArchive(items: { entry: Entry; content?: Buffer }[], mtime: 
   return Buffer.concat([...parts, cpioTrailer()]);
 }
 
+/** Items in comparePaths order, which puts every directory before its contents. */
+export function sortItems<T extends { entry: Entry }>(items: T[]): T[] {
+  return [...items].sort((a, b) => comparePaths(a.entry.path, b.entry.path));
+}

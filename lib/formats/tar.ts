@@ -1,9 +1,10 @@
 /**
  * A deterministic ustar/pax tar writer. Output depends only on the entry and the mtime
  * passed in, so the same tree always gives the same bytes (and the same layer digest).
- * The layout follows what GNU tar writes with --format=posix --numeric-owner and
- * --pax-option=exthdr.name=PaxHeaders/%f,delete=atime,delete=ctime, so GNU tar can be
- * used as the reference in tests.
+ * Headers are laid out as GNU tar writes them with --numeric-owner, so GNU tar serves as
+ * the reference in tests: names that fit ustar's prefix/name split use it (like
+ * --format=ustar), anything else gets a pax header like --format=posix with
+ * --pax-option=exthdr.name=PaxHeaders/%f,delete=atime,delete=ctime.
  */
 import { isUtf8 } from "node:buffer";
 import { type Entry, FormatError, baseName, checkPath, escapePath, isWhiteoutName } from "./entry.ts";
@@ -104,6 +105,8 @@ function checkNumber(what: string, value: number | undefined, max: number, path:
  * (see tarPadding). `mtime` (seconds) is written for every entry, so archives do not
  * depend on when files were touched. Throws FormatError for paths that could escape the
  * extraction root; other path rules are the caller's, since whiteouts need ".wh." names.
+ * A "hardlink" must come after its target in the archive: extractors link to a file
+ * they have already written.
  */
 export function tarHeader(entry: Entry, mtime: number): Buffer {
   const { path, type } = entry;

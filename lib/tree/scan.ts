@@ -5,8 +5,9 @@
  */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
-import { type Entry, type EntryType } from "../formats/entry.ts";
+import { comparePaths, type Entry, type EntryType } from "../formats/entry.ts";
 import { escapePath } from "../formats/filelist.ts";
+import { CrecipeError } from "../engine/errors.ts";
 
 /** What chown/mknod recorded, keyed by escaped path (formats/filelist's escapePath). */
 export interface Ownership {
@@ -20,8 +21,7 @@ const SLASH = Buffer.from("/");
 
 /** Every path under `root` (the root itself excluded), sorted bytewise, with hashes. */
 export function scanTree(root: string, meta: Ownership = emptyOwnership(), options: { diskOwners?: boolean } = {}): Entry[] {
-  const entries: Entry[] = [];
-  const firstOfInode = new Map<string, Buffer>();
+  const found: { entry: Entry; full: Buffer; inode?: string }[] = [];
   const chunk = Buffer.allocUnsafe(1 << 20);
   const walk = (rel: Buffer) => {
     const dir = rel.length ? Buffer.concat([Buffer.from(root + "/"), rel]) : Buffer.from(root);
@@ -32,21 +32,14 @@ export function scanTree(root: string, meta: Ownership = emptyOwnership(), optio
       const st = fs.lstatSync(full);
       const key = escapePath(path);
       const [uid, gid] = meta.owners[key] ?? (options.diskOwners ? [st.uid, st.gid] : [0, 0]);
-      const entry: Entry = { path, type: typeOf(st), mode: st.mode & 0o7777, uid, gid, size: 0 };
+      const entry: Entry = { path, type: typeOf(st, path), mode: st.mode & 0o7777, uid, gid, size: 0 };
       const device = meta.devices[key];
       if (device) {
         Object.assign(entry, { type: device.type, mode: device.mode, devMajor: device.major, devMinor: device.minor });
       } else if (entry.type === "file") {
-        const inode = `${st.dev}:${st.ino}`;
-        const first = st.nlink > 1 ? firstOfInode.get(inode) : undefined;
-        if (first) {
-          entry.type = "hardlink";
-          entry.linkTarget = first;
-        } else {
-          if (st.nlink > 1) firstOfInode.set(inode, path);
-          entry.size = st.size;
-          entry.hash = hashFile(full, chunk);
-        }
+        entry.size = st.size; // hashed below, once the link groups are known
+        found.push({ entry, full, inode: st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined });
+        continue;
       } else if (entry.type === "symlink") {
         entry.linkTarget = fs.readlinkSync(full, { encoding: "buffer" });
         entry.hash = createHash("sha256").update(entry.linkTarget).digest("hex");
@@ -54,22 +47,36 @@ export function scanTree(root: string, meta: Ownership = emptyOwnership(), optio
         entry.devMajor = Math.floor(st.rdev / 256) & 0xfff;
         entry.devMinor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
       }
-      entries.push(entry);
+      found.push({ entry, full });
       if (entry.type === "dir") walk(path);
     }
   };
   walk(Buffer.alloc(0));
-  return entries;
+  // Bytewise order is the order of lists and archives; a link group's first member in
+  // that order carries the data, so a hard link never comes before its target.
+  found.sort((a, b) => comparePaths(a.entry.path, b.entry.path));
+  const firstOfInode = new Map<string, Buffer>();
+  for (const { entry, full, inode } of found) {
+    if (entry.type !== "file") continue;
+    const first = inode ? firstOfInode.get(inode) : undefined;
+    if (first) {
+      Object.assign(entry, { type: "hardlink", linkTarget: first, size: 0 });
+      continue;
+    }
+    if (inode) firstOfInode.set(inode, entry.path);
+    entry.hash = hashFile(full, chunk);
+  }
+  return found.map((f) => f.entry);
 }
 
-function typeOf(st: fs.Stats): EntryType {
+function typeOf(st: fs.Stats, path: Buffer): EntryType {
   if (st.isFile()) return "file";
   if (st.isDirectory()) return "dir";
   if (st.isSymbolicLink()) return "symlink";
   if (st.isFIFO()) return "fifo";
   if (st.isCharacterDevice()) return "char";
   if (st.isBlockDevice()) return "block";
-  throw new Error(`unsupported file type (socket?) at ${st.ino}`);
+  throw new CrecipeError(`${escapePath(path)} is a socket: sockets cannot go into layers or initrds`, { fix: "remove it in the fs builder" });
 }
 
 function hashFile(file: Buffer, chunk: Buffer): string {

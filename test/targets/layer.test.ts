@@ -31,6 +31,8 @@ export const tricky = fs("tricky", async (root) => {
   await root.symlink("missing/target", "dangling");
   await root.write("hard1", "one inode, two names");
   nfs.linkSync(root.path("hard1"), root.path("hard2"));
+  await root.write("z/target", "linked across directories");
+  nfs.linkSync(root.path("z/target"), root.path("z-link")); // "z-link" sorts before "z/target"
   await root.mkdir("empty");
   await $\`mkfifo \${root.path("fifo")}\`;
   await root.write("setuid", "su", 0o4755);
