@@ -1,5 +1,6 @@
 /** npm run bench: every case beside its peer measured in the same run. */
 import * as path from "node:path";
+import { debianCases } from "./debian.ts";
 import { engineCases } from "./engine.ts";
 import { kvmCases } from "./kvm.ts";
 import { layerCases } from "./layers.ts";
@@ -12,6 +13,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   engine: () => engineCases(repo),
   layers: () => layerCases(repo),
   kvm: () => kvmCases(repo),
+  debian: () => debianCases(repo),
 };
 for (const [name, suite] of Object.entries(suites)) {
   if (only && only !== name) continue;
