@@ -71,7 +71,25 @@ export function contentHash(p: string): string | undefined {
 }
 
 let chunk: Buffer | undefined;
+/**
+ * sha256 of files already hashed in this process, keyed by what stat says: a tree that is
+ * stamped by the engine and then listed by files() is read once, not twice. ctime is in
+ * the key, so any write, chmod or rename-over is a miss.
+ */
+const fileHashes = new Map<string, string>();
+
 export function hashFile(p: string | Buffer): string {
+  const st = fs.statSync(p);
+  const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  const known = fileHashes.get(key);
+  if (known) return known;
+  const digest = hashFileUncached(p);
+  if (fileHashes.size > 1_000_000) fileHashes.clear();
+  fileHashes.set(key, digest);
+  return digest;
+}
+
+function hashFileUncached(p: string | Buffer): string {
   const h = createHash("sha256");
   const fd = fs.openSync(p, "r");
   try {

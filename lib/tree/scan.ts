@@ -4,6 +4,7 @@
  * the disk, so a build by an unprivileged user scans exactly like a build by root.
  */
 import { createHash } from "node:crypto";
+import { hashFile } from "../engine/hash.ts";
 import * as fs from "node:fs";
 import { comparePaths, type Entry, type EntryType } from "../formats/entry.ts";
 import { escapePath } from "../formats/filelist.ts";
@@ -22,7 +23,6 @@ const SLASH = Buffer.from("/");
 /** Every path under `root` (the root itself excluded), sorted bytewise, with hashes. */
 export function scanTree(root: string, meta: Ownership = emptyOwnership(), options: { diskOwners?: boolean } = {}): Entry[] {
   const found: { entry: Entry; full: Buffer; inode?: string }[] = [];
-  const chunk = Buffer.allocUnsafe(1 << 20);
   const walk = (rel: Buffer) => {
     const dir = rel.length ? Buffer.concat([Buffer.from(root + "/"), rel]) : Buffer.from(root);
     const names = fs.readdirSync(dir, { encoding: "buffer" }).sort(Buffer.compare);
@@ -64,7 +64,7 @@ export function scanTree(root: string, meta: Ownership = emptyOwnership(), optio
       continue;
     }
     if (inode) firstOfInode.set(inode, entry.path);
-    entry.hash = hashFile(full, chunk);
+    entry.hash = hashFile(full);
   }
   return found.map((f) => f.entry);
 }
@@ -77,15 +77,4 @@ function typeOf(st: fs.Stats, path: Buffer): EntryType {
   if (st.isCharacterDevice()) return "char";
   if (st.isBlockDevice()) return "block";
   throw new CrecipeError(`${escapePath(path)} is a socket: sockets cannot go into layers or initrds`, { fix: "remove it in the fs builder" });
-}
-
-function hashFile(file: Buffer, chunk: Buffer): string {
-  const h = createHash("sha256");
-  const fd = fs.openSync(file, "r");
-  try {
-    for (let n; (n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0;) h.update(chunk.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest("hex");
 }
