@@ -33,7 +33,7 @@ export function consoleReporter(options: ReporterOptions = {}): Reporter {
   const drawStatus = () => {
     if (!tty || running.size === 0) return;
     const names = [...running];
-    const cols = (out as NodeJS.WriteStream).columns ?? 80;
+    const cols = (out as NodeJS.WriteStream).columns || 80;
     let line = `[${names.length} running] ${names.join(", ")}`;
     if (line.length > cols - 1) line = line.slice(0, cols - 2) + "…";
     out.write(`\x1b[2m${line}\x1b[0m`);
