@@ -64,11 +64,24 @@ async function transform(source, text) {
   return result.code;
 }
 
+/** esbuild's complaint about a source file, as one LoadError a person can read. */
+async function transformOrExplain(source, text) {
+  try {
+    return await transform(source, text);
+  } catch (error) {
+    const first = error.errors?.[0];
+    const where = first?.location ? `${source}:${first.location.line}:${first.location.column + 1}` : source;
+    throw new LoadError(`cannot compile ${where}: ${first?.text ?? error.message}`);
+  }
+}
+
 // esbuild prints every static import/export as `… from "spec"` or `import "spec"`, and a
 // dynamic one as `import("spec")`, always with double quotes.
 const IMPORT_RE = /(^|\n)((?:import|export)\b[^"'`;]*?\bfrom\s*|import\s*)"([^"\\\n]+)"|\bimport\("([^"\\\n]+)"\)/g;
 
-class LoadError extends Error {}
+class LoadError extends Error {
+  name = "LoadError";
+}
 
 /**
  * Make sure `source` and every module it imports are transformed and fresh.
@@ -98,7 +111,7 @@ async function prepareOne(source, seen, chain) {
       await Promise.all(cached.ts.map((dep) => prepareOne(dep, seen, [...chain, source])));
       return;
     }
-    const code = await transform(source, text);
+    const code = await transformOrExplain(source, text);
     const tsDeps = [];
     const rewritten = [];
     for (const match of code.matchAll(IMPORT_RE)) {

@@ -4,5 +4,11 @@
 import { importTs } from "./boot.js";
 
 process.setSourceMapsEnabled?.(true);
-const cli = await importTs(new URL("./cli.ts", import.meta.url).pathname);
+let cli;
+try {
+  cli = await importTs(new URL("./cli.ts", import.meta.url).pathname);
+} catch (error) {
+  console.error(`crecipe: error: ${error.message}`);
+  process.exit(2);
+}
 process.exitCode = await cli.run(process.argv.slice(2), importTs);

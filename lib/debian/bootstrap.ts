@@ -23,8 +23,12 @@ export interface BootstrapOptions {
   suite?: string;
   /** mmdebstrap variant (default minbase). */
   variant?: string;
+  /** Packages to install besides the variant's. */
   include?: string[];
+  /** Packages to purge after the install (apt-get purge inside the new tree). */
   exclude?: string[];
+  /** dpkg path-exclude patterns: files never unpacked, e.g. "/usr/share/doc/*". */
+  pathExclude?: string[];
   components?: string[];
   /** Mirror URL (default: the host's first Debian source in /etc/apt, else mmdebstrap's default). */
   mirror?: string;
@@ -58,6 +62,7 @@ export function bootstrap(name: string, options: BootstrapOptions = {}): Node<Ow
     variant: options.variant ?? "minbase",
     include: options.include ?? [],
     exclude: options.exclude ?? [],
+    pathExclude: options.pathExclude ?? [],
     components: options.components ?? ["main"],
     mirror: options.mirror ?? hostMirror() ?? null,
     epoch: sourceDateEpoch(),
@@ -87,7 +92,12 @@ export function bootstrap(name: string, options: BootstrapOptions = {}): Node<Ow
         `rm -f "$1"/var/cache/apt/archives/lock; chown 0:0 "$1"/var/cache/apt/archives`,
     ];
     if (settings.include.length) args.push(`--include=${settings.include.join(",")}`);
-    if (settings.exclude.length) args.push(`--dpkgopt=path-exclude=${settings.exclude.join(",")}`);
+    for (const pattern of settings.pathExclude) args.push(`--dpkgopt=path-exclude=${pattern}`);
+    if (settings.exclude.length) {
+      // Before the clean-up hook (hooks run in order): the purge's logs go with the rest.
+      args.splice(args.findIndex((a) => a.startsWith("--customize-hook=rm -rf")), 0,
+        `--customize-hook=chroot "$1" apt-get purge --yes ${settings.exclude.join(" ")}`);
+    }
     args.push(settings.suite, tarball);
     if (settings.mirror) args.push(settings.mirror);
     const result = await $({ nothrow: true, env: { ...process.env, SOURCE_DATE_EPOCH: String(settings.epoch) } })`${mmdebstrap} ${args}`;
@@ -97,7 +107,7 @@ export function bootstrap(name: string, options: BootstrapOptions = {}): Node<Ow
         target: ctx.name,
         fix: subuid
           ? `give this user subordinate ids (sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER) and install uidmap`
-          : "see the log above (network? a package name in include?)",
+          : "see the log above (the network? a package name in include or exclude?)",
       }), { exitCode: result.exitCode });
     }
     fs.mkdirSync(ctx.out, { mode: 0o755 });

@@ -78,8 +78,8 @@ let chunk: Buffer | undefined;
  */
 const fileHashes = new Map<string, string>();
 
-export function hashFile(p: string | Buffer): string {
-  const st = fs.statSync(p);
+export function hashFile(p: string | Buffer, stats?: fs.Stats): string {
+  const st = stats ?? fs.statSync(p);
   const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
   const known = fileHashes.get(key);
   if (known) return known;

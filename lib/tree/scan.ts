@@ -22,7 +22,7 @@ const SLASH = Buffer.from("/");
 
 /** Every path under `root` (the root itself excluded), sorted bytewise, with hashes. */
 export function scanTree(root: string, meta: Ownership = emptyOwnership(), options: { diskOwners?: boolean } = {}): Entry[] {
-  const found: { entry: Entry; full: Buffer; inode?: string }[] = [];
+  const found: { entry: Entry; full: Buffer; inode?: string; st?: fs.Stats }[] = [];
   const walk = (rel: Buffer) => {
     const dir = rel.length ? Buffer.concat([Buffer.from(root + "/"), rel]) : Buffer.from(root);
     const names = fs.readdirSync(dir, { encoding: "buffer" }).sort(Buffer.compare);
@@ -38,7 +38,7 @@ export function scanTree(root: string, meta: Ownership = emptyOwnership(), optio
         Object.assign(entry, { type: device.type, mode: device.mode, devMajor: device.major, devMinor: device.minor });
       } else if (entry.type === "file") {
         entry.size = st.size; // hashed below, once the link groups are known
-        found.push({ entry, full, inode: st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined });
+        found.push({ entry, full, inode: st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined, st });
         continue;
       } else if (entry.type === "symlink") {
         entry.linkTarget = fs.readlinkSync(full, { encoding: "buffer" });
@@ -56,7 +56,7 @@ export function scanTree(root: string, meta: Ownership = emptyOwnership(), optio
   // that order carries the data, so a hard link never comes before its target.
   found.sort((a, b) => comparePaths(a.entry.path, b.entry.path));
   const firstOfInode = new Map<string, Buffer>();
-  for (const { entry, full, inode } of found) {
+  for (const { entry, full, inode, st } of found) {
     if (entry.type !== "file") continue;
     const first = inode ? firstOfInode.get(inode) : undefined;
     if (first) {
@@ -64,7 +64,7 @@ export function scanTree(root: string, meta: Ownership = emptyOwnership(), optio
       continue;
     }
     if (inode) firstOfInode.set(inode, entry.path);
-    entry.hash = hashFile(full);
+    entry.hash = hashFile(full, st);
   }
   return found.map((f) => f.entry);
 }

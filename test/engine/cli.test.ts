@@ -43,6 +43,10 @@ it("--list, --graph, --clean, --xclean and usage errors", () => {
   const missing = crecipe(dir, ["r.ts", "nothing.here"]);
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /no target named nothing\.here .*\n  fix: known targets: download\.txt, app\.txt/);
+  write(dir, "broken.ts", "export const x: number = ;\n");
+  const broken = crecipe(dir, ["broken.ts"]);
+  assert.equal(broken.status, 2);
+  assert.match(broken.stderr, /^crecipe: error: cannot compile .*broken\.ts:1:26: Unexpected ";"$/m);
   assert.match(crecipe(dir, ["--version"]).stdout, /^\d+\.\d+\.\d+\n$/);
   assert.match(crecipe(dir, ["--help"]).stdout, /usage: crecipe \[options\] RECIPE\.ts \[TARGET…\]/);
 });
