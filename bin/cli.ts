@@ -38,12 +38,29 @@ options:
 
 exit codes: 0 ok, 1 a target failed, 2 bad usage or recipe error, 130 interrupted`;
 
+/** What minimist gives back for our options. */
+interface Args {
+  _: (string | number)[];
+  jobs?: string;
+  out?: string;
+  why?: string;
+  graph?: string;
+  "dry-run"?: boolean;
+  list?: boolean;
+  clean?: boolean;
+  xclean?: boolean;
+  verbose?: boolean;
+  quiet?: boolean;
+  version?: boolean;
+  help?: boolean;
+}
+
 export async function main(argv: string[], importTs: (file: string) => Promise<Record<string, unknown>>): Promise<number> {
-  const args = minimist(argv, {
+  const args: Args = minimist(argv, {
     string: ["jobs", "out", "why", "graph"],
     boolean: ["dry-run", "list", "clean", "xclean", "verbose", "quiet", "version", "help"],
     alias: { j: "jobs", o: "out", n: "dry-run", v: "verbose", q: "quiet", h: "help" },
-    unknown: (a) => {
+    unknown: (a: string) => {
       if (a.startsWith("-")) throw new CrecipeError(`unknown option ${a}`, { fix: "see crecipe --help" });
       return true;
     },

@@ -10,6 +10,18 @@ import { escapePath } from "../formats/filelist.ts";
 import { tarStream } from "../runtime.ts";
 import { emptyOwnership, type Ownership } from "./scan.ts";
 
+/** The fields of a tar-stream header that unpacking reads. */
+interface TarHeader {
+  name: string;
+  type: string | null;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  linkname?: string | null;
+  devmajor?: number;
+  devminor?: number;
+}
+
 export async function untar(archive: string, into: string, meta: Ownership = emptyOwnership()): Promise<Ownership> {
   const extract = tarStream().extract({ filenameEncoding: "latin1" } as never);
   const dirModes: [string, number][] = [];
@@ -21,7 +33,7 @@ export async function untar(archive: string, into: string, meta: Ownership = emp
   };
   const hostPath = (rel: string) => Buffer.from(path.join(into, rel), "latin1");
   const done = new Promise<void>((resolve, reject) => {
-    extract.on("entry", (header, stream, next) => {
+    extract.on("entry", (header: TarHeader, stream: NodeJS.ReadableStream, next: (error?: Error) => void) => {
       try {
         const rel = inside(header.name);
         if (rel === "") {

@@ -42,3 +42,12 @@ export default shout;`);
   assert.match(again.stderr, /0 built, 2 up to date/);
   assert.equal(read(dir, "out/shout.txt"), "FROM NODE\n");
 });
+
+it("the library and the CLI type-check under deno check", () => {
+  const r = spawnSync(deno, ["check", `--config=${path.join(repo, "deno.json")}`, "lib/mod.ts", "bin/cli.ts"], {
+    cwd: repo,
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  assert.equal(r.status, 0, r.stderr);
+});
