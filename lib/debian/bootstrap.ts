@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { CrecipeError } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
 import { $, cacheDir } from "../runtime.ts";
-import { need } from "../run/tools.ts";
+import { need, readTextOr } from "../run/tools.ts";
 import { sourceDateEpoch } from "../targets/layer.ts";
 import { untar } from "../tree/untar.ts";
 import type { Ownership } from "../tree/scan.ts";
@@ -38,7 +38,7 @@ export interface BootstrapOptions {
 export function hostMirror(): string | undefined {
   const texts: string[] = [];
   for (const file of ["/etc/apt/sources.list", ...listDir("/etc/apt/sources.list.d")]) {
-    if (/\.(list|sources)$/.test(file)) texts.push(readOr(file));
+    if (/\.(list|sources)$/.test(file)) texts.push(readTextOr(file));
   }
   for (const text of texts) {
     const deb822 = text.match(/^URIs:\s*(\S+\/debian)\/?\s*$/m);
@@ -122,13 +122,5 @@ function listDir(dir: string): string[] {
     return fs.readdirSync(dir).map((f) => path.join(dir, f));
   } catch {
     return [];
-  }
-}
-
-function readOr(file: string): string {
-  try {
-    return fs.readFileSync(file, "utf8");
-  } catch {
-    return "";
   }
 }

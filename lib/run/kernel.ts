@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { CrecipeError } from "../engine/errors.ts";
-import { need } from "./tools.ts";
+import { need, readTextOr } from "./tools.ts";
 
 export function findKernel(option?: string): string {
   const candidates: { path: string; why: string }[] = [];
@@ -70,7 +70,7 @@ export function chooseAccel(kernel: string, cacheFile: string, say: (m: string) 
     if (process.env.CRECIPE_ACCEL === "tcg" || process.env.CRECIPE_ACCEL === "kvm") {
       return { accel: process.env.CRECIPE_ACCEL as Accel, why: "$CRECIPE_ACCEL" };
     }
-    const bootId = readOr("/proc/sys/kernel/random/boot_id", "").trim();
+    const bootId = readTextOr("/proc/sys/kernel/random/boot_id", "").trim();
     try {
       const cached = JSON.parse(fs.readFileSync(cacheFile, "utf8"));
       if (cached.bootId === bootId && (cached.accel === "kvm" || cached.accel === "tcg")) {
@@ -107,13 +107,6 @@ async function probe(kernel: string): Promise<{ accel: Accel; why: string }> {
   });
 }
 
-function readOr(file: string, fallback: string): string {
-  try {
-    return fs.readFileSync(file, "utf8");
-  } catch {
-    return fallback;
-  }
-}
 
 /**
  * The kernel to hand qemu. A bzImage decompresses itself, which under TCG takes about
@@ -125,7 +118,7 @@ function readOr(file: string, fallback: string): string {
 export async function bootableKernel(kernel: string, cacheDir: string, log: (m: string) => void): Promise<string> {
   if (process.env.CRECIPE_KERNEL_DIRECT === "0") return kernel;
   const config = path.join(path.dirname(kernel), path.basename(kernel).replace(/^vmlinuz-/, "config-"));
-  if (!/^CONFIG_PVH=y$/m.test(readOr(config, ""))) return kernel;
+  if (!/^CONFIG_PVH=y$/m.test(readTextOr(config, ""))) return kernel;
   const image = fs.readFileSync(kernel);
   const digest = (await import("node:crypto")).createHash("sha256").update(image).digest("hex");
   const cached = path.join(cacheDir, `${digest.slice(0, 32)}.vmlinux`);

@@ -13,7 +13,7 @@ import { type Node, target } from "../engine/node.ts";
 import { initrd, type InitrdOptions } from "../targets/initrd.ts";
 import { asFs } from "../targets/fs.ts";
 import { bootableKernel, chooseAccel, findKernel } from "./kernel.ts";
-import { need } from "./tools.ts";
+import { need, readTextOr } from "./tools.ts";
 import { cacheDir } from "../runtime.ts";
 
 export interface KvmOptions extends InitrdOptions {
@@ -65,10 +65,10 @@ export function kvm(tree: Node | string, options: KvmOptions = {}): Node {
     ctx.noteCommand([qemu, ...args].join(" "));
     ctx.log(`${ctx.name}: ${accel}, ${memory} MiB`);
     const { code, timedOut, stderr } = await runQemu(qemu, args, timeout, ctx.trackChild);
-    const consoleText = readOr(files.console).replace(/\r/g, "");
+    const consoleText = readTextOr(files.console).replace(/\r/g, "");
     ctx.log(consoleText);
     const consoleTail = consoleText.split("\n").filter(Boolean).slice(-12);
-    const exitText = readOr(files.code).replace(/\r/g, "").trim();
+    const exitText = readTextOr(files.code).replace(/\r/g, "").trim();
     if (/Initramfs unpacking failed/.test(consoleText)) {
       // The tree was cut short: whatever /init did, it did not run on the real tree.
       throw Object.assign(new CrecipeError(`the initrd did not fit in ${memory} MiB (Initramfs unpacking failed)`, {
@@ -90,7 +90,7 @@ export function kvm(tree: Node | string, options: KvmOptions = {}): Node {
         exitCode: code,
       });
     }
-    fs.writeFileSync(ctx.out, readOr(files.stdout).replace(/\r/g, ""));
+    fs.writeFileSync(ctx.out, readTextOr(files.stdout).replace(/\r/g, ""));
     const status = Number(exitText);
     if (status !== 0) throw Object.assign(new Error(`/init exited with code ${status}`), { exitCode: status });
   }, { kind: "runkvm", options: { fs: fsNode, initrd: image, memory: options.memory ?? null, timeout, kernel: options.kernel ?? null } });
@@ -142,12 +142,4 @@ function runQemu(qemu: string, args: string[], timeoutSeconds: number, track: (p
       resolve({ code, timedOut, stderr });
     });
   });
-}
-
-function readOr(file: string): string {
-  try {
-    return fs.readFileSync(file, "utf8");
-  } catch {
-    return "";
-  }
 }

@@ -31,3 +31,12 @@ export async function need(command: string, target?: string): Promise<string> {
   const pkg = PACKAGES[command] ?? command;
   throw new CrecipeError(`${command} is not installed`, { target, fix: `sudo apt-get install ${pkg}` });
 }
+
+/** A text file's contents, or `fallback` when it cannot be read (a missing port file, no config). */
+export function readTextOr(file: string, fallback = ""): string {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return fallback;
+  }
+}
