@@ -49,3 +49,11 @@ export class InterruptedError extends CrecipeError {
     this.name = "InterruptedError";
   }
 }
+
+/**
+ * A process a builder ran exited non-zero. The failure report shows it as "command failed
+ * with exit code N", with the command and the log's last lines; `fix` says what to do.
+ */
+export function exitFailure(exitCode: number | null, fix?: string): Error {
+  return Object.assign(new Error(`exit code ${exitCode}`), { exitCode, fix });
+}

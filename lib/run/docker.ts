@@ -4,7 +4,8 @@
  * digest on containerd-backed Docker), never by a layer id.
  */
 import * as fs from "node:fs";
-import { CrecipeError } from "../engine/errors.ts";
+import type { BuildContext } from "../engine/context.ts";
+import { CrecipeError, exitFailure } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
 import { $ } from "../runtime.ts";
 import type { ImageValue } from "../targets/image.ts";
@@ -31,7 +32,7 @@ async function loadedId(bin: string, value: ImageValue): Promise<string | undefi
   return undefined;
 }
 
-async function ensureLoaded(ctx: { name: string; result: <T>(n: Node<T>) => Promise<{ path?: string; value: T }> }, image: Node<ImageValue>) {
+async function ensureLoaded(ctx: BuildContext, image: Node<ImageValue>) {
   const built = await ctx.result(image);
   const bin = await docker(ctx);
   let id = await loadedId(bin, built.value);
@@ -46,7 +47,7 @@ async function ensureLoaded(ctx: { name: string; result: <T>(n: Node<T>) => Prom
 /** NAME.load: the image loaded into Docker; its value is the ID Docker uses. */
 export function loadDocker(image: Node<ImageValue>): Node<string> {
   return target(`${image.name.replace(/\.image$/, "")}.load`, async (ctx) => {
-    const { id } = await ensureLoaded(ctx as never, image);
+    const { id } = await ensureLoaded(ctx, image);
     return id;
   }, { kind: "load", options: { image } });
 }
@@ -57,10 +58,10 @@ export function runDocker(image: Node<ImageValue>, args: string[] = []): Node {
   return target(`${image.name.replace(/\.image$/, "")}.rundocker`, async (ctx) => {
     await ctx.need(loaded);
     // Loaded again here if the daemon lost it since (pruned, restarted with a new store).
-    const { bin, id } = await ensureLoaded(ctx as never, image);
+    const { bin, id } = await ensureLoaded(ctx, image);
     const result = await $({ nothrow: true })`${bin} run --rm --network=none ${id} ${args}`;
     if (result.exitCode !== 0) {
-      throw Object.assign(new Error(`the container exited with code ${result.exitCode}`), { exitCode: result.exitCode });
+      throw exitFailure(result.exitCode);
     }
     fs.writeFileSync(ctx.out, result.stdout);
   }, { kind: "rundocker", options: { image, args } });

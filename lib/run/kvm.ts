@@ -8,7 +8,7 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CrecipeError } from "../engine/errors.ts";
+import { CrecipeError, exitFailure } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
 import { initrd, type InitrdOptions } from "../targets/initrd.ts";
 import { asFs } from "../targets/fs.ts";
@@ -66,38 +66,31 @@ export function kvm(tree: Node | string, options: KvmOptions = {}): Node {
     ctx.log(`${ctx.name}: ${accel}, ${memory} MiB`);
     const { code, timedOut, stderr } = await runQemu(qemu, args, timeout, ctx.trackChild);
     const consoleText = readTextOr(files.console).replace(/\r/g, "");
-    ctx.log(consoleText);
-    const consoleTail = consoleText.split("\n").filter(Boolean).slice(-12);
+    ctx.log(consoleText); // the failure report's "last lines" come from this log
     const exitText = readTextOr(files.code).replace(/\r/g, "").trim();
     if (/Initramfs unpacking failed/.test(consoleText)) {
       // The tree was cut short: whatever /init did, it did not run on the real tree.
-      throw Object.assign(new CrecipeError(`the initrd did not fit in ${memory} MiB (Initramfs unpacking failed)`, {
+      throw new CrecipeError(`the initrd did not fit in ${memory} MiB (Initramfs unpacking failed)`, {
         target: ctx.name,
         fix: `give it more memory: run.kvm(fs, { memory: ${memory * 2} })`,
-      }), { logTail: consoleTail });
+      });
     }
     if (timedOut) {
       throw new CrecipeError(`the guest did not finish within ${timeout} s and was killed`, {
         target: ctx.name,
         fix: `see the console above; give it longer with run.kvm(fs, { timeout: ${timeout * 2} })`,
-        cause: tail(consoleTail),
       });
     }
     if (!/^\d+$/.test(exitText)) {
       const reason = explain(consoleText, stderr, memory);
       throw Object.assign(new CrecipeError(`the guest wrote no exit code: ${reason.what}`, { target: ctx.name, fix: reason.fix }), {
-        logTail: consoleTail,
         exitCode: code,
       });
     }
     fs.writeFileSync(ctx.out, readTextOr(files.stdout).replace(/\r/g, ""));
     const status = Number(exitText);
-    if (status !== 0) throw Object.assign(new Error(`/init exited with code ${status}`), { exitCode: status });
+    if (status !== 0) throw exitFailure(status);
   }, { kind: "runkvm", options: { fs: fsNode, initrd: image, memory: options.memory ?? null, timeout, kernel: options.kernel ?? null } });
-}
-
-function tail(lines: string[]): Error {
-  return new Error(lines.join("\n"));
 }
 
 /** Why a guest died without an exit code, read off its console. */

@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CrecipeError } from "../engine/errors.ts";
+import { CrecipeError, exitFailure } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
 import { $ } from "../runtime.ts";
 import { asFs } from "../targets/fs.ts";
@@ -36,7 +36,7 @@ export function local(tree: Node | string, options: LocalOptions = {}): Node {
       'root=$4; out=$6; shift 6; exec chroot "$root" "$@" > "$out"';
     const overlay = await $({ nothrow: true })`unshare -rm sh -c ${script} sh ${dir} ${upper} ${work} ${merged} ${mounted} ${ctx.out} ${command}`;
     if (overlay.exitCode === 0) return;
-    if (fs.existsSync(mounted)) throw failure(overlay);
+    if (fs.existsSync(mounted)) throw exitFailure(overlay.exitCode);
     if (/unshare failed/.test(overlay.stderr)) {
       throw new CrecipeError(`user namespaces are disabled: unshare -r failed (${overlay.stderr.trim()})`, { target: ctx.name, fix: USERNS_FIX });
     }
@@ -45,14 +45,6 @@ export function local(tree: Node | string, options: LocalOptions = {}): Node {
     const copy = path.join(ctx.tmp, "copy");
     await $`cp -a ${dir} ${copy}`;
     const result = await $({ nothrow: true })`unshare -r chroot ${copy} ${command} > ${ctx.out}`;
-    if (result.exitCode !== 0) throw failure(result);
+    if (result.exitCode !== 0) throw exitFailure(result.exitCode);
   }, { kind: "runlocal", options: { fs: fsNode, command } });
-}
-
-/** A failing /init: its exit code, the command, and what it printed on stderr. */
-function failure(result: { exitCode: number | null; stderr: string }): Error {
-  return Object.assign(new Error(`/init exited with code ${result.exitCode}`), {
-    exitCode: result.exitCode,
-    stderr: result.stderr,
-  });
 }

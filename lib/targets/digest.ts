@@ -1,6 +1,6 @@
 /** sha256(target) and gz(target): the cookbook's default.sha256.do and default.gz.do. */
 import * as fs from "node:fs";
-import { CrecipeError } from "../engine/errors.ts";
+import { CrecipeError, exitFailure } from "../engine/errors.ts";
 import { hashFile } from "../engine/hash.ts";
 import { type Node, target } from "../engine/node.ts";
 import { spawn } from "node:child_process";
@@ -45,7 +45,8 @@ export function gz(of: Node, options: { level?: number } = {}): Node {
     untrack();
     if (code !== 0) {
       out.abandon();
-      throw Object.assign(new Error(`${tool} failed: ${stderr.trim()}`), { exitCode: code });
+      ctx.log(stderr); // the failure report shows the log's last lines
+      throw exitFailure(code);
     }
     ctx.trustOutputHash(out.close());
   }, { kind: "gz", options: { of, level } });
