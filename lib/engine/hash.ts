@@ -101,11 +101,18 @@ function hashFileUncached(p: string | Buffer): string {
   return h.digest("hex");
 }
 
+type Visit = (rel: Buffer, full: Buffer, st: fs.Stats) => void;
+
+/** Every path under `root` (not the root), depth first, names in bytewise order, lstat'ed. */
+export function walkTree(root: string, visit: Visit): void {
+  walk(root, Buffer.alloc(0), false, visit);
+}
+
 /**
  * Depth-first walk in bytewise name order. Names are bytes: a non-UTF-8 name must not
  * turn into U+FFFD and then fail to stat. `rel` is relative to the root, `full` absolute.
  */
-function walk(root: string, rel: Buffer, bigint: boolean, visit: (rel: Buffer, full: Buffer, st: fs.Stats) => void): void {
+function walk(root: string, rel: Buffer, bigint: boolean, visit: Visit): void {
   const prefix = Buffer.from(root + "/");
   const dir = rel.length ? Buffer.concat([prefix, rel]) : Buffer.from(root);
   const names = fs.readdirSync(dir, { encoding: "buffer" }).sort(Buffer.compare);

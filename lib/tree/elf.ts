@@ -1,6 +1,6 @@
 /** Shared libraries of the ELF files in a tree, as the host's ldd sees them. */
 import * as fs from "node:fs";
-import * as path from "node:path";
+import { walkTree } from "../engine/hash.ts";
 import { $ } from "../runtime.ts";
 
 const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
@@ -9,19 +9,13 @@ const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
 export function elfFiles(dir: string): string[] {
   const found: string[] = [];
   const head = Buffer.alloc(4);
-  const walk = (d: string) => {
-    for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
-      const full = path.join(d, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (entry.isFile()) {
-        const fd = fs.openSync(full, "r");
-        const n = fs.readSync(fd, head, 0, 4, 0);
-        fs.closeSync(fd);
-        if (n === 4 && head.equals(ELF_MAGIC)) found.push(full);
-      }
-    }
-  };
-  walk(dir);
+  walkTree(dir, (_rel, full, st) => {
+    if (!st.isFile()) return;
+    const fd = fs.openSync(full, "r");
+    const n = fs.readSync(fd, head, 0, 4, 0);
+    fs.closeSync(fd);
+    if (n === 4 && head.equals(ELF_MAGIC)) found.push(full.toString());
+  });
   return found.sort();
 }
 

@@ -4,7 +4,7 @@
  * the disk, so a build by an unprivileged user scans exactly like a build by root.
  */
 import { createHash } from "node:crypto";
-import { hashFile } from "../engine/hash.ts";
+import { hashFile, walkTree } from "../engine/hash.ts";
 import * as fs from "node:fs";
 import { comparePaths, type Entry, type EntryType } from "../formats/entry.ts";
 import { escapePath } from "../formats/filelist.ts";
@@ -18,40 +18,28 @@ export interface Ownership {
 
 export const emptyOwnership = (): Ownership => ({ owners: {}, devices: {} });
 
-const SLASH = Buffer.from("/");
-
 /** Every path under `root` (the root itself excluded), sorted bytewise, with hashes. */
 export function scanTree(root: string, meta: Ownership = emptyOwnership(), options: { diskOwners?: boolean } = {}): Entry[] {
   const found: { entry: Entry; full: Buffer; inode?: string; st?: fs.Stats }[] = [];
-  const walk = (rel: Buffer) => {
-    const dir = rel.length ? Buffer.concat([Buffer.from(root + "/"), rel]) : Buffer.from(root);
-    const names = fs.readdirSync(dir, { encoding: "buffer" }).sort(Buffer.compare);
-    for (const name of names) {
-      const path = rel.length ? Buffer.concat([rel, SLASH, name]) : name;
-      const full = Buffer.concat([Buffer.from(root + "/"), path]);
-      const st = fs.lstatSync(full);
-      const key = escapePath(path);
-      const [uid, gid] = meta.owners[key] ?? (options.diskOwners ? [st.uid, st.gid] : [0, 0]);
-      const entry: Entry = { path, type: typeOf(st, path), mode: st.mode & 0o7777, uid, gid, size: 0 };
-      const device = meta.devices[key];
-      if (device) {
-        Object.assign(entry, { type: device.type, mode: device.mode, devMajor: device.major, devMinor: device.minor });
-      } else if (entry.type === "file") {
-        entry.size = st.size; // hashed below, once the link groups are known
-        found.push({ entry, full, inode: st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined, st });
-        continue;
-      } else if (entry.type === "symlink") {
-        entry.linkTarget = fs.readlinkSync(full, { encoding: "buffer" });
-        entry.hash = createHash("sha256").update(entry.linkTarget).digest("hex");
-      } else if (entry.type === "char" || entry.type === "block") {
-        entry.devMajor = Math.floor(st.rdev / 256) & 0xfff;
-        entry.devMinor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
-      }
-      found.push({ entry, full });
-      if (entry.type === "dir") walk(path);
+  walkTree(root, (path, full, st) => {
+    const key = escapePath(path);
+    const [uid, gid] = meta.owners[key] ?? (options.diskOwners ? [st.uid, st.gid] : [0, 0]);
+    const entry: Entry = { path, type: typeOf(st, path), mode: st.mode & 0o7777, uid, gid, size: 0 };
+    const device = meta.devices[key];
+    if (device) {
+      Object.assign(entry, { type: device.type, mode: device.mode, devMajor: device.major, devMinor: device.minor });
+    } else if (entry.type === "file") {
+      entry.size = st.size; // hashed below, once the link groups are known
+      return void found.push({ entry, full, inode: st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined, st });
+    } else if (entry.type === "symlink") {
+      entry.linkTarget = fs.readlinkSync(full, { encoding: "buffer" });
+      entry.hash = createHash("sha256").update(entry.linkTarget).digest("hex");
+    } else if (entry.type === "char" || entry.type === "block") {
+      entry.devMajor = Math.floor(st.rdev / 256) & 0xfff;
+      entry.devMinor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
     }
-  };
-  walk(Buffer.alloc(0));
+    found.push({ entry, full });
+  });
   // Bytewise order is the order of lists and archives; a link group's first member in
   // that order carries the data, so a hard link never comes before its target.
   found.sort((a, b) => comparePaths(a.entry.path, b.entry.path));
