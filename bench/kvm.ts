@@ -19,6 +19,8 @@ export function kvmCases(repo: string): Row[] {
       before: () => ["libs.initrd", "libs.runkvm"].forEach((n) => fs.rmSync(state(n), { force: true })),
     });
     const tree = path.join(work, "cookbook");
+    // libs is a snapshot of simple: the whole tree is simple's files with libs's on top.
+    fs.cpSync(path.join(work, "out/simple"), tree, { recursive: true, verbatimSymlinks: true });
     fs.cpSync(path.join(work, "out/libs"), tree, { recursive: true, verbatimSymlinks: true });
     fs.writeFileSync(path.join(tree, "rdinit"), "#!/bin/busybox sh\nbusybox mount -t devtmpfs none /dev\n/init >/dev/ttyS1\necho $? >/dev/ttyS2\nbusybox poweroff -f\n", { mode: 0o755 });
     const kernel = fs.readdirSync("/boot").filter((f) => f.startsWith("vmlinuz-")).sort().at(-1)!;

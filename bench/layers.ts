@@ -3,13 +3,15 @@
  *  (a) cold build of recipes/simple.ts's image vs `docker build` FROM scratch of the same files;
  *  (b) files + list + layer of a ~200 MB, ~5000-file tree vs `tar -c | sha256sum`;
  *  (c) gz of that layer vs gzip --rsyncable and pigz --rsyncable, and the compressed bytes
- *      that change after one 100 KB file in the tree changes.
+ *      that change after one 100 KB file in the tree changes; zstd vs zstd -T0;
+ *  (d) 100 000 small files: list + layer of the built fs, and fs + list + layer from
+ *      nothing, vs `tar -c | sha256sum`, with crecipe's peak memory.
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { type Row, time } from "./util.ts";
+import { measure, type Row, time } from "./util.ts";
 
 const TREE_BYTES = 200e6;
 const TREE_FILES = 5000;
@@ -87,7 +89,7 @@ export function layerCases(repo: string): Row[] {
         cwd: work, runs: 5, before: () => fs.rmSync(path.join(work, "cold"), { recursive: true, force: true }),
       });
       const context = path.join(work, "context");
-      sh(`cp -a cold/libs ${context}`, work);
+      sh(`cp -a cold/simple ${context} && cp -a cold/libs/. ${context}/`, work); // libs is a snapshot of simple
       fs.writeFileSync(path.join(context, "Dockerfile"), "FROM scratch\nCOPY lib /lib\nCOPY lib64 /lib64\nCOPY bin /bin\nCOPY init /init\nCMD [\"/init\"]\n");
       const dockerBuild = time(["docker", "build", "--no-cache", "-q", "-t", "crecipe-bench-simple", context], {
         runs: 5, env: { DOCKER_BUILDKIT: "0" },
@@ -99,17 +101,18 @@ export function layerCases(repo: string): Row[] {
     // (b) files + list + layer of a 200 MB tree vs tar | sha256sum
     const tree = benchTree();
     fs.writeFileSync(path.join(work, "big.ts"), `
-import { $, fs, gz, layer } from ${JSON.stringify(path.join(repo, "lib/mod.ts"))};
+import { $, fs, gz, layer, zstd } from ${JSON.stringify(path.join(repo, "lib/mod.ts"))};
 export const big = fs("big", async (root) => {
   root.ctx.dependOn(${JSON.stringify(tree)});
   await $\`cp -al ${tree}/. \${root.dir}\`;
 });
 export const bigLayer = layer(big);
 export const bigGz = gz(bigLayer);
+export const bigZst = zstd(bigLayer);
 `);
-    sh(crecipe(["big.ts", "bigLayer"]).join(" "), work);
+    sh(crecipe(["big.ts", "bigLayer", "big.files"]).join(" "), work);
     const stateOf = (name: string) => path.join(work, "out/.crecipe/state", `${name}.json`);
-    const layerTime = time(crecipe(["big.ts", "bigLayer"]), {
+    const layerTime = time(crecipe(["big.ts", "bigLayer", "big.files"]), {
       cwd: work, runs: 5,
       before: () => {
         for (const name of ["big.files", "big.list", "big.layer"]) fs.rmSync(stateOf(name), { force: true });
@@ -125,6 +128,9 @@ export const bigGz = gz(bigLayer);
     const pigzTime = time(["bash", "-c", `pigz --rsyncable -6 -n -c ${layerFile} > ${work}/pigz.gz`], { runs: 3 });
     rows.push({ case: "gz of the 200 MB layer", crecipe: gzTime, peer: "pigz --rsyncable", peerSeconds: pigzTime, goal: "≤ 1×" });
     rows.push({ case: "gz of the 200 MB layer", crecipe: gzTime, peer: "gzip --rsyncable", peerSeconds: gzipTime });
+    const zstTime = time(crecipe(["big.ts", "bigZst"]), { cwd: work, runs: 3, before: () => fs.rmSync(stateOf("big.layer.zst"), { force: true }) });
+    const zstdTime = time(["bash", "-c", `zstd -3 -T0 -q -c ${layerFile} > ${work}/peer.zst`], { runs: 3 });
+    rows.push({ case: "zstd of the 200 MB layer", crecipe: zstTime, peer: "zstd -T0", peerSeconds: zstdTime, goal: "≤ 1×" });
     const before = fs.readFileSync(path.join(work, "out/big.layer.gz"));
     const gzipBefore = fs.readFileSync(`${work}/gzip.gz`);
     const edit = path.join(tree, "edit-me.bin");
@@ -141,8 +147,52 @@ export const bigGz = gz(bigLayer);
       fs.writeFileSync(edit + ".new", original);
       fs.renameSync(edit + ".new", edit);
     }
+
+    rows.push(...manyFiles(repo, work, crecipe));
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
   return rows;
+}
+
+const MANY = 100_000;
+
+/** 100 000 small files (0–2 KB) in 1 000 directories, made once and kept like the big tree. */
+function manyTree(): string {
+  const dir = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "crecipe-bench", "many");
+  if (fs.existsSync(path.join(dir, ".complete"))) return dir;
+  fs.rmSync(dir, { recursive: true, force: true });
+  for (let i = 0; i < MANY; i++) {
+    const sub = path.join(dir, `d${String(Math.floor(i / 100)).padStart(3, "0")}`);
+    if (i % 100 === 0) fs.mkdirSync(sub, { recursive: true });
+    fs.writeFileSync(path.join(sub, `f${i}`), pseudoRandom((i * 7919) % 2048, i + 3));
+  }
+  fs.writeFileSync(path.join(dir, ".complete"), `${MANY} files\n`);
+  return dir;
+}
+
+function manyFiles(repo: string, work: string, crecipe: (args: string[]) => string[]): Row[] {
+  const tree = manyTree();
+  fs.writeFileSync(path.join(work, "many.ts"), `
+import { $, fs, layer } from ${JSON.stringify(path.join(repo, "lib/mod.ts"))};
+export const many = fs("many", async (root) => {
+  await $\`cp -al ${tree}/. \${root.dir}\`;
+});
+export default layer(many);
+`);
+  const state = (name: string) => path.join(work, "out/.crecipe/state", `${name}.json`);
+  sh(crecipe(["many.ts"]).join(" "), work);
+  const layerOnly = measure(crecipe(["many.ts"]), {
+    cwd: work, runs: 3, before: () => ["many.list", "many.layer"].forEach((n) => fs.rmSync(state(n), { force: true })),
+  });
+  const all = measure(crecipe(["many.ts"]), {
+    cwd: work, runs: 3, before: () => ["many", "many.list", "many.layer"].forEach((n) => fs.rmSync(state(n), { force: true })),
+  });
+  const tar = measure(["bash", "-c", `tar -cf - -C ${tree} . | sha256sum`], { runs: 3 });
+  return [
+    { case: "list + layer, 100 000 small files", crecipe: layerOnly.seconds, peer: "tar -c | sha256sum", peerSeconds: tar.seconds, goal: "≤ 1.5×" },
+    { case: "list + layer, 100 000 files: peak memory", crecipe: layerOnly.rssMB, peer: "150 MB (the goal)", peerSeconds: 150, goal: "≤ 1×", unit: "MB" },
+    { case: "fs (cp -al) + list + layer, 100 000 files", crecipe: all.seconds, peer: "tar -c | sha256sum", peerSeconds: tar.seconds },
+    { case: "fs + list + layer, 100 000 files: peak memory", crecipe: all.rssMB, peer: "150 MB (the goal)", peerSeconds: 150, goal: "≤ 1×", unit: "MB" },
+  ];
 }

@@ -7,30 +7,47 @@ export interface Row {
   peer: string;
   peerSeconds: number;
   goal?: string;
+  /** What the figures are in (default seconds). */
+  unit?: "s" | "MB";
+}
+
+export interface Timing {
+  seconds: number;
+  /** Peak resident memory of the command (MB), from GNU time. */
+  rssMB: number;
+}
+
+/** Median wall time (and median peak RSS) of `runs` runs; `before` runs untimed before each. */
+export function measure(command: string[], options: { cwd?: string; runs?: number; before?: (i: number) => void; env?: Record<string, string> } = {}): Timing {
+  const samples: number[] = [];
+  const rss: number[] = [];
+  for (let i = 0; i < (options.runs ?? 7); i++) {
+    options.before?.(i);
+    const start = performance.now();
+    const r = spawnSync("/usr/bin/time", ["-f", "%M", ...command], { cwd: options.cwd, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...options.env } });
+    const seconds = (performance.now() - start) / 1000;
+    const err = r.stderr.toString();
+    if (r.status !== 0) throw new Error(`${command.join(" ")} failed (${r.status}): ${err}`);
+    samples.push(seconds);
+    rss.push(Number(err.trim().split("\n").at(-1)) / 1024);
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return { seconds: median(samples), rssMB: median(rss) };
 }
 
 /** Median wall time of `runs` runs; `before` runs untimed before each. */
 export function time(command: string[], options: { cwd?: string; runs?: number; before?: (i: number) => void; env?: Record<string, string> } = {}): number {
-  const samples: number[] = [];
-  for (let i = 0; i < (options.runs ?? 7); i++) {
-    options.before?.(i);
-    const start = performance.now();
-    const r = spawnSync(command[0], command.slice(1), { cwd: options.cwd, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...options.env } });
-    const seconds = (performance.now() - start) / 1000;
-    if (r.status !== 0) throw new Error(`${command.join(" ")} failed (${r.status}): ${r.stderr}`);
-    samples.push(seconds);
-  }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
+  return measure(command, options).seconds;
 }
 
 export function table(rows: Row[]): string {
-  const head = ["case", "crecipe", "peer", "peer time", "ratio", "goal"];
+  const head = ["case", "crecipe", "peer", "peer figure", "ratio", "goal"];
+  const show = (value: number, unit: Row["unit"]) => (unit === "MB" ? `${value.toFixed(0)} MB` : `${value.toFixed(3)} s`);
   const body = rows.map((r) => [
     r.case,
-    `${r.crecipe.toFixed(3)} s`,
+    show(r.crecipe, r.unit),
     r.peer,
-    `${r.peerSeconds.toFixed(3)} s`,
+    show(r.peerSeconds, r.unit),
     `${(r.crecipe / r.peerSeconds).toFixed(2)}×`,
     r.goal ?? "",
   ]);

@@ -7,6 +7,11 @@
 // hashes the sources and never loads esbuild. A changed or missing source is transformed
 // again: a cached module never goes stale, and a missing import fails loudly.
 //
+// crecipe's own code (lib/ and the CLI) is loaded as one bundle instead, built by esbuild
+// once per content of its sources and kept in <cache>/bundle/: one module to load instead
+// of forty is most of a no-op's start-up. Recipes that import lib/mod.ts get the bundle's
+// copy, so the CLI and the recipe share one registry of targets.
+//
 // Plain JavaScript on purpose: it runs before anything can load TypeScript. Node and Deno
 // both use it, so a builder's text (`fn.toString()`) is the same under both runtimes.
 
@@ -107,7 +112,7 @@ async function prepareOne(source, seen, chain) {
     const hash = createHash("sha256").update(LOADER_VERSION).update("\0").update(text).digest("hex");
     const target = cachedPath(source);
     const cached = readHeader(target);
-    if (cached && cached.hash === hash) {
+    if (cached && cached.hash === hash && (!cached.bundle || cached.bundle === (await crecipeBundle()).mod)) {
       await Promise.all(cached.ts.map((dep) => prepareOne(dep, seen, [...chain, source])));
       return;
     }
@@ -118,7 +123,9 @@ async function prepareOne(source, seen, chain) {
       const spec = match[3] ?? match[4];
       const resolved = resolveSpecifier(spec, source);
       if (!path.isAbsolute(resolved)) continue; // node: builtins stay as they are
-      if (TS_EXTENSIONS.test(resolved)) {
+      if (resolved === MOD_TS) {
+        rewritten.push([match, (await crecipeBundle()).mod]);
+      } else if (TS_EXTENSIONS.test(resolved)) {
         tsDeps.push(resolved);
         rewritten.push([match, pathToFileURL(cachedPath(resolved)).href]);
       } else {
@@ -134,7 +141,8 @@ async function prepareOne(source, seen, chain) {
       last = at + spec.length + 2;
     }
     out += code.slice(last);
-    const header = `// ${JSON.stringify({ hash, source, ts: tsDeps })}\n`;
+    const usesBundle = rewritten.some(([match]) => resolveSpecifier(match[3] ?? match[4], source) === MOD_TS);
+    const header = `// ${JSON.stringify({ hash, source, ts: tsDeps, ...(usesBundle ? { bundle: (await crecipeBundle()).mod } : {}) })}\n`;
     writeAtomic(target, header + out);
     await Promise.all(tsDeps.map((dep) => prepareOne(dep, seen, [...chain, source])));
   })();
@@ -243,8 +251,115 @@ function pickCondition(value) {
 
 /** Import a TypeScript (or JavaScript) module through the cache. */
 export async function importTs(file) {
-  if (!TS_EXTENSIONS.test(file)) return import(pathToFileURL(path.resolve(file)).href);
-  return import(await prepare(path.resolve(file)));
+  const abs = path.resolve(file);
+  if (abs === CLI_TS) return import((await crecipeBundle()).cli);
+  if (abs === MOD_TS) return import((await crecipeBundle()).mod);
+  if (!TS_EXTENSIONS.test(file)) return import(pathToFileURL(abs).href);
+  return import(await prepare(abs));
+}
+
+const REPO = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const MOD_TS = path.join(REPO, "lib", "mod.ts");
+const CLI_TS = path.join(REPO, "bin", "cli.ts");
+
+let bundle;
+/**
+ * The bundle of lib/mod.ts and bin/cli.ts (esbuild, code splitting: a chunk they share,
+ * so both see one copy of the engine). Fresh when every source it was built from has the
+ * same stat, or else the same content; rebuilt otherwise.
+ */
+function crecipeBundle() {
+  return (bundle ??= (async () => {
+    const root = path.join(cacheRoot(), "bundle");
+    const stateFile = path.join(root, "state.json");
+    let state;
+    try {
+      state = JSON.parse(nodeFs.readFileSync(stateFile, "utf8"));
+    } catch { /* none yet */ }
+    if (state?.loader === LOADER_VERSION && nodeFs.existsSync(path.join(state.dir, "lib", "mod.js"))) {
+      let fresh = true;
+      let touched = false;
+      for (const [file, seen] of Object.entries(state.inputs)) {
+        const st = nodeFs.statSync(file, { throwIfNoEntry: false });
+        if (st && st.size === seen.size && st.mtimeMs === seen.mtimeMs && st.ino === seen.ino) continue;
+        const hash = st && createHash("sha256").update(nodeFs.readFileSync(file)).digest("hex");
+        if (hash !== seen.hash) {
+          fresh = false;
+          break;
+        }
+        Object.assign(seen, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino });
+        touched = true;
+      }
+      if (fresh) {
+        if (touched) writeAtomic(stateFile, JSON.stringify(state));
+        return urls(state.dir);
+      }
+    }
+    esbuild ??= await import(resolveBare("esbuild", fileURLToPath(import.meta.url)));
+    const temp = path.join(root, `tmp.${process.pid}.${Math.random().toString(36).slice(2)}`);
+    let result;
+    try {
+      result = await esbuild.build({
+        entryPoints: [MOD_TS, CLI_TS],
+        outbase: REPO,
+        outdir: temp,
+        bundle: true,
+        splitting: true,
+        format: "esm",
+        platform: "node",
+        target: "es2022",
+        metafile: true,
+        logLevel: "silent",
+        plugins: [bundlePlugin()],
+      });
+    } catch (error) {
+      nodeFs.rmSync(temp, { recursive: true, force: true });
+      const first = error.errors?.[0];
+      const where = first?.location ? `${first.location.file}:${first.location.line}:${first.location.column + 1}` : "crecipe's sources";
+      throw new LoadError(`cannot compile ${where}: ${first?.text ?? error.message}`);
+    }
+    const inputs = {};
+    let key = createHash("sha256").update(LOADER_VERSION);
+    for (const input of Object.keys(result.metafile.inputs).sort()) {
+      const file = path.resolve(input);
+      const st = nodeFs.statSync(file);
+      const hash = createHash("sha256").update(nodeFs.readFileSync(file)).digest("hex");
+      inputs[file] = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, hash };
+      key = key.update(`${file}\0${hash}\n`);
+    }
+    const dir = path.join(root, key.digest("hex").slice(0, 24));
+    try {
+      nodeFs.renameSync(temp, dir);
+    } catch {
+      nodeFs.rmSync(temp, { recursive: true, force: true }); // another process made the same bundle
+    }
+    writeAtomic(stateFile, JSON.stringify({ loader: LOADER_VERSION, dir, inputs }));
+    return urls(dir);
+  })());
+}
+
+function urls(dir) {
+  return { mod: pathToFileURL(path.join(dir, "lib", "mod.js")).href, cli: pathToFileURL(path.join(dir, "bin", "cli.js")).href };
+}
+
+/**
+ * Bare imports resolve from the repository (the bundle lives in the cache), and each
+ * source's import.meta.url stays its own: lib/ finds its files (rdinit.c) by it.
+ */
+function bundlePlugin() {
+  return {
+    name: "crecipe-bundle",
+    setup(build) {
+      build.onResolve({ filter: /^[^./]/ }, (args) => {
+        if (args.path.startsWith("node:") || builtin(args.path)) return { path: args.path, external: true };
+        return { path: pathToFileURL(resolveBare(args.path, args.importer)).href, external: true };
+      });
+      build.onLoad({ filter: /\.ts$/ }, (args) => {
+        const text = nodeFs.readFileSync(args.path, "utf8");
+        return { contents: text.replaceAll("import.meta.url", JSON.stringify(pathToFileURL(args.path).href)), loader: "ts" };
+      });
+    },
+  };
 }
 
 export { LoadError };

@@ -26,6 +26,8 @@ options:
   -j, --jobs N      build N targets at once (default: number of CPUs)
   -o, --out DIR     out dir (default: out)
   -n, --dry-run     print what would rebuild, and why; build nothing
+      --check       compare every tree output with its manifest (finds edits deep
+                    inside out/NAME/; a no-op only looks at each tree's top)
       --why TARGET  print why TARGET is or would be rebuilt
       --list        list the recipe's targets with their state
       --graph[=dot] print the dependency graph (text, or Graphviz dot)
@@ -46,6 +48,7 @@ interface Args {
   why?: string;
   graph?: string;
   "dry-run"?: boolean;
+  check?: boolean;
   list?: boolean;
   clean?: boolean;
   xclean?: boolean;
@@ -58,7 +61,7 @@ interface Args {
 export async function main(argv: string[], importTs: (file: string) => Promise<Record<string, unknown>>): Promise<number> {
   const args: Args = minimist(argv, {
     string: ["jobs", "out", "why", "graph"],
-    boolean: ["dry-run", "list", "clean", "xclean", "verbose", "quiet", "version", "help"],
+    boolean: ["dry-run", "check", "list", "clean", "xclean", "verbose", "quiet", "version", "help"],
     alias: { j: "jobs", o: "out", n: "dry-run", v: "verbose", q: "quiet", h: "help" },
     unknown: (a: string) => {
       if (a.startsWith("-")) throw new CrecipeError(`unknown option ${a}`, { fix: "see crecipe --help" });
@@ -91,7 +94,7 @@ export async function main(argv: string[], importTs: (file: string) => Promise<R
     return process.stdout.write(await explain(outDir, [node], true)), EXIT.ok;
   }
   if (args["dry-run"]) return process.stdout.write(await explain(outDir, targets, false)), EXIT.ok;
-  await build(targets, { outDir, jobs, verbose: args.verbose, quiet: args.quiet, handleSignals: true });
+  await build(targets, { outDir, jobs, verbose: args.verbose, quiet: args.quiet, check: args.check, handleSignals: true });
   return EXIT.ok;
 }
 

@@ -4,21 +4,12 @@
  */
 import { createRequire } from "node:module";
 import * as os from "node:os";
-import * as path from "node:path";
 import type { ChildProcess, SpawnOptions } from "node:child_process";
 import { currentContext } from "./engine/context.ts";
 
 const require = createRequire(import.meta.url);
 
 export const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
-
-/** crecipe's cache (shared with bin/boot.js): $CRECIPE_CACHE, $XDG_CACHE_HOME/crecipe or ~/.cache/crecipe. */
-export function cacheDir(...parts: string[]): string {
-  const root = process.env.CRECIPE_CACHE
-    ? path.resolve(process.env.CRECIPE_CACHE)
-    : path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "crecipe");
-  return path.join(root, ...parts);
-}
 
 export function cpuCount(): number {
   return os.availableParallelism?.() ?? os.cpus().length;

@@ -11,12 +11,14 @@ declare -A need=(
   [mmdebstrap]=mmdebstrap [debootstrap]=debootstrap [dockerd]=docker.io [runc]=runc
   [skopeo]=skopeo [umoci]=umoci [newuidmap]=uidmap [pigz]=pigz [unshare]=util-linux
   [setpriv]=util-linux [hyperfine]=hyperfine [fakeroot]=fakeroot [gzip]=gzip [tar]=tar
+  [zstd]=zstd [mknod]=coreutils [xargs]=findutils
 )
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${need[$cmd]}")
 done
 compgen -G "/boot/vmlinuz-*" >/dev/null || missing+=(linux-image-amd64)
+[ -x /usr/bin/time ] || missing+=(time) # the benchmarks read peak memory from GNU time
 [ -f /usr/include/stdio.h ] || missing+=(libc6-dev)
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -12,11 +12,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { CrecipeError } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
-import { $, cacheDir } from "../runtime.ts";
-import { need, readTextOr } from "../run/tools.ts";
+import { $ } from "../runtime.ts";
+import { cacheDir, readTextOr, requireTool } from "../host.ts";
 import { sourceDateEpoch } from "../targets/layer.ts";
 import { untar } from "../tree/untar.ts";
-import type { Ownership } from "../tree/scan.ts";
+import type { TreeMeta } from "../tree/meta.ts";
 
 export interface BootstrapOptions {
   /** Debian suite (default bookworm). */
@@ -56,7 +56,7 @@ export function hostMirror(): string | undefined {
  * export const base = bootstrap("debootstrap", { suite: "bookworm", variant: "minbase" });
  * ```
  */
-export function bootstrap(name: string, options: BootstrapOptions = {}): Node<Ownership> {
+export function bootstrap(name: string, options: BootstrapOptions = {}): Node<TreeMeta> {
   const settings = {
     suite: options.suite ?? "bookworm",
     variant: options.variant ?? "minbase",
@@ -68,9 +68,9 @@ export function bootstrap(name: string, options: BootstrapOptions = {}): Node<Ow
     epoch: sourceDateEpoch(),
   };
   return target(name, async (ctx) => {
-    const mmdebstrap = await need("mmdebstrap", ctx.name);
+    const mmdebstrap = await requireTool("mmdebstrap", ctx.name);
     const rootless = process.getuid?.() !== 0;
-    if (rootless) await need("newuidmap", ctx.name);
+    if (rootless) await requireTool("newuidmap", ctx.name);
     // Downloaded .debs are kept between builds (an apt archive cache, outside the out dir).
     const archives = cacheDir("apt-archives", `${settings.suite}-${process.arch}`);
     fs.mkdirSync(archives, { recursive: true });

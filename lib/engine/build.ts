@@ -1,30 +1,29 @@
 /**
- * build(): decide what is dirty (redo's isdirty), build it into a temp path under a
- * per-target lock, rename it into place, record its stamp. Dependencies are found while
- * building: whatever a builder needs through its context is recorded.
+ * build(): make targets current. For each target asked for (and, recursively, what it
+ * needs), in this chain:
+ *   result()      once per target per run: the shared promise every asker awaits;
+ *   bringUpToDate() decide (dirty.ts) and either reuse the state or rebuild;
+ *   rebuildLocked() under the target's lock (another process may have built it), run it;
+ *   runBuilder()  run the builder into a temp dir and commit (commit.ts).
+ * Dependencies are found while building: whatever a builder needs through its context.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { type BuildContext, type Result, runInContext } from "./context.ts";
+import { makeContext, runInContext } from "./context.ts";
+import { removeTree } from "./io.ts";
+import { commit } from "./commit.ts";
+import { WaitGraph } from "./cycles.ts";
+import { isDirty, type Verdict } from "./dirty.ts";
 import { BuildError, CrecipeError, CycleError, InterruptedError } from "./errors.ts";
-import { contentHash, sha256, stableStringify, statSignature } from "./hash.ts";
 import { lock, type Lock, tryLock } from "./lock.ts";
-import { declaredLate, isNode, lookup, markBuilding, type Node } from "./node.ts";
+import { declaredLate, isNode, markBuilding } from "./node.ts";
 import { consoleReporter, type Reporter } from "./report.ts";
-import {
-  type Dep,
-  layout,
-  type Layout,
-  lockFile,
-  logFile,
-  outputPath,
-  readState,
-  STATE_VERSION,
-  type TargetState,
-  tmpDir,
-  writeState,
-} from "./state.ts";
+import { type Layout, layout, lockFile, logFile, outputPath, readState, type TargetState, tmpDir, writeState } from "./state.ts";
+import type { Node, Result } from "./types.ts";
+
+export type { Verdict };
+export { removeTree };
 
 export interface BuildOptions {
   /** Out dir (default "out" under the current directory). */
@@ -35,18 +34,11 @@ export interface BuildOptions {
   quiet?: boolean;
   /** Print why each target rebuilds. */
   why?: boolean;
+  /** Compare every tree output with its manifest, not only its top directory (slower: a stat per entry). */
+  check?: boolean;
   reporter?: Reporter;
   /** Install SIGINT/SIGTERM handlers that clean up and exit (the CLI does). */
   handleSignals?: boolean;
-}
-
-/** Why a target is (or would be) rebuilt; `dirty: false` means up to date. */
-export interface Verdict {
-  dirty: boolean;
-  /** "maybe": an upstream target would rebuild and may or may not change (dry runs). */
-  maybe?: boolean;
-  reason: string;
-  state?: TargetState;
 }
 
 /**
@@ -71,7 +63,7 @@ export async function build(nodes: Node | readonly Node[], options: BuildOptions
   markBuilding(1);
   const uninstall = options.handleSignals ? engine.installSignalHandlers() : () => {};
   try {
-    const settled = await Promise.allSettled(list.map((n) => engine.ensure(n, undefined)));
+    const settled = await Promise.allSettled(list.map((n) => engine.result(n, undefined)));
     const failed = settled.find((s) => s.status === "rejected") as PromiseRejectedResult | undefined;
     engine.reporter.summary(engine.counts, (performance.now() - started) / 1000);
     if (failed) throw failed.reason;
@@ -109,15 +101,13 @@ export class Engine {
   readonly counts = { built: 0, upToDate: 0, failed: 0 };
   private readonly slots: Semaphore;
   private readonly inflight = new Map<string, Promise<Result>>();
-  /** The wait-for graph: a → {b} while a's builder waits for b. A new edge closing a loop is a cycle. */
-  private readonly waits = new Map<string, Set<string>>();
+  private readonly waits = new WaitGraph();
   private readonly locks = new Set<Lock>();
   private readonly temps = new Set<string>();
   private readonly children = new Set<number>();
   private readonly controller = new AbortController();
   private firstFailure: unknown;
-  private warnedCorrupt = new Set<string>();
-  private warnedLate = new Set<string>();
+  private readonly warned = new Set<string>();
 
   constructor(private readonly options: BuildOptions = {}) {
     // Builders and their commands create files with the same modes whatever the
@@ -130,116 +120,56 @@ export class Engine {
     this.slots = new Semaphore(Math.max(1, options.jobs ?? os.availableParallelism?.() ?? os.cpus().length));
   }
 
-  /** Make `node` up to date (building it if needed) and return its result. */
-  async ensure(node: Node, from: Frame | undefined): Promise<Result> {
-    if (from) this.addWait(from.name, node.name);
+  /** `node`'s result for this run: made current once, shared by everyone who asks. */
+  async result(node: Node, from: Frame | undefined): Promise<Result> {
+    if (from) {
+      const order = [...this.inflight.keys()];
+      this.waits.add(from.name, node.name, (name) => order.indexOf(name));
+    }
     try {
       let promise = this.inflight.get(node.name);
       if (!promise) {
-        promise = this.update(node, (from?.depth ?? -1) + 1);
+        promise = this.bringUpToDate(node, (from?.depth ?? -1) + 1);
         this.inflight.set(node.name, promise);
       }
       return await promise;
     } finally {
-      if (from) this.waits.get(from.name)?.delete(node.name);
+      if (from) this.waits.remove(from.name, node.name);
     }
   }
 
-  private addWait(from: string, to: string): void {
-    const pathTo = (start: string, goal: string, seen = new Set<string>()): string[] | undefined => {
-      if (start === goal) return [start];
-      if (seen.has(start)) return undefined;
-      seen.add(start);
-      for (const next of this.waits.get(start) ?? []) {
-        const rest = pathTo(next, goal, seen);
-        if (rest) return [start, ...rest];
-      }
-      return undefined;
-    };
-    const back = pathTo(to, from);
-    if (back) {
-      // Start the cycle at the target asked for first, so it reads in the order it was met.
-      const order = [...this.inflight.keys()];
-      const loop = [from, ...back].slice(0, -1);
-      const first = loop.reduce((best, name, i) => (order.indexOf(name) < order.indexOf(loop[best]) ? i : best), 0);
-      const rotated = [...loop.slice(first), ...loop.slice(0, first)];
-      throw new CycleError([...rotated, rotated[0]]);
-    }
-    let set = this.waits.get(from);
-    if (!set) this.waits.set(from, (set = new Set()));
-    set.add(to);
+  /** Is `node` dirty, and why (the engine's view: upstream targets are made current). */
+  check(node: Node, upstream: (dep: Node) => Promise<string>): Promise<Verdict> {
+    return isDirty(node, readState(this.layout, node.name), { layout: this.layout, deep: this.options.check, show: (p) => this.show(p) }, upstream);
   }
 
-  private async update(node: Node, depth: number): Promise<Result> {
+  private async bringUpToDate(node: Node, depth: number): Promise<Result> {
     if (this.firstFailure) throw this.firstFailure;
     const frame = { name: node.name, depth };
-    const verdict = await this.check(node, (dep) => this.ensure(dep, frame).then((r) => r.stamp));
+    const verdict = await this.decide(node, frame);
     if (!verdict.dirty) {
       this.counts.upToDate++;
       return this.resultOf(node, verdict.state!, false);
     }
-    return await this.rebuild(node, verdict.reason, frame);
+    return await this.rebuildLocked(node, verdict.reason, frame);
   }
 
-  /**
-   * redo's isdirty: missing, recipe changed, output edited by hand, a host file's content
-   * changed, or an upstream stamp changed. `upstream` makes a target dep current and
-   * returns its stamp (or "rebuild" in a dry run).
-   */
-  async check(node: Node, upstream: (dep: Node) => Promise<string>): Promise<Verdict> {
-    const read = readState(this.layout, node.name);
-    if (!read.ok) {
-      if (read.reason === "corrupt") {
-        if (!this.warnedCorrupt.has(node.name)) {
-          this.warnedCorrupt.add(node.name);
-          this.reporter.warn(`state of ${node.name} is unreadable (${read.detail}); rebuilding it`);
-        }
-        return { dirty: true, reason: "its state file was unreadable" };
-      }
-      return { dirty: true, reason: "it was never built" };
-    }
-    const state = read.state;
-    if (state.identity !== node.identity) return { dirty: true, reason: "its recipe (builder text or options) changed", state };
-    const out = outputPath(this.layout, node.name);
-    // Signatures that changed while the content did not (a touch, a copy) are refreshed
-    // afterwards, so the next check is a stat again, not a hash.
-    const refreshed: { output?: string; deps: Map<number, string> } = { deps: new Map() };
-    if (state.output !== "none") {
-      const now = statSignature(out);
-      if (now.kind === "missing") return { dirty: true, reason: `its output ${this.show(out)} is missing`, state };
-      if (now.sig !== state.sig) {
-        const hash = contentHash(out);
-        if (hash !== state.outHash) {
-          this.reporter.warn(`${this.show(out)} was modified outside crecipe; rebuilding it`);
-          return { dirty: true, reason: `its output ${this.show(out)} was modified by hand`, state };
-        }
-        refreshed.output = now.sig;
-      }
-    }
-    const targetDeps: { dep: Node; stamp: string }[] = [];
-    for (const [index, dep] of state.deps.entries()) {
-      if ("file" in dep) {
-        const now = statSignature(dep.file);
-        if (now.sig === dep.sig) continue;
-        const hash = now.kind === "missing" ? null : contentHash(dep.file) ?? null;
-        if (hash !== dep.hash) return { dirty: true, reason: `host file ${dep.file} changed`, state };
-        refreshed.deps.set(index, now.sig);
-      } else {
-        const declared = lookup(dep.target);
-        if (!declared) return { dirty: true, reason: `it needed ${dep.target}, which is no longer declared`, state };
-        targetDeps.push({ dep: declared, stamp: dep.stamp });
-      }
-    }
-    const stamps = await Promise.all(targetDeps.map((d) => upstream(d.dep)));
-    for (let i = 0; i < stamps.length; i++) {
-      if (stamps[i] === "rebuild") return { dirty: true, maybe: true, reason: `${targetDeps[i].dep.name} would rebuild`, state };
-      if (stamps[i] !== targetDeps[i].stamp) return { dirty: true, reason: `upstream ${targetDeps[i].dep.name} changed`, state };
-    }
-    if (refreshed.output || refreshed.deps.size) this.refreshSignatures(node.name, state, refreshed);
-    return { dirty: false, reason: "up to date", state };
+  /** isDirty, plus what the engine does with its findings: warn once, store refreshed signatures. */
+  private async decide(node: Node, frame: Frame): Promise<Verdict> {
+    const verdict = await this.check(node, (dep) => this.result(dep, frame).then((r) => r.stamp));
+    if (verdict.unreadable) this.warnOnce(`state:${node.name}`, `state of ${node.name} is unreadable (${verdict.unreadable}); rebuilding it`);
+    if (verdict.handEdit) this.warnOnce(`edit:${node.name}`, `${verdict.handEdit.path} was modified outside crecipe; rebuilding it (${verdict.handEdit.what})`);
+    if (!verdict.dirty && verdict.refresh) this.refreshSignatures(node.name, verdict.state!, verdict.refresh);
+    return verdict;
   }
 
-  private refreshSignatures(name: string, seen: TargetState, refreshed: { output?: string; deps: Map<number, string> }): void {
+  private warnOnce(key: string, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.reporter.warn(message);
+  }
+
+  private refreshSignatures(name: string, seen: TargetState, refreshed: NonNullable<Verdict["refresh"]>): void {
     const held = tryLock(lockFile(this.layout, name));
     if (!("release" in held)) return; // someone is building it: they will write a fresh state
     try {
@@ -249,22 +179,26 @@ export class Engine {
       if (refreshed.output) state.sig = refreshed.output;
       for (const [index, sig] of refreshed.deps) (state.deps[index] as { sig: string }).sig = sig;
       writeState(this.layout, name, state);
+    } catch {
+      // A read-only out dir: the next run checks the content again, which is still right.
     } finally {
       held.release();
     }
   }
 
   private resultOf(node: Node, state: TargetState, built: boolean): Result {
-    return {
+    const result: Result = {
       name: node.name,
       path: state.output === "none" ? undefined : outputPath(this.layout, node.name),
       value: state.value,
       stamp: state.stamp,
       built,
     };
+    if (state.manifest) result.manifest = path.join(this.layout.stateDir, "tree", state.manifest);
+    return result;
   }
 
-  private async rebuild(node: Node, reason: string, frame: Frame): Promise<Result> {
+  private async rebuildLocked(node: Node, reason: string, frame: Frame): Promise<Result> {
     const lockPath = lockFile(this.layout, node.name);
     let waited = false;
     const held = await lock(lockPath, (holder) => {
@@ -275,7 +209,7 @@ export class Engine {
     try {
       if (waited) {
         // The other process may have built it meanwhile: look again.
-        const again = await this.check(node, (dep) => this.ensure(dep, frame).then((r) => r.stamp));
+        const again = await this.decide(node, frame);
         if (!again.dirty) {
           this.counts.upToDate++;
           return this.resultOf(node, again.state!, false);
@@ -285,7 +219,7 @@ export class Engine {
       this.reporter.start(node.name, frame.depth, reason);
       await this.slots.acquire();
       try {
-        const result = await this.run(node, frame);
+        const result = await this.runBuilder(node, frame);
         this.counts.built++;
         return result;
       } catch (error) {
@@ -303,117 +237,69 @@ export class Engine {
     }
   }
 
-  private async run(node: Node, frame: Frame): Promise<Result> {
-    const layout = this.layout;
-    const tmpRoot = tmpDir(layout);
+  private async runBuilder(node: Node, frame: Frame): Promise<Result> {
+    const tmpRoot = tmpDir(this.layout);
     this.sweepTemps(tmpRoot);
     const workDir = path.join(tmpRoot, `${node.name}.${process.pid}.${Math.random().toString(36).slice(2, 8)}`);
     const out = path.join(workDir, "out");
     const scratch = path.join(workDir, "scratch");
     fs.mkdirSync(scratch, { recursive: true });
     this.temps.add(workDir);
-    const logPath = logFile(layout, node.name);
+    const logPath = logFile(this.layout, node.name);
     fs.mkdirSync(path.dirname(logPath), { recursive: true });
     const logFd = fs.openSync(logPath, "w");
-    const deps = new Map<string, Dep>();
-    let lastCommand: string | undefined;
-    let trustedHash: string | undefined;
     const started = performance.now();
-    const engine = this;
-    const need = async (dep: Node): Promise<Result> => {
-      if (!isNode(dep)) throw new CrecipeError(`${node.name}: need() takes a target, got ${typeof dep}`, { target: node.name });
-      if (declaredLate(dep.name) && !this.warnedLate.has(dep.name)) {
-        this.warnedLate.add(dep.name);
-        this.reporter.warn(`${dep.name} was declared while ${node.name} was building; declare it when the recipe loads, or every run rebuilds ${node.name}`);
-      }
-      this.slots.release(); // waiting for a dependency does not hold a job slot
-      try {
-        const result = await this.ensure(dep, frame);
-        deps.set(`t:${dep.name}`, { target: dep.name, stamp: result.stamp });
-        return result;
-      } finally {
-        await this.slots.acquire();
-      }
-    };
-    const ctx: BuildContext = {
+    const recorded = makeContext({
       name: node.name,
       out,
       tmp: scratch,
-      outDir: layout.outDir,
-      finalPath: outputPath(layout, node.name),
+      outDir: this.layout.outDir,
+      finalPath: outputPath(this.layout, node.name),
       signal: this.controller.signal,
       verbose: Boolean(this.options.verbose),
-      need: async (dep) => (await need(dep)).path ?? "",
-      needAll: (list) => Promise.all(list.map(async (d) => (await need(d)).path ?? "")),
-      result: (dep) => need(dep) as never,
-      dependOn(...paths) {
-        for (const p of paths) {
-          const abs = path.resolve(p);
-          if (deps.has(`f:${abs}`)) continue;
-          const { kind, sig } = statSignature(abs);
-          deps.set(`f:${abs}`, { file: abs, hash: kind === "missing" ? null : contentHash(abs) ?? null, sig });
+      logFd,
+      ensure: async (dep) => {
+        if (declaredLate(dep.name)) {
+          this.warnOnce(`late:${dep.name}`, `${dep.name} was declared while ${node.name} was building; declare it when the recipe loads, or every run rebuilds ${node.name}`);
+        }
+        this.slots.release(); // waiting for a dependency does not hold a job slot
+        try {
+          return await this.result(dep, frame);
+        } finally {
+          await this.slots.acquire();
         }
       },
-      async read(p) {
-        const abs = path.resolve(p);
-        const { sig } = statSignature(abs);
-        const data = await fs.promises.readFile(abs);
-        deps.set(`f:${abs}`, { file: abs, hash: sha256(data), sig });
-        return data;
+      onCommand: (command) => this.reporter.command(node.name, command),
+      trackChild: (pid) => {
+        this.children.add(pid);
+        return () => this.children.delete(pid);
       },
-      log(...args) {
-        const text = args.map((a) => (typeof a === "string" ? a : Buffer.isBuffer(a) ? a.toString() : JSON.stringify(a))).join(" ");
-        fs.writeSync(logFd, text.endsWith("\n") ? text : text + "\n");
-      },
-      noteCommand(command) {
-        lastCommand = command;
-        fs.writeSync(logFd, `$ ${command}\n`);
-        engine.reporter.command(node.name, command);
-      },
-      trustOutputHash(sha256) {
-        trustedHash = sha256;
-      },
-      trackChild(pid) {
-        engine.children.add(pid);
-        return () => engine.children.delete(pid);
-      },
-    };
+    });
     let value: unknown;
     try {
-      value = await runInContext(ctx, () => node.builder(ctx));
+      value = await runInContext(recorded.ctx, () => node.builder(recorded.ctx));
       if (this.controller.signal.aborted) throw this.controller.signal.reason;
     } catch (error) {
       fs.closeSync(logFd);
       this.discard(workDir);
-      throw this.asBuildError(node.name, error, lastCommand, logPath);
+      throw this.asBuildError(node.name, error, recorded.lastCommand(), logPath);
     }
     fs.closeSync(logFd);
-    // Commit: everything below is synchronous, so a signal cannot land half-way.
-    const final = outputPath(layout, node.name);
-    const kind = statSignature(out).kind;
-    const output: TargetState["output"] = kind === "missing" ? "none" : kind === "dir" ? "dir" : kind === "symlink" ? "symlink" : "file";
-    const valueJson = value === undefined ? null : JSON.parse(stableStringify(value));
-    const outHash = output === "none" ? undefined : output === "file" && trustedHash ? trustedHash : contentHash(out);
-    const stamp = sha256(`${outHash ?? ""}\0${stableStringify(valueJson)}`);
-    const old = path.join(workDir, "old");
-    if (fs.existsSync(final) || isSymlink(final)) fs.renameSync(final, old);
-    if (output !== "none") fs.renameSync(out, final);
-    const state: TargetState = {
-      v: STATE_VERSION,
-      identity: node.identity,
-      stamp,
-      output,
-      sig: output === "none" ? "" : statSignature(final).sig,
-      value: valueJson,
-      deps: [...deps.values()],
-      builtAt: new Date().toISOString(),
-      seconds: Math.round(performance.now() - started) / 1000,
-      outHash: outHash ?? null,
-      precious: node.precious,
-    };
-    writeState(layout, node.name, state);
-    this.discard(workDir);
-    return this.resultOf(node, state, true);
+    try {
+      const state = commit(this.layout, node, {
+        workDir,
+        out,
+        value,
+        deps: [...recorded.deps.values()],
+        trustedHash: recorded.trustedHash(),
+        started,
+      });
+      return this.resultOf(node, state, true);
+    } catch (error) {
+      throw this.asBuildError(node.name, error, undefined, logPath);
+    } finally {
+      this.discard(workDir);
+    }
   }
 
   private asBuildError(name: string, error: unknown, command: string | undefined, logPath: string): unknown {
@@ -454,7 +340,7 @@ export class Engine {
     for (const name of names) {
       const pid = Number(name.split(".").at(-2));
       if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
-      fs.rmSync(path.join(tmpRoot, name), { recursive: true, force: true });
+      removeTree(path.join(tmpRoot, name));
     }
   }
 
@@ -496,38 +382,11 @@ export class Engine {
   }
 }
 
-function isSymlink(p: string): boolean {
-  try {
-    return fs.lstatSync(p).isSymbolicLink();
-  } catch {
-    return false;
-  }
-}
-
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/** rm -rf that also copes with read-only directories inside (a built tree may have them). */
-export function removeTree(dir: string): void {
-  try {
-    fs.rmSync(dir, { recursive: true, force: true });
-  } catch {
-    const chmodAll = (p: string) => {
-      try {
-        const st = fs.lstatSync(p);
-        if (st.isDirectory()) {
-          fs.chmodSync(p, 0o700);
-          for (const name of fs.readdirSync(p)) chmodAll(path.join(p, name));
-        }
-      } catch { /* ignore */ }
-    };
-    chmodAll(dir);
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 }

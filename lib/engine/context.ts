@@ -1,59 +1,19 @@
 /**
- * What a builder gets: where to write its output, and how to depend on other targets
- * and host files. Everything it reads through the context becomes a dependency.
+ * What a builder gets (a BuildContext): where to write its output, and how to depend on
+ * other targets and host files. Everything it reads through the context becomes a
+ * dependency. The context of the builder running now is found through AsyncLocalStorage,
+ * as zx's `within()` does, so helpers like `$` log to the right target.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { Node } from "./node.ts";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { CrecipeError } from "./errors.ts";
+import { hostContentHash, hostSignature, sha256 } from "./hash.ts";
+import { isNode } from "./node.ts";
+import type { Dep } from "./state.ts";
+import type { BuildContext, Node, Result } from "./types.ts";
 
-/** A built target as builders and scripts see it. */
-export interface Result<T = unknown> {
-  name: string;
-  /** Absolute path of the output in the out dir, or undefined for a value-only target. */
-  path: string | undefined;
-  /** What the builder returned (JSON), or null. */
-  value: T;
-  /** Content hash of the output: equal stamps mean equal outputs. */
-  stamp: string;
-  /** Whether this run built it (false: it was up to date). */
-  built: boolean;
-}
-
-export interface BuildContext {
-  /** The target's name. */
-  readonly name: string;
-  /** Where the output goes: create a file or a directory here (or nothing). Renamed into place on success. */
-  readonly out: string;
-  /** A scratch directory, removed after the build. */
-  readonly tmp: string;
-  /** The out dir (absolute). */
-  readonly outDir: string;
-  /** The final output path, for messages only: write to `out`. */
-  readonly finalPath: string;
-  /** Aborted on Ctrl-C or when the build stops. */
-  readonly signal: AbortSignal;
-  readonly verbose: boolean;
-  /** Build another target (if needed) and depend on it; resolves to its output path. */
-  need(node: Node): Promise<string>;
-  /** Build several targets at once; resolves to their output paths. */
-  needAll(nodes: readonly Node[]): Promise<string[]>;
-  /** Like need(), with the whole result (value, stamp). */
-  result<T>(node: Node<T>): Promise<Result<T>>;
-  /** Depend on host files or directories: a change of content rebuilds this target. */
-  dependOn(...paths: string[]): void;
-  /** Read a host file and depend on it. */
-  read(path: string): Promise<Buffer>;
-  /** Write a line to this target's log. */
-  log(...args: unknown[]): void;
-  /** Remember the command being run, for the failure report (the `$` wrapper does this). */
-  noteCommand(command: string): void;
-  /**
-   * The sha256 hex of the file written at `out`, when the builder computed it while
-   * writing (archives do): the engine then does not read a large output again.
-   */
-  trustOutputHash(sha256: string): void;
-  /** Called by process helpers so children are killed on Ctrl-C. */
-  trackChild(pid: number): () => void;
-}
+export type { BuildContext, Result };
 
 const storage = new AsyncLocalStorage<BuildContext>();
 
@@ -64,4 +24,81 @@ export function currentContext(): BuildContext | undefined {
 
 export function runInContext<T>(ctx: BuildContext, fn: () => T): T {
   return storage.run(ctx, fn);
+}
+
+/** What a context needs from the engine that runs the builder. */
+export interface ContextHost {
+  name: string;
+  out: string;
+  tmp: string;
+  outDir: string;
+  finalPath: string;
+  signal: AbortSignal;
+  verbose: boolean;
+  logFd: number;
+  /** Build a dependency (the engine releases the builder's job slot meanwhile). */
+  ensure(dep: Node): Promise<Result>;
+  onCommand(command: string): void;
+  trackChild(pid: number): () => void;
+}
+
+/** A builder's context plus what it recorded: its dependencies, its last command, a trusted output hash. */
+export interface Recorded {
+  ctx: BuildContext;
+  deps: Map<string, Dep>;
+  lastCommand(): string | undefined;
+  trustedHash(): string | undefined;
+}
+
+export function makeContext(host: ContextHost): Recorded {
+  const deps = new Map<string, Dep>();
+  let lastCommand: string | undefined;
+  let trustedHash: string | undefined;
+  const need = async (dep: Node): Promise<Result> => {
+    if (!isNode(dep)) throw new CrecipeError(`${host.name}: need() takes a target, got ${typeof dep}`, { target: host.name });
+    const result = await host.ensure(dep);
+    deps.set(`t:${dep.name}`, { target: dep.name, stamp: result.stamp });
+    return result;
+  };
+  const ctx: BuildContext = {
+    name: host.name,
+    out: host.out,
+    tmp: host.tmp,
+    outDir: host.outDir,
+    finalPath: host.finalPath,
+    signal: host.signal,
+    verbose: host.verbose,
+    need: async (dep) => (await need(dep)).path ?? "",
+    needAll: (list) => Promise.all(list.map(async (d) => (await need(d)).path ?? "")),
+    result: (dep) => need(dep) as never,
+    dependOn(...paths) {
+      for (const p of paths) {
+        const abs = path.resolve(p);
+        if (deps.has(`f:${abs}`)) continue;
+        const { kind, sig } = hostSignature(abs);
+        deps.set(`f:${abs}`, { file: abs, hash: kind === "missing" ? null : hostContentHash(abs) ?? null, sig });
+      }
+    },
+    async read(p) {
+      const abs = path.resolve(p);
+      const { sig } = hostSignature(abs);
+      const data = await fs.promises.readFile(abs);
+      deps.set(`f:${abs}`, { file: abs, hash: sha256(data), sig });
+      return data;
+    },
+    log(...args) {
+      const text = args.map((a) => (typeof a === "string" ? a : Buffer.isBuffer(a) ? a.toString() : JSON.stringify(a))).join(" ");
+      fs.writeSync(host.logFd, text.endsWith("\n") ? text : text + "\n");
+    },
+    noteCommand(command) {
+      lastCommand = command;
+      fs.writeSync(host.logFd, `$ ${command}\n`);
+      host.onCommand(command);
+    },
+    trustOutputHash(hash) {
+      trustedHash = hash;
+    },
+    trackChild: host.trackChild,
+  };
+  return { ctx, deps, lastCommand: () => lastCommand, trustedHash: () => trustedHash };
 }

@@ -1,6 +1,8 @@
 /** Content hashes and cheap stat signatures for outputs and host files. */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import { NODE } from "./types.ts";
+import { walkSorted } from "./walk.ts";
 
 export function sha256(data: string | Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
@@ -20,47 +22,56 @@ export function stableStringify(value: unknown): string {
   });
 }
 
-/** Marks target nodes (set by engine/node.ts) so hashing can name them. */
-export const NODE = Symbol.for("crecipe.node");
-
 export type PathKind = "file" | "dir" | "symlink" | "missing" | "other";
 
-/**
- * A cheap signature of a path: what stat says, without reading contents.
- * When it is unchanged the stored content hash is trusted; when it changed the
- * content is hashed again (so a touch without a change rebuilds nothing).
- */
-export function statSignature(p: string): { kind: PathKind; sig: string } {
-  const st = fs.lstatSync(p, { throwIfNoEntry: false });
-  if (!st) return { kind: "missing", sig: "missing" };
-  if (st.isDirectory()) {
-    const h = createHash("sha256");
-    walk(p, Buffer.alloc(0), false, (rel, _full, s) => {
-      h.update(rel).update(`\0${s.mode}\0${s.size}\0${s.mtimeMs}\0${s.ino}\0${s.ctimeMs}\n`);
-    });
-    return { kind: "dir", sig: `d:${h.digest("hex")}` };
-  }
-  const kind: PathKind = st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : "other";
-  // mtimeMs/ctimeMs keep microseconds: enough to see a rewrite, and no BigInt garbage.
-  return { kind, sig: `${kind}:${st.size}:${st.mtimeMs}:${st.ino}:${st.ctimeMs}:${st.mode}` };
+export function kindOf(st: fs.Stats | undefined): PathKind {
+  if (!st) return "missing";
+  return st.isFile() ? "file" : st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : "other";
 }
 
-/** The content hash of a file, a symlink (its target) or a whole directory tree. */
-export function contentHash(p: string): string | undefined {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(p);
-  } catch {
-    return undefined;
-  }
-  if (st.isFile()) return hashFile(p);
+/** What stat says of one path, without reading it: a rewrite, chmod or replacement changes it. */
+export function entrySignature(st: fs.Stats): string {
+  // mtimeMs/ctimeMs keep microseconds: enough to see a rewrite, and no BigInt garbage.
+  return `${kindOf(st)}:${st.size}:${st.mtimeMs}:${st.ino}:${st.ctimeMs}:${st.mode}`;
+}
+
+/**
+ * The signature of an output: what stat says of it, the top directory alone for a tree.
+ * O(1) whatever the tree's size; a tree's deeper entries are checked against its
+ * manifest only when this changed or a deep check was asked for (see manifest.ts).
+ */
+export function outputSignature(p: string): { kind: PathKind; sig: string } {
+  const st = fs.lstatSync(p, { throwIfNoEntry: false });
+  if (!st) return { kind: "missing", sig: "missing" };
+  // No ctime: an image hard-links its layers' outputs, which changes their ctime only.
+  return { kind: kindOf(st), sig: `${kindOf(st)}:${st.size}:${st.mtimeMs}:${st.ino}:${st.mode}` };
+}
+
+/**
+ * The signature of a host input (a file the recipe reads, or a directory of them): for a
+ * directory, every entry's stat, since an edit anywhere in a source tree must be seen.
+ */
+export function hostSignature(p: string): { kind: PathKind; sig: string } {
+  const st = fs.lstatSync(p, { throwIfNoEntry: false });
+  if (!st) return { kind: "missing", sig: "missing" };
+  if (!st.isDirectory()) return { kind: kindOf(st), sig: entrySignature(st) };
+  const h = createHash("sha256");
+  walkSorted(p, (rel, _full, s) => h.update(rel).update(`\0${entrySignature(s)}\n`));
+  return { kind: "dir", sig: `d:${h.digest("hex")}` };
+}
+
+/** The content hash of a host input: a file, a symlink (its target) or a whole directory. */
+export function hostContentHash(p: string): string | undefined {
+  const st = fs.lstatSync(p, { throwIfNoEntry: false });
+  if (!st) return undefined;
+  if (st.isFile()) return hashFile(p, st);
   if (st.isSymbolicLink()) return sha256(`symlink\0${fs.readlinkSync(p)}`);
   if (st.isDirectory()) {
     const h = createHash("sha256");
-    walk(p, Buffer.alloc(0), false, (rel, full, s) => {
+    walkSorted(p, (rel, full, s) => {
       const mode = (s.mode & 0o170000).toString(8) + ":" + (s.mode & 0o7777).toString(8);
       let body: string | Buffer = "";
-      if (s.isFile()) body = hashFile(full);
+      if (s.isFile()) body = hashFile(full, s);
       else if (s.isSymbolicLink()) body = fs.readlinkSync(full, { encoding: "buffer" });
       else if (s.isCharacterDevice() || s.isBlockDevice()) body = String(s.rdev);
       h.update(rel).update(`\0${mode}\0`).update(body).update("\n");
@@ -72,9 +83,9 @@ export function contentHash(p: string): string | undefined {
 
 let chunk: Buffer | undefined;
 /**
- * sha256 of files already hashed in this process, keyed by what stat says: a tree that is
- * stamped by the engine and then listed by files() is read once, not twice. ctime is in
- * the key, so any write, chmod or rename-over is a miss.
+ * sha256 of files already hashed in this process, keyed by what stat says: a file read
+ * as a host input and then found again in a tree is read once. ctime is in the key, so
+ * any write, chmod or rename-over is a miss.
  */
 const fileHashes = new Map<string, string>();
 
@@ -84,7 +95,7 @@ export function hashFile(p: string | Buffer, stats?: fs.Stats): string {
   const known = fileHashes.get(key);
   if (known) return known;
   const digest = hashFileUncached(p);
-  if (fileHashes.size > 1_000_000) fileHashes.clear();
+  if (fileHashes.size > 200_000) fileHashes.clear();
   fileHashes.set(key, digest);
   return digest;
 }
@@ -100,29 +111,3 @@ function hashFileUncached(p: string | Buffer): string {
   }
   return h.digest("hex");
 }
-
-type Visit = (rel: Buffer, full: Buffer, st: fs.Stats) => void;
-
-/** Every path under `root` (not the root), depth first, names in bytewise order, lstat'ed. */
-export function walkTree(root: string, visit: Visit): void {
-  walk(root, Buffer.alloc(0), false, visit);
-}
-
-/**
- * Depth-first walk in bytewise name order. Names are bytes: a non-UTF-8 name must not
- * turn into U+FFFD and then fail to stat. `rel` is relative to the root, `full` absolute.
- */
-function walk(root: string, rel: Buffer, bigint: boolean, visit: Visit): void {
-  const prefix = Buffer.from(root + "/");
-  const dir = rel.length ? Buffer.concat([prefix, rel]) : Buffer.from(root);
-  const names = fs.readdirSync(dir, { encoding: "buffer" }).sort(Buffer.compare);
-  for (const name of names) {
-    const child = rel.length ? Buffer.concat([rel, SLASH, name]) : name;
-    const full = Buffer.concat([prefix, child]);
-    const st = fs.lstatSync(full, { bigint }) as unknown as fs.Stats;
-    visit(child, full, st);
-    if (st.isDirectory()) walk(root, child, bigint, visit);
-  }
-}
-
-const SLASH = Buffer.from("/");

@@ -2,10 +2,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Engine, type Verdict } from "./build.ts";
+import { removeTree } from "./io.ts";
 import { CrecipeError } from "./errors.ts";
 import { declared, isNode, lookup, type Node } from "./node.ts";
-import { layout, logFile, outputPath, readState, recordedTargets, removeState } from "./state.ts";
-import { removeTree } from "./build.ts";
+import { layout, logFile, outputPath, readState, recordedTargets, removeState, treeDir } from "./state.ts";
 
 /** The recipe's default export, or the named exports / target names. */
 export function resolveTargets(module: Record<string, unknown>, names: string[], recipe: string): Node[] {
@@ -141,6 +141,7 @@ export function clean(outDir: string): void {
       continue;
     }
     removeTree(outputPath(l, name));
+    if (read.ok && read.state.manifest) fs.rmSync(path.join(treeDir(l), read.state.manifest), { force: true });
     removeState(l, name);
     fs.rmSync(logFile(l, name), { force: true });
     removed++;

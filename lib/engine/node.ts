@@ -3,36 +3,11 @@
  * builds nothing. The one registry of declared names lives here.
  */
 import { CrecipeError } from "./errors.ts";
-import { NODE, sha256, stableStringify } from "./hash.ts";
-import type { BuildContext } from "./context.ts";
+import { sha256, stableStringify } from "./hash.ts";
+import { captureSite } from "./site.ts";
+import { type Builder, NODE, type Node, type TargetOptions } from "./types.ts";
 
-export type Builder<T = unknown> = (ctx: BuildContext) => Promise<T> | T;
-
-export interface TargetOptions {
-  /** A kind shown in listings ("file", "fs", "layer", …). */
-  kind?: string;
-  /** Inputs that define the target besides its builder's text (hashed, JSON-like). */
-  options?: unknown;
-  /** Kept by `--clean` (slow downloads and installs, like the cookbook's clean.do). */
-  precious?: boolean;
-  /** A one-line description for `--list`. */
-  description?: string;
-}
-
-/** A declared target. Immutable; compare by identity. */
-export interface Node<T = unknown> {
-  readonly [NODE]: string;
-  readonly name: string;
-  readonly kind: string;
-  readonly builder: Builder<T>;
-  readonly options: unknown;
-  readonly precious: boolean;
-  readonly description?: string;
-  /** Hash of kind, builder text and options: a change means "rebuild". */
-  readonly identity: string;
-  /** Where it was declared, e.g. "recipes/simple.ts:12:21". Computed on demand. */
-  readonly site: string;
-}
+export type { Builder, Node, TargetOptions };
 
 const registry = new Map<string, Node>();
 let building = 0;
@@ -47,6 +22,7 @@ export function markBuilding(delta: 1 | -1): void {
 export function declaredLate(name: string): boolean {
   return lateDeclarations.has(name);
 }
+
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.+@-]*$/;
 
 /**
@@ -68,16 +44,15 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
   const kind = opts.kind ?? "target";
   const identity = sha256(stableStringify([kind, builder.toString(), opts.options ?? null]));
   const existing = registry.get(name);
-  const siteHolder: { stack?: string } = {};
-  Error.captureStackTrace(siteHolder, target);
+  const site = captureSite(target);
   if (existing) {
     if (existing.identity === identity && existing.precious === Boolean(opts.precious)) return existing as Node<T>;
     throw new CrecipeError(
-      `target "${name}" is declared twice with different definitions:\n  first at  ${existing.site}\n  then at   ${siteOf(siteHolder)}`,
+      `target "${name}" is declared twice with different definitions:\n  first at  ${existing.site}\n  then at   ${site()}`,
       { fix: "give one of them another name, or make both definitions equal", target: name },
     );
   }
-  let site: string | undefined;
+  let shown: string | undefined;
   const node: Node<T> = Object.freeze({
     [NODE]: name,
     name,
@@ -88,7 +63,7 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
     description: opts.description,
     identity,
     get site() {
-      return (site ??= siteOf(siteHolder));
+      return (shown ??= site());
     },
   });
   registry.set(name, node);
@@ -108,29 +83,4 @@ export function declared(): Node[] {
 
 export function isNode(value: unknown): value is Node {
   return typeof value === "object" && value !== null && typeof (value as Node)[NODE] === "string";
-}
-
-/** The first stack frame outside crecipe's own lib/ (the recipe line that declared it). */
-function siteOf(holder: { stack?: string }): string {
-  const libDir = new URL("../", import.meta.url).pathname;
-  const frames = (holder.stack ?? "").split("\n").slice(1);
-  for (const frame of frames) {
-    const m = frame.match(/\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/);
-    if (!m) continue;
-    const file = originalFile(m[1].replace(/^file:\/\//, ""));
-    if (file.startsWith(libDir)) continue;
-    return `${relative(file)}:${m[2]}:${m[3]}`;
-  }
-  return "(unknown place)";
-}
-
-/** Map a cache file back to its source (see bin/boot.js). */
-export function originalFile(file: string): string {
-  const m = file.match(/\/ts(\/.*\.(?:ts|mts|tsx))\.mjs$/);
-  return m ? decodeURIComponent(m[1]) : decodeURIComponent(file);
-}
-
-function relative(file: string): string {
-  const cwd = process.cwd() + "/";
-  return file.startsWith(cwd) ? file.slice(cwd.length) : file;
 }

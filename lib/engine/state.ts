@@ -5,7 +5,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-export const STATE_VERSION = 1;
+/** 2: tree outputs are stamped by their manifest (engine/manifest.ts) and signed by their top directory. */
+export const STATE_VERSION = 2;
 
 /** A dependency recorded while building: another target, or a host file. */
 export type Dep =
@@ -23,6 +24,8 @@ export interface TargetState {
   sig: string;
   /** Content hash of the output alone (the stamp also covers the value). */
   outHash: string | null;
+  /** For a directory output: its manifest's file name under <out>/.crecipe/tree/. */
+  manifest?: string;
   /** Kept by --clean. */
   precious: boolean;
   value: unknown;
@@ -47,10 +50,12 @@ export const lockFile = (l: Layout, name: string) => path.join(l.stateDir, "lock
 export const logFile = (l: Layout, name: string) => path.join(l.stateDir, "log", `${name}.log`);
 export const outputPath = (l: Layout, name: string) => path.join(l.outDir, name);
 export const tmpDir = (l: Layout) => path.join(l.stateDir, "tmp");
+export const treeDir = (l: Layout) => path.join(l.stateDir, "tree");
 
 export type ReadResult =
   | { ok: true; state: TargetState }
   | { ok: false; reason: "missing" }
+  | { ok: false; reason: "older"; version: unknown }
   | { ok: false; reason: "corrupt"; detail: string };
 
 export function readState(l: Layout, name: string): ReadResult {
@@ -62,6 +67,9 @@ export function readState(l: Layout, name: string): ReadResult {
   }
   try {
     const state = JSON.parse(text) as TargetState;
+    if (state && typeof state === "object" && typeof state.v === "number" && state.v !== STATE_VERSION) {
+      return { ok: false, reason: "older", version: state.v };
+    }
     if (state.v !== STATE_VERSION || typeof state.identity !== "string" || typeof state.stamp !== "string" || !Array.isArray(state.deps)) {
       return { ok: false, reason: "corrupt", detail: "unexpected contents" };
     }
@@ -83,8 +91,13 @@ export function removeState(l: Layout, name: string): void {
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const temp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(temp, data);
-  fs.renameSync(temp, file);
+  try {
+    fs.writeFileSync(temp, data);
+    fs.renameSync(temp, file);
+  } catch (error) {
+    fs.rmSync(temp, { force: true });
+    throw error;
+  }
 }
 
 /** Names of every target that has a state file. */

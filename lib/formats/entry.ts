@@ -136,3 +136,20 @@ export function parentPath(path: Buffer): Buffer {
 export function isWhiteoutName(b: Buffer): boolean {
   return b.subarray(0, 4).equals(WHITEOUT_PREFIX);
 }
+
+/**
+ * The opaque marker: a file of this name in directory D of a layer means "D replaces the
+ * D of the layers below; none of their children show through" (OCI image-spec layer.md).
+ */
+export const OPAQUE_MARKER = ".wh..wh..opq";
+
+/**
+ * The name under which a layer records a deletion: dir/name → dir/.wh.name. An opaque
+ * marker (D/.wh..wh..opq) is already such a name and stays as it is.
+ */
+export function whiteoutPath(deleted: Buffer): Buffer {
+  const dir = deleted.subarray(0, deleted.lastIndexOf(SLASH) + 1);
+  const name = baseName(deleted);
+  if (name.toString("latin1") === OPAQUE_MARKER) return deleted;
+  return Buffer.concat([dir, WHITEOUT_PREFIX, name]);
+}

@@ -31,7 +31,8 @@ function isUint(n: unknown): n is number {
   return Number.isSafeInteger(n) && (n as number) >= 0;
 }
 
-function formatLine(e: Entry): string {
+/** One list line (with its newline) for `e`. Throws FormatError for fields the format cannot hold; paths are the caller's to check. */
+export function formatLine(e: Entry): string {
   const bad = (why: string) => new FormatError(`cannot list "${escapePath(e.path)}": ${why}`);
   if (!TYPES.has(e.type)) throw bad(`unknown type ${JSON.stringify(e.type)}`);
   if (!isUint(e.mode) || e.mode > 0o7777) throw bad(`mode ${e.mode} is not within 0..0o7777`);
@@ -80,12 +81,13 @@ function fail(why: string): never {
   throw new FormatError(why);
 }
 
-function parseLine(line: string): { entry?: Entry; deleted?: Buffer } {
+/** One list line (without its newline) back into an entry or a deletion; throws FormatError. */
+export function parseLine(line: string, options: { allowWhiteoutNames?: boolean } = {}): { entry?: Entry; deleted?: Buffer } {
   const fields = line.split(" ");
   if (fields.length < 7) fail(`expected at least 7 space-separated fields, got ${fields.length}`);
   const [pathField, type, mode, owner, size, hash, link, ...xattrFields] = fields;
   const path = unescapePath(pathField);
-  checkPath(path);
+  checkPath(path, options);
   if (type === "deleted") {
     if (fields.length !== 7 || fields.slice(2).some((f) => f !== "-")) fail('a "deleted" line has "-" in every other field');
     return { deleted: path };
@@ -158,7 +160,7 @@ function sameXattrs(a: Entry["xattrs"], b: Entry["xattrs"]): boolean {
 }
 
 /** True when two entries for the same path would give the same list line. */
-function sameEntry(a: Entry, b: Entry): boolean {
+export function sameEntry(a: Entry, b: Entry): boolean {
   return a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.size === b.size &&
     a.hash === b.hash && sameBuffer(a.linkTarget, b.linkTarget) &&
     a.devMajor === b.devMajor && a.devMinor === b.devMinor && sameXattrs(a.xattrs, b.xattrs);

@@ -1,18 +1,23 @@
 /**
  * load.docker(image) and run.docker(image): the cookbook's default.load.do and
- * default.rundocker.do. The image is run by its ID (the config digest, or the manifest
- * digest on containerd-backed Docker), never by a layer id.
+ * default.rundocker.do. The image is streamed to `docker load` from its directory,
+ * leaving out the layers the daemon already has (so after a small change only the new
+ * layer travels), and run by its ID (the config digest, or the manifest digest on
+ * containerd-backed Docker), never by a layer id.
  */
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import type { BuildContext } from "../engine/context.ts";
+import * as path from "node:path";
+import type { BuildContext } from "../engine/types.ts";
 import { CrecipeError, exitFailure } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
+import { requireTool } from "../host.ts";
 import { $ } from "../runtime.ts";
-import type { ImageValue } from "../targets/image.ts";
-import { need } from "./tools.ts";
+import { imageItems, type ImageValue } from "../targets/image.ts";
+import { writeTar } from "../targets/tarball.ts";
 
 async function docker(ctx: { name: string }): Promise<string> {
-  const bin = await need("docker", ctx.name);
+  const bin = await requireTool("docker", ctx.name);
   const info = await $({ nothrow: true })`${bin} info --format {{.ServerVersion}}`;
   if (info.exitCode !== 0) {
     throw new CrecipeError(`the Docker daemon is not reachable (${info.stderr.trim().split("\n").at(-1)})`, {
@@ -32,12 +37,70 @@ async function loadedId(bin: string, value: ImageValue): Promise<string | undefi
   return undefined;
 }
 
+/**
+ * Layers of `value` the daemon has already, as a chain from the bottom: those of the
+ * image it has under the same tag (usually the previous build).
+ */
+async function layersKnown(bin: string, value: ImageValue): Promise<Set<string>> {
+  const r = await $({ nothrow: true })`${bin} image inspect --format {{json .RootFS.Layers}} ${value.tag}`;
+  const known = new Set<string>();
+  if (r.exitCode !== 0) return known;
+  let theirs: string[] = [];
+  try {
+    theirs = JSON.parse(r.stdout.trim()) ?? [];
+  } catch {
+    return known;
+  }
+  for (let i = 0; i < value.layers.length && theirs[i] === `sha256:${value.layers[i]}`; i++) known.add(value.layers[i]);
+  return known;
+}
+
+/** `docker load` fed the image's tar from its directory, without the blobs in `omit`. */
+async function streamLoad(ctx: BuildContext, bin: string, dir: string, value: ImageValue, omit: Set<string>): Promise<{ code: number | null; output: string }> {
+  const log = path.join(ctx.tmp, `load.${omit.size}.log`);
+  const logFd = fs.openSync(log, "w");
+  ctx.noteCommand(`${bin} load < (tar of ${path.basename(dir)}${omit.size ? `, without ${omit.size} layer(s) the daemon has` : ""})`);
+  const child = spawn(bin, ["load"], { stdio: ["pipe", logFd, logFd] });
+  fs.closeSync(logFd);
+  const untrack = child.pid ? ctx.trackChild(child.pid) : () => {};
+  let gone = false;
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => ((gone = true), resolve(code)));
+  });
+  const stdin = child.stdin!;
+  stdin.on("error", () => {});
+  const stopped = new Error("docker load stopped reading");
+  try {
+    await writeTar({
+      write: async (data) => {
+        if (gone) throw stopped;
+        if (!stdin.write(data)) await Promise.race([new Promise((r) => stdin.once("drain", r)), exited]);
+      },
+    }, imageItems(dir, omit), value.created ?? 0, ctx.name);
+  } catch (error) {
+    if (error !== stopped) throw error;
+  }
+  stdin.end();
+  const code = await exited;
+  untrack();
+  const output = fs.readFileSync(log, "utf8");
+  ctx.log(output);
+  return { code, output };
+}
+
 async function ensureLoaded(ctx: BuildContext, image: Node<ImageValue>) {
   const built = await ctx.result(image);
   const bin = await docker(ctx);
   let id = await loadedId(bin, built.value);
   if (!id) {
-    await $`${bin} load -i ${built.path!}`;
+    const known = await layersKnown(bin, built.value);
+    let loaded = await streamLoad(ctx, bin, built.path!, built.value, known);
+    if (loaded.code !== 0 && known.size) {
+      // The daemon wanted the layers after all (a containerd image store may): send all.
+      loaded = await streamLoad(ctx, bin, built.path!, built.value, new Set());
+    }
+    if (loaded.code !== 0) throw exitFailure(loaded.code, "see the log above: is the daemon's disk full?");
     id = await loadedId(bin, built.value);
     if (!id) throw new CrecipeError(`docker load of ${built.path} did not register ${built.value.id}`, { target: ctx.name });
   }

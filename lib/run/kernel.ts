@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { CrecipeError } from "../engine/errors.ts";
-import { need, readTextOr } from "./tools.ts";
+import { readTextOr, requireTool } from "../host.ts";
 
 export function findKernel(option?: string): string {
   const candidates: { path: string; why: string }[] = [];
@@ -93,7 +93,7 @@ async function probe(kernel: string): Promise<{ accel: Accel; why: string }> {
   } catch (error) {
     return { accel: "tcg", why: `/dev/kvm: ${(error as NodeJS.ErrnoException).code}` };
   }
-  const qemu = await need("qemu-system-x86_64");
+  const qemu = await requireTool("qemu-system-x86_64");
   return await new Promise((resolve) => {
     const child = spawn(qemu, ["-accel", "kvm", "-m", "128", "-kernel", kernel, "-append", "console=ttyS0 panic=-1 quiet", "-display", "none", "-nodefaults", "-serial", "null", "-no-reboot"], { stdio: "ignore" });
     const timer = setTimeout(() => {

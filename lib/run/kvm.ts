@@ -13,8 +13,7 @@ import { type Node, target } from "../engine/node.ts";
 import { initrd, type InitrdOptions } from "../targets/initrd.ts";
 import { asFs } from "../targets/fs.ts";
 import { bootableKernel, chooseAccel, findKernel } from "./kernel.ts";
-import { need, readTextOr } from "./tools.ts";
-import { cacheDir } from "../runtime.ts";
+import { cacheDir, readTextOr, requireTool } from "../host.ts";
 
 export interface KvmOptions extends InitrdOptions {
   /** Guest memory in MiB (default: memoryFor(initrd size)). */
@@ -51,7 +50,7 @@ export function kvm(tree: Node | string, options: KvmOptions = {}): Node {
     const initrdPath = await ctx.need(image);
     const kernel = findKernel(options.kernel);
     ctx.dependOn(kernel);
-    const qemu = await need("qemu-system-x86_64", ctx.name);
+    const qemu = await requireTool("qemu-system-x86_64", ctx.name);
     const { accel } = await chooseAccel(kernel, path.join(ctx.outDir, ".crecipe", "accel.json"), (m) => console.error(`crecipe: ${m}`));
     const memory = options.memory ?? memoryFor(fs.statSync(initrdPath).size);
     const boot = await bootableKernel(kernel, cacheDir("kernels"), (m) => ctx.log(m));

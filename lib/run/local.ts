@@ -1,16 +1,18 @@
 /**
  * run.local(fs): the cookbook's default.runlocal.do, `unshare -r chroot DIR /init`.
  * stdout becomes the target's output, stderr goes to its log, a failing /init fails the
- * target with its exit code. The run sees a throw-away overlay (or copy) of the tree, so
- * the built tree is never modified.
+ * target with its exit code. The run sees a throw-away overlay over the tree's layers
+ * (a snapshot's own directory over its base's), so the built trees are never modified.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CrecipeError, exitFailure } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
+import { requireTool } from "../host.ts";
 import { $ } from "../runtime.ts";
 import { asFs } from "../targets/fs.ts";
-import { need } from "./tools.ts";
+import { materialize } from "../tree/copy.ts";
+import { TreeView } from "../tree/view.ts";
 
 export interface LocalOptions {
   /** The program to run inside (default /init) and its arguments. */
@@ -24,17 +26,19 @@ export function local(tree: Node | string, options: LocalOptions = {}): Node {
   const fsNode = asFs(tree);
   const command = options.command ?? ["/init"];
   return target(`${fsNode.name}.runlocal`, async (ctx) => {
-    const dir = await ctx.need(fsNode);
-    await need("unshare", ctx.name);
+    const view = await TreeView.open(ctx, fsNode);
+    await requireTool("unshare", ctx.name);
     const upper = path.join(ctx.tmp, "upper");
     const work = path.join(ctx.tmp, "work");
     const merged = path.join(ctx.tmp, "merged");
     const mounted = path.join(ctx.tmp, "mounted");
     for (const d of [upper, work, merged]) fs.mkdirSync(d);
-    // $1 lower, $2 upper, $3 work, $4 merged, $5 marker, $6 output, then the command.
-    const script = 'mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4" || exit 97; : > "$5"; ' +
-      'root=$4; out=$6; shift 6; exec chroot "$root" "$@" > "$out"';
-    const overlay = await $({ nothrow: true })`unshare -rm sh -c ${script} sh ${dir} ${upper} ${work} ${merged} ${mounted} ${ctx.out} ${command}`;
+    // Layers are named relative to the out dir: the mount option has no room for long paths.
+    const lowers = view.dirs.map((d) => path.relative(ctx.outDir, d)).join(":");
+    // $1 out dir, $2 lowers, $3 upper, $4 work, $5 merged, $6 marker, $7 output, then the command.
+    const script = 'cd "$1" && mount -t overlay overlay -o "lowerdir=$2,upperdir=$3,workdir=$4" "$5" || exit 97; : > "$6"; ' +
+      'root=$5; out=$7; shift 7; exec chroot "$root" "$@" > "$out"';
+    const overlay = await $({ nothrow: true })`unshare -rm sh -c ${script} sh ${ctx.outDir} ${lowers} ${upper} ${work} ${merged} ${mounted} ${ctx.out} ${command}`;
     if (overlay.exitCode === 0) return;
     if (fs.existsSync(mounted)) throw exitFailure(overlay.exitCode);
     if (/unshare failed/.test(overlay.stderr)) {
@@ -43,7 +47,8 @@ export function local(tree: Node | string, options: LocalOptions = {}): Node {
     // No overlayfs here (nested in a container, old kernel): run on a copy instead.
     ctx.log("overlayfs is not available; running on a copy of the tree");
     const copy = path.join(ctx.tmp, "copy");
-    await $`cp -a ${dir} ${copy}`;
+    fs.mkdirSync(copy);
+    materialize(view.dirs, copy);
     const result = await $({ nothrow: true })`unshare -r chroot ${copy} ${command} > ${ctx.out}`;
     if (result.exitCode !== 0) throw exitFailure(result.exitCode);
   }, { kind: "runlocal", options: { fs: fsNode, command } });

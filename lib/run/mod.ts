@@ -1,5 +1,5 @@
 /** Ways to run what was built: run.local (chroot), run.kvm (qemu), run.docker; load.docker. */
-import { runDocker, loadDocker } from "./docker.ts";
+import { loadDocker, runDocker } from "./docker.ts";
 import { kvm } from "./kvm.ts";
 import { local } from "./local.ts";
 

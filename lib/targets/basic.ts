@@ -1,8 +1,8 @@
 /** The smallest helpers: a file target, a value target, and paths beside the recipe. */
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
-import type { BuildContext } from "../engine/context.ts";
-import { type Node, originalFile, target, type TargetOptions } from "../engine/node.ts";
+import { type Node, target, type TargetOptions } from "../engine/node.ts";
+import { callerFile } from "../engine/site.ts";
+import type { BuildContext } from "../engine/types.ts";
 
 /**
  * A target whose output is one file, written by `builder` at `out`.
@@ -29,11 +29,6 @@ export function value<T>(name: string, builder: (ctx: BuildContext) => Promise<T
  * directory: `here("hello.c")`.
  */
 export function here(...parts: string[]): string {
-  const holder: { stack?: string } = {};
-  Error.captureStackTrace(holder, here);
-  const frame = (holder.stack ?? "").split("\n")[1] ?? "";
-  const m = frame.match(/\(?((?:file:\/\/)?\/[^():]+):\d+:\d+\)?\s*$/);
-  if (!m) return path.resolve(...parts);
-  const file = originalFile(m[1].startsWith("file:") ? fileURLToPath(m[1]) : m[1]);
-  return path.resolve(path.dirname(file), ...parts);
+  const file = callerFile(here);
+  return file ? path.resolve(path.dirname(file), ...parts) : path.resolve(...parts);
 }

@@ -1,16 +1,27 @@
-/** sha256(target) and gz(target): the cookbook's default.sha256.do and default.gz.do. */
+/**
+ * sha256(target), gz(target), zstd(target): the cookbook's default.sha256.do and
+ * default.gz.do, and zstd for registries and runtimes that take it. A file is compressed
+ * by the tool reading it directly (no pass through crecipe); an image directory is packed
+ * into the compressor's input as the tar imageTar() would write.
+ */
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { CrecipeError, exitFailure } from "../engine/errors.ts";
 import { hashFile } from "../engine/hash.ts";
 import { type Node, target } from "../engine/node.ts";
-import { spawn } from "node:child_process";
-import { need, which } from "../run/tools.ts";
-import { ArchiveFile } from "./archive.ts";
+import type { BuildContext } from "../engine/types.ts";
+import { requireTool, which } from "../host.ts";
+import { imageItems, type ImageValue } from "./image.ts";
+import { writeTar } from "./tarball.ts";
 
 /** NAME.sha256: the hex sha256 of a file target's output (and the value: the hex). */
 export function sha256(of: Node): Node<string> {
   return target(`${of.name}.sha256`, async (ctx) => {
-    const digest = hashFile(await ctx.need(of));
+    const input = await ctx.need(of);
+    if (fs.statSync(input).isDirectory()) {
+      throw new CrecipeError(`sha256(${of.name}): it is a directory; hash a file target (a layer, imageTar(image))`, { target: ctx.name });
+    }
+    const digest = hashFile(input);
     fs.writeFileSync(ctx.out, digest + "\n");
     return digest;
   }, { kind: "sha256", options: { of } });
@@ -23,31 +34,76 @@ export function sha256(of: Node): Node<string> {
 export function gz(of: Node, options: { level?: number } = {}): Node {
   const level = options.level ?? 6;
   return target(`${of.name}.gz`, async (ctx) => {
-    const input = await ctx.need(of);
-    if (fs.statSync(input).isDirectory()) {
-      throw new CrecipeError(`gz(${of.name}): it is a directory; compress a file target (a layer, an image)`, { target: ctx.name });
-    }
-    const tool = (await which("pigz")) ?? (await need("gzip", ctx.name));
-    ctx.noteCommand(`${tool} -${level} --rsyncable --no-name -c ${input}`);
-    // Streamed through us so the output is hashed while it is written, not read again.
-    const out = new ArchiveFile(ctx.out);
-    const child = spawn(tool, [`-${level}`, "--rsyncable", "--no-name", "-c", input], { stdio: ["ignore", "pipe", "pipe"] });
-    const untrack = ctx.trackChild(child.pid!);
-    let stderr = "";
-    child.stderr.on("data", (d) => (stderr += d));
-    try {
-      for await (const chunk of child.stdout) out.write(chunk);
-    } catch (error) {
-      out.abandon();
-      throw error;
-    }
-    const code: number = await new Promise((resolve) => child.on("close", resolve));
-    untrack();
-    if (code !== 0) {
-      out.abandon();
-      ctx.log(stderr); // the failure report shows the log's last lines
-      throw exitFailure(code);
-    }
-    ctx.trustOutputHash(out.close());
+    const tool = (await which("pigz")) ?? (await requireTool("gzip", ctx.name));
+    await compress(ctx, of, tool, [`-${level}`, "--rsyncable", "--no-name", "-c"]);
   }, { kind: "gz", options: { of, level } });
+}
+
+/**
+ * NAME.zst: zstd on every core (`zstd -T0`), for registries and runtimes that accept
+ * zstd layers (OCI media type `…layer.v1.tar+zstd`). Deterministic for a given zstd
+ * version and level.
+ */
+export function zstd(of: Node, options: { level?: number } = {}): Node {
+  const level = options.level ?? 3;
+  return target(`${of.name}.zst`, async (ctx) => {
+    const tool = await requireTool("zstd", ctx.name);
+    await compress(ctx, of, tool, [`-${level}`, "-T0", "-q", "-c", "--no-progress"]);
+  }, { kind: "zstd", options: { of, level } });
+}
+
+/** Run `tool args… [FILE]` with its stdout going straight to the output file. */
+async function compress(ctx: BuildContext, of: Node, tool: string, args: string[]): Promise<void> {
+  const built = await ctx.result(of);
+  const input = built.path;
+  if (!input) throw new CrecipeError(`${ctx.name}: ${of.name} has no output to compress`, { target: ctx.name });
+  const isDir = fs.statSync(input).isDirectory();
+  const image = isDir ? (built.value as Partial<ImageValue> | null) : undefined;
+  if (isDir && !image?.manifest) {
+    throw new CrecipeError(`${ctx.name}: ${of.name} is a directory; compress a file target (a layer) or an image`, { target: ctx.name });
+  }
+  const argv = isDir ? args : [...args, input];
+  ctx.noteCommand(`${tool} ${argv.join(" ")}${isDir ? ` < (tar of ${of.name})` : ""} > ${ctx.name}`);
+  const out = fs.openSync(ctx.out, "w");
+  const errors = fs.openSync(`${ctx.tmp}/stderr`, "w+");
+  let code: number | null;
+  try {
+    const child = spawn(tool, argv, { stdio: [isDir ? "pipe" : "ignore", out, errors] });
+    const untrack = child.pid ? ctx.trackChild(child.pid) : () => {};
+    let gone = false;
+    const exited = new Promise<number | null>((resolve, reject) => {
+      child.on("error", reject);
+      child.on("close", (status) => {
+        gone = true;
+        resolve(status);
+      });
+    });
+    if (isDir) {
+      const stdin = child.stdin!;
+      stdin.on("error", () => {}); // the exit code tells
+      const stopped = new Error(`${tool} stopped reading`);
+      const sink = {
+        write: async (data: Uint8Array) => {
+          if (gone) throw stopped;
+          if (!stdin.write(data)) await Promise.race([new Promise((resolve) => stdin.once("drain", resolve)), exited]);
+        },
+      };
+      try {
+        await writeTar(sink, imageItems(input), image!.created ?? 0, ctx.name);
+      } catch (error) {
+        if (error !== stopped) throw error;
+      }
+      stdin.end();
+    }
+    code = await exited;
+    untrack();
+  } finally {
+    fs.closeSync(out);
+    fs.closeSync(errors);
+  }
+  if (code !== 0) {
+    ctx.log(fs.readFileSync(`${ctx.tmp}/stderr`, "utf8")); // the failure report shows the log's last lines
+    throw exitFailure(code);
+  }
+  ctx.trustOutputHash(hashFile(ctx.out));
 }

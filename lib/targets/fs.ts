@@ -2,14 +2,16 @@
 import * as fs from "node:fs";
 import { CrecipeError } from "../engine/errors.ts";
 import { lookup, type Node, target } from "../engine/node.ts";
+import type { TreeMeta } from "../tree/meta.ts";
 import { Root } from "../tree/root.ts";
-import type { Ownership } from "../tree/scan.ts";
 
 export type FsBuilder = (root: Root) => Promise<unknown> | unknown;
 
 /**
  * A filesystem tree. The builder fills `root`; the tree is renamed into out/NAME/ only
  * when it succeeds. `fs(name)` without a builder returns the fs declared under that name.
+ * A tree that starts with `root.from(base)` is a snapshot: out/NAME/ holds only what it
+ * changed (see tree/root.ts).
  *
  * ```ts
  * export const simple = fs("simple", async (root) => {
@@ -18,22 +20,22 @@ export type FsBuilder = (root: Root) => Promise<unknown> | unknown;
  * });
  * ```
  */
-export function fs_(name: string, builder?: FsBuilder, options: { precious?: boolean; description?: string } = {}): Node<Ownership> {
+export function fs_(name: string, builder?: FsBuilder, options: { precious?: boolean; description?: string } = {}): Node<TreeMeta> {
   if (!builder) {
     const node = lookup(name);
     if (!node) throw new CrecipeError(`no fs named ${name} is declared`, { fix: `declare it first: fs("${name}", async (root) => { … })` });
-    return node as Node<Ownership>;
+    return node as Node<TreeMeta>;
   }
   return target(name, async (ctx) => {
     fs.mkdirSync(ctx.out, { mode: 0o755 });
     fs.chmodSync(ctx.out, 0o755);
     const root = new Root(ctx, ctx.out);
     await builder(root);
-    return root.meta;
+    return root.finish();
   }, { kind: "fs", options: builder.toString(), ...options });
 }
 
 /** Accept an fs node or the name of one. */
-export function asFs(value: Node | string): Node<Ownership> {
-  return typeof value === "string" ? fs_(value) : (value as Node<Ownership>);
+export function asFs(value: Node | string): Node<TreeMeta> {
+  return typeof value === "string" ? fs_(value) : (value as Node<TreeMeta>);
 }

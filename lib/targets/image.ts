@@ -1,17 +1,21 @@
 /**
- * image(name, layers, config): one tar that `docker load` reads (manifest.json) and that
- * is an OCI image layout too (oci-layout, index.json, blobs/sha256/…) for skopeo, podman
- * and umoci. Layers are listed base first; diff_ids are over the uncompressed tars, so
- * the image ID is a function of the content: two clean builds give the same bytes.
+ * image(name, layers, config): an image as a directory (out/NAME.image/) that is both an
+ * OCI image layout (oci-layout, index.json, blobs/sha256/…) for skopeo, podman and umoci,
+ * and Docker's archive format (manifest.json) once packed. Layer blobs are hard links to
+ * the layer outputs, so an image costs its metadata, not its layers' bytes: after a small
+ * change only the changed layer is new. A single file is made only where one is wanted:
+ * imageTar(image) (out/NAME.image.tar), gz(image), and the stream load.docker sends.
+ * Diff_ids are over the uncompressed tars, so the image ID is a function of the content.
  */
 import * as fs from "node:fs";
-import { type Node, target } from "../engine/node.ts";
-import { type Entry } from "../formats/entry.ts";
-import { type ImageConfig, imageMetadata, type LayerRef } from "../formats/oci.ts";
-import { tarEnd, tarHeader, tarPadding } from "../formats/tar.ts";
+import * as path from "node:path";
 import { hashFile } from "../engine/hash.ts";
-import { ArchiveFile } from "./archive.ts";
+import { OutputFile } from "../engine/io.ts";
+import { type Node, target } from "../engine/node.ts";
+import type { Entry } from "../formats/entry.ts";
+import { type ImageConfig, imageMetadata, type LayerRef } from "../formats/oci.ts";
 import { type LayerValue, sourceDateEpoch } from "./layer.ts";
+import { type TarItem, writeTar } from "./tarball.ts";
 
 export interface ImageValue {
   /** sha256:… of the config: Docker's image ID. */
@@ -19,9 +23,15 @@ export interface ImageValue {
   /** sha256:… of the OCI manifest. */
   manifest: string;
   tag: string;
+  /** The layers' digests (sha256 hex), base first: their diff_ids and blob names. */
+  layers: string[];
+  /** SOURCE_DATE_EPOCH of the image: the mtime of every entry of its tar. */
+  created: number;
 }
 
 /**
+ * An image of `layers` (base first).
+ *
  * ```ts
  * export const simpleImage = image("simple", [layer("libs", "simple"), layer("simple")]);
  * ```
@@ -30,41 +40,78 @@ export function image(name: string, layers: Node[], config: ImageConfig = {}): N
   const created = sourceDateEpoch();
   return target(`${name}.image`, async (ctx) => {
     const built = await Promise.all(layers.map((l) => ctx.result(l)));
-    const paths = built.map((b) => b.path!);
     const refs: LayerRef[] = built.map((b, i) => {
       const value = b.value as Partial<LayerValue> | null;
       // A layer() knows its digest; any other file target is hashed here.
-      const digest = value?.digest ?? hashFile(paths[i]);
-      return { digest, size: fs.statSync(paths[i]).size, createdBy: `crecipe ${layers[i].name}` };
+      const digest = value?.digest ?? hashFile(b.path!);
+      return { digest, size: fs.statSync(b.path!).size, createdBy: `crecipe ${layers[i].name}` };
     });
     const meta = imageMetadata(name, refs, config, created);
-    const files = new Map<string, { data?: Buffer; path?: string; size: number }>();
-    files.set(`blobs/sha256/${meta.config.digest}`, { data: meta.config.bytes, size: meta.config.bytes.length });
-    files.set(`blobs/sha256/${meta.manifest.digest}`, { data: meta.manifest.bytes, size: meta.manifest.bytes.length });
-    refs.forEach((r, i) => files.set(`blobs/sha256/${r.digest}`, { path: paths[i], size: r.size }));
-    files.set("index.json", { data: meta.index, size: meta.index.length });
-    files.set("manifest.json", { data: meta.dockerManifest, size: meta.dockerManifest.length });
-    files.set("oci-layout", { data: meta.ociLayout, size: meta.ociLayout.length });
-    const tar = new ArchiveFile(ctx.out);
-    const header = (path: string, type: "dir" | "file", size = 0) => {
-      const entry: Entry = { path: Buffer.from(path), type, mode: type === "dir" ? 0o755 : 0o644, uid: 0, gid: 0, size };
-      tar.write(tarHeader(entry, created));
-    };
-    try {
-      header("blobs", "dir");
-      header("blobs/sha256", "dir");
-      for (const [path, file] of [...files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-        header(path, "file", file.size);
-        if (file.data) tar.write(file.data);
-        else if (tar.copyFrom(file.path!) !== file.size) throw new Error(`${file.path} changed while packing the image`);
-        tar.write(tarPadding(file.size));
+    const blobs = path.join(ctx.out, "blobs", "sha256");
+    fs.mkdirSync(blobs, { recursive: true });
+    const put = (file: string, data: Buffer) => fs.writeFileSync(path.join(ctx.out, file), data, { mode: 0o644 });
+    put("oci-layout", meta.ociLayout);
+    put("index.json", meta.index);
+    put("manifest.json", meta.dockerManifest);
+    put(`blobs/sha256/${meta.config.digest}`, meta.config.bytes);
+    put(`blobs/sha256/${meta.manifest.digest}`, meta.manifest.bytes);
+    refs.forEach((ref, i) => {
+      const blob = path.join(blobs, ref.digest);
+      if (fs.existsSync(blob)) return; // the same layer twice
+      try {
+        fs.linkSync(built[i].path!, blob);
+      } catch {
+        fs.copyFileSync(built[i].path!, blob); // another file system (or no hard links): a copy
       }
-      tar.write(tarEnd());
+    });
+    ctx.trustOutputHash(`image:${meta.manifest.digest}`);
+    return {
+      id: `sha256:${meta.config.digest}`,
+      manifest: `sha256:${meta.manifest.digest}`,
+      tag: meta.tag,
+      layers: refs.map((r) => r.digest),
+      created,
+    };
+  }, { kind: "image", options: { layers, config, created } });
+}
+
+/**
+ * The files of an image directory as one tar holds them (Docker's archive and an OCI
+ * layout at once), in a fixed order. `omit`: layer digests to leave out (load.docker
+ * leaves out what the daemon already has).
+ */
+export function imageItems(dir: string, omit: ReadonlySet<string> = new Set()): TarItem[] {
+  const entry = (name: string, type: "dir" | "file", size = 0): Entry => ({ path: Buffer.from(name), type, mode: type === "dir" ? 0o755 : 0o644, uid: 0, gid: 0, size });
+  const files: string[] = ["index.json", "manifest.json", "oci-layout"];
+  for (const blob of fs.readdirSync(path.join(dir, "blobs", "sha256"))) {
+    if (!omit.has(blob)) files.push(`blobs/sha256/${blob}`);
+  }
+  files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return [
+    { entry: entry("blobs", "dir") },
+    { entry: entry("blobs/sha256", "dir") },
+    ...files.map((file) => {
+      const host = path.join(dir, file);
+      return { entry: entry(file, "file", fs.statSync(host).size), host };
+    }),
+  ];
+}
+
+/**
+ * NAME.image.tar: the image as one file, what `docker load -i`, `skopeo copy
+ * oci-archive:` and `podman load` read.
+ */
+export function imageTar(img: Node<ImageValue>): Node<ImageValue> {
+  return target(`${img.name}.tar`, async (ctx) => {
+    const built = await ctx.result(img);
+    const out = new OutputFile(ctx.out);
+    try {
+      await writeTar(out, imageItems(built.path!), built.value.created, ctx.name);
     } catch (error) {
-      tar.abandon();
+      out.abandon();
       throw error;
     }
-    ctx.trustOutputHash(tar.close());
-    return { id: `sha256:${meta.config.digest}`, manifest: `sha256:${meta.manifest.digest}`, tag: meta.tag };
-  }, { kind: "image", options: { layers, config, created } });
+    ctx.trustOutputHash(out.close());
+    return built.value;
+  }, { kind: "imagetar", options: { image: img } });
 }

@@ -2,20 +2,30 @@
  * initrd(fs): the cookbook's default.initrd.do. A cpio "newc" archive written by crecipe
  * (formats/cpio.ts) of the whole tree plus crecipe's static /rdinit, deterministic:
  * sorted entries, one mtime, owners 0:0 unless recorded, inodes in order, hard links kept.
+ * Streamed: each file is read once, and memory holds only directories and link groups.
  */
 import * as fs from "node:fs";
-import { gzipSync } from "node:zlib";
+import { createGzip } from "node:zlib";
+import { CrecipeError } from "../engine/errors.ts";
+import { OutputFile } from "../engine/io.ts";
+import { statKey } from "../engine/manifest.ts";
 import { type Node, target } from "../engine/node.ts";
-import { cpioArchive, sortItems } from "../formats/cpio.ts";
-import type { Entry } from "../formats/entry.ts";
-import { rdinit } from "../run/rdinit.ts";
-import { scanTree, type Ownership } from "../tree/scan.ts";
+import { cpioEntry, cpioPadding, cpioTrailer } from "../formats/cpio.ts";
+import { type Entry, escapePath, parentPath } from "../formats/entry.ts";
+import { TreeView } from "../tree/view.ts";
 import { asFs } from "./fs.ts";
 import { sourceDateEpoch } from "./layer.ts";
+import { rdinit } from "./rdinit.ts";
 
 export interface InitrdOptions {
   /** gzip the archive (default false: under TCG the kernel's gunzip costs more than it saves). */
   gzip?: boolean;
+}
+
+interface Item {
+  entry: Entry;
+  host?: Buffer | string;
+  sig?: string;
 }
 
 export function initrd(tree: Node | string, options: InitrdOptions = {}): Node {
@@ -24,18 +34,108 @@ export function initrd(tree: Node | string, options: InitrdOptions = {}): Node {
   const mtime = sourceDateEpoch();
   const gzip = Boolean(options.gzip);
   return target(`${fsNode.name}.initrd`, async (ctx) => {
-    const built = await ctx.result(fsNode);
+    const view = await TreeView.open(ctx, fsNode);
     const rdinitPath = await ctx.need(helper);
-    const prefix = Buffer.from(built.path! + "/");
-    const items: { entry: Entry; content?: Buffer }[] = scanTree(built.path!, (built.value as Ownership | null) ?? undefined)
-      .filter((e) => e.path.toString("latin1") !== "rdinit")
-      .map((entry) => ({ entry, content: entry.type === "file" ? fs.readFileSync(Buffer.concat([prefix, entry.path])) : undefined }));
-    const helperBytes = fs.readFileSync(rdinitPath);
-    items.push({
-      entry: { path: Buffer.from("rdinit"), type: "file", mode: 0o755, uid: 0, gid: 0, size: helperBytes.length },
-      content: helperBytes,
-    });
-    const archive = cpioArchive(sortItems(items), mtime);
-    fs.writeFileSync(ctx.out, gzip ? gzipSync(archive, { level: 6 }) : archive);
+    const helperItem: Item = {
+      entry: { path: Buffer.from("rdinit"), type: "file", mode: 0o755, uid: 0, gid: 0, size: fs.statSync(rdinitPath).size },
+      host: rdinitPath,
+    };
+    // The tree's entries with crecipe's /rdinit in its place, in path order.
+    const items = function* (): Generator<Item> {
+      let placed = false;
+      for (const entry of view.entries()) {
+        const order = Buffer.compare(entry.path, helperItem.entry.path);
+        if (order === 0) continue;
+        if (order > 0 && !placed) (placed = true), yield helperItem;
+        yield { entry, host: entry.host, sig: entry.sig };
+      }
+      if (!placed) yield helperItem;
+    };
+    // First pass: subdirectories per directory (a directory's nlink) and hard link groups.
+    const key = (p: Buffer) => p.toString("latin1");
+    const subdirs = new Map<string, number>();
+    const groups = new Map<string, { size: number; last: string }>();
+    for (const { entry } of items()) {
+      if (entry.type === "dir") subdirs.set(key(parentPath(entry.path)), (subdirs.get(key(parentPath(entry.path))) ?? 0) + 1);
+      if (entry.type === "hardlink") {
+        const head = key(entry.linkTarget!);
+        const group = groups.get(head) ?? { size: 1, last: head };
+        groups.set(head, { size: group.size + 1, last: key(entry.path) });
+      }
+    }
+    const out = new OutputFile(ctx.out);
+    const sink = gzip ? gzipInto(out) : { write: (b: Uint8Array) => out.write(b), end: async () => {} };
+    try {
+      const inodes = new Map<string, number>();
+      const heads = new Map<string, Item>();
+      for (const item of items()) {
+        const { entry } = item;
+        const head = entry.type === "hardlink" ? key(entry.linkTarget!) : key(entry.path);
+        const owner = entry.type === "hardlink" ? heads.get(head) : item;
+        if (!owner) throw new CrecipeError(`${ctx.name}: hard link ${escapePath(entry.path)} comes before its target`, { target: ctx.name });
+        if (!inodes.has(head)) inodes.set(head, inodes.size + 1);
+        const ino = inodes.get(head)!;
+        const group = groups.get(head);
+        if (group && entry.type !== "hardlink") heads.set(head, item);
+        // Members are copies of the inode's owner under their own name: one inode, one mode.
+        const member: Entry = { ...owner.entry, path: entry.path };
+        if (member.type !== "file") {
+          const nlink = member.type === "dir" ? 2 + (subdirs.get(key(entry.path)) ?? 0) : 1;
+          await sink.write(cpioEntry(member, ino, nlink, mtime, member.type === "symlink" ? undefined : Buffer.alloc(0)));
+          continue;
+        }
+        const nlink = group?.size ?? 1;
+        // As GNU cpio does, a link group's data goes with its last member.
+        const carries = !group || group.last === key(entry.path);
+        await sink.write(cpioEntry(carries ? member : { ...member, size: 0 }, ino, nlink, mtime));
+        if (carries && member.size > 0) {
+          await copyInto(sink, owner, ctx.name, fsNode.name);
+          await sink.write(cpioPadding(member.size));
+        }
+      }
+      await sink.write(cpioTrailer());
+      await sink.end();
+    } catch (error) {
+      out.abandon();
+      throw error;
+    }
+    ctx.trustOutputHash(out.close());
   }, { kind: "initrd", options: { fs: fsNode, gzip, mtime } });
+}
+
+/** Append a file's bytes, checking it is still what the tree's manifest says. */
+async function copyInto(sink: { write(b: Uint8Array): unknown }, item: Item, target: string, tree: string): Promise<void> {
+  const fd = fs.openSync(item.host!, "r");
+  try {
+    const st = fs.fstatSync(fd);
+    if ((item.sig && statKey(st) !== item.sig) || st.size !== item.entry.size) {
+      throw new CrecipeError(`${escapePath(item.entry.path)} changed after ${tree} was built`, {
+        target,
+        fix: `something edited out/${tree} by hand: run crecipe again with --check, which finds and rebuilds it`,
+      });
+    }
+    const chunk = Buffer.allocUnsafe(Math.min(1 << 20, item.entry.size));
+    for (let done = 0; done < item.entry.size;) {
+      const n = fs.readSync(fd, chunk, 0, Math.min(chunk.length, item.entry.size - done), null);
+      if (n === 0) throw new CrecipeError(`${escapePath(item.entry.path)} shrank while packing`, { target });
+      await sink.write(Buffer.from(chunk.subarray(0, n)));
+      done += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A sink that gzips (level 6, like gzipSync) into `out`. */
+function gzipInto(out: OutputFile) {
+  const gzip = createGzip({ level: 6 });
+  gzip.on("data", (chunk: Buffer) => out.write(chunk));
+  const done = new Promise<void>((resolve, reject) => {
+    gzip.on("end", resolve);
+    gzip.on("error", reject);
+  });
+  return {
+    write: (b: Uint8Array) => (gzip.write(b) ? undefined : new Promise<void>((resolve) => gzip.once("drain", resolve))),
+    end: () => (gzip.end(), done),
+  };
 }

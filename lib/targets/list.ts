@@ -2,22 +2,22 @@
  * files(fs): every path of a tree with type, mode, owner, size and hash (NAME.files).
  * list(fs, diffbase): what a layer holds, the entries new or changed against the
  * diffbase plus the paths it deleted (NAME.list), as in the cookbook's default.list.do.
+ * Both come from the trees' manifests: no file is read again.
  */
-import * as fs from "node:fs";
+import { OutputFile } from "../engine/io.ts";
 import { type Node, target } from "../engine/node.ts";
-import { checkPath } from "../formats/entry.ts";
-import { diffList, formatList, parseList } from "../formats/filelist.ts";
-import { scanTree, type Ownership } from "../tree/scan.ts";
+import type { BuildContext } from "../engine/types.ts";
+import { checkPath, comparePaths, escapePath, FormatError } from "../formats/entry.ts";
+import { formatLine, formatList } from "../formats/filelist.ts";
+import { changes } from "../tree/diff.ts";
+import { TreeView } from "../tree/view.ts";
 import { asFs } from "./fs.ts";
 
 /** The full file list of a tree. */
 export function files(tree: Node | string): Node {
   const fsNode = asFs(tree);
   return target(`${fsNode.name}.files`, async (ctx) => {
-    const result = await ctx.result(fsNode);
-    const entries = scanTree(result.path!, (result.value as Ownership | null) ?? undefined);
-    for (const entry of entries) checkPath(entry.path);
-    fs.writeFileSync(ctx.out, formatList(entries));
+    writeEntries(ctx.out, (await TreeView.open(ctx, fsNode)).entries());
   }, { kind: "files", options: { fs: fsNode } });
 }
 
@@ -25,14 +25,35 @@ export function files(tree: Node | string): Node {
 export function list(tree: Node | string, diffbase?: Node | string): Node {
   const fsNode = asFs(tree);
   const baseNode = diffbase === undefined ? undefined : asFs(diffbase);
-  // Declared now, not inside the builder: a no-op run must find them in the registry.
-  const currentFiles = files(fsNode);
-  const baseFiles = baseNode && files(baseNode);
   return target(`${fsNode.name}.list`, async (ctx) => {
-    const current = parseList(fs.readFileSync(await ctx.need(currentFiles), "utf8")).entries;
-    if (!baseFiles) return void fs.writeFileSync(ctx.out, formatList(current));
-    const base = parseList(fs.readFileSync(await ctx.need(baseFiles), "utf8")).entries;
-    const { changed, deleted } = diffList(base, current);
-    fs.writeFileSync(ctx.out, formatList(changed, deleted));
+    const view = await TreeView.open(ctx, fsNode);
+    if (!baseNode) return writeEntries(ctx.out, view.entries());
+    const { changed, deleted } = await layerChanges(ctx, view, baseNode);
+    const out = new OutputFile(ctx.out);
+    out.writeText(formatList(changed, deleted));
+    out.close();
   }, { kind: "list", options: { fs: fsNode, diffbase: baseNode ?? null } });
+}
+
+/** What a layer of `view` over `diffbase` holds. */
+export async function layerChanges(ctx: BuildContext, view: TreeView, diffbase: Node) {
+  return changes(view, await TreeView.open(ctx, diffbase));
+}
+
+/** Write a list, streamed: each line checked, in order, once. */
+function writeEntries(file: string, entries: Iterable<{ path: Buffer } & Parameters<typeof formatLine>[0]>): void {
+  const out = new OutputFile(file);
+  try {
+    let previous: Buffer | undefined;
+    for (const entry of entries) {
+      checkPath(entry.path);
+      if (previous && comparePaths(previous, entry.path) >= 0) throw new FormatError(`path "${escapePath(entry.path)}" is out of order or repeated`);
+      previous = entry.path;
+      out.writeText(formatLine(entry));
+    }
+  } catch (error) {
+    out.abandon();
+    throw error;
+  }
+  out.close();
 }

@@ -1,94 +1,295 @@
 /**
  * The handle an fs() builder gets: copy host files and other targets in, write, link,
- * record owners. Paths are resolved as inside a chroot: a symlink in the tree that
- * points at /usr/bin points at the tree's usr/bin, never at the host's.
+ * remove, record owners. Paths are resolved as inside a chroot: a symlink in the tree
+ * that points at /usr/bin points at the tree's usr/bin, never at the host's.
+ *
+ * After `from(base)` the tree is a snapshot: its directory is an overlayfs-style upper
+ * directory that holds only what this builder changes, over the base's (read-only)
+ * layers. Nothing is copied up front; a file is copied up when it is changed, a
+ * deletion is a whiteout (a char device 0:0), so the base is never written to.
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { BuildContext } from "../engine/context.ts";
+import type { BuildContext } from "../engine/types.ts";
+import { removeTree } from "../engine/io.ts";
 import { CrecipeError } from "../engine/errors.ts";
 import { isNode, type Node } from "../engine/node.ts";
-import { escapePath } from "../formats/filelist.ts";
+import { walkSorted } from "../engine/walk.ts";
+import { escapePath } from "../formats/entry.ts";
 import { $ } from "../runtime.ts";
-import { emptyOwnership, type Ownership } from "./scan.ts";
 import { sharedLibraries } from "./elf.ts";
+import { isWhiteout, locate, readMergedDir, walkMerged, type Found } from "./layers.ts";
+import { asMeta, emptyMeta, type TreeMeta } from "./meta.ts";
+import { materialize } from "./copy.ts";
+import { TreeView } from "./view.ts";
 
 export type Source = string | Node;
 
+const SLASH = Buffer.from("/");
+const join = (parts: Buffer[]) => parts.length ? Buffer.concat(parts.flatMap((p, i) => (i ? [SLASH, p] : [p]))) : Buffer.alloc(0);
+const splitPath = (p: Buffer) => {
+  const parts: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i <= p.length; i++) {
+    if (i === p.length || p[i] === 0x2f) {
+      const part = p.subarray(start, i);
+      if (part.length && !(part.length === 1 && part[0] === 0x2e)) parts.push(part);
+      start = i + 1;
+    }
+  }
+  return parts;
+};
+const DOTDOT = Buffer.from("..");
+
 export class Root {
-  /** Owners and device nodes recorded by chown()/mknod(); kept with the fs, not on disk. */
-  readonly meta: Ownership = emptyOwnership();
+  /** Owners and device nodes recorded by chown()/mknod(), and the base of a snapshot. */
+  readonly meta: TreeMeta = emptyMeta();
+  private base?: TreeView;
+  /** Paths brought up from the base (their removal by any means is a deletion). */
+  private readonly copiedUp = new Set<string>();
+  /** Paths deleted from the base whose whiteout is not on disk yet. */
+  private readonly hidden = new Set<string>();
 
   constructor(readonly ctx: BuildContext, readonly dir: string) {}
 
+  /** The directories to look in, top first: this tree's own, then its base's layers. */
+  private get layers(): string[] {
+    return this.base ? [this.dir, ...this.base.dirs] : [this.dir];
+  }
+
+  private fail(message: string, fix?: string): CrecipeError {
+    return new CrecipeError(`${this.ctx.name}: ${message}`, { target: this.ctx.name, fix });
+  }
+
   /**
-   * The host path of `p` inside the tree ("/bin/sh" or "bin/sh"), following symlinks
-   * in the tree the way a chroot would. Refuses to leave the tree.
+   * Resolve `p` in the tree as a chroot would (symlinks in the tree lead to places in
+   * the tree), returning the relative path. Refuses `..` in `p` itself.
    */
-  path(p: string, options: { followLast?: boolean } = {}): string {
-    const parts = p.split("/").filter((x) => x && x !== ".");
-    if (parts.includes("..")) {
-      throw new CrecipeError(`${this.ctx.name}: path ${JSON.stringify(p)} contains "..": it could escape the tree`, {
-        target: this.ctx.name,
-        fix: "use a path inside the tree, without ..",
-      });
+  private resolve(p: string, followLast = false): Buffer {
+    const parts = splitPath(Buffer.from(p));
+    if (parts.some((x) => x.equals(DOTDOT))) {
+      throw this.fail(`path ${JSON.stringify(p)} contains "..": it could escape the tree`, "use a path inside the tree, without ..");
     }
-    let resolved: string[] = [];
+    let resolved: Buffer[] = [];
     let hops = 0;
     const queue = [...parts];
     while (queue.length) {
       const part = queue.shift()!;
-      if (part === "..") {
+      if (part.equals(DOTDOT)) {
         resolved.pop(); // only link targets bring "..": clamped at the root, as in a chroot
         continue;
       }
-      const candidate = path.join(this.dir, ...resolved, part);
-      const st = fs.lstatSync(candidate, { throwIfNoEntry: false });
-      if (st?.isSymbolicLink() && (queue.length > 0 || options.followLast)) {
-        if (++hops > 40) throw new CrecipeError(`${this.ctx.name}: too many symlinks resolving ${p} in the tree`, { target: this.ctx.name });
-        const link = fs.readlinkSync(candidate);
-        if (link.startsWith("/")) resolved = [];
-        queue.unshift(...link.split("/").filter((x) => x && x !== "."));
+      const candidate = join([...resolved, part]);
+      const found = locate(this.layers, candidate);
+      if (found?.st.isSymbolicLink() && (queue.length > 0 || followLast)) {
+        if (++hops > 40) throw this.fail(`too many symlinks resolving ${p} in the tree`);
+        const link = fs.readlinkSync(found.host, { encoding: "buffer" });
+        if (link[0] === 0x2f) resolved = [];
+        queue.unshift(...splitPath(link));
         continue;
       }
       resolved.push(part);
     }
-    return path.join(this.dir, ...resolved);
+    return join(resolved);
+  }
+
+  private upper(rel: Buffer): Buffer {
+    return rel.length ? Buffer.concat([Buffer.from(this.dir), SLASH, rel]) : Buffer.from(this.dir);
+  }
+
+  private find(rel: Buffer): Found | undefined {
+    return locate(this.layers, rel);
+  }
+
+  /**
+   * Settle deletions made behind Root's back (a raw rm of a path from `path()`) and
+   * those pending: each becomes a whiteout, or, where something new now stands at the
+   * path, hides the base's version of it.
+   */
+  private sync(): void {
+    if (!this.base) return;
+    for (const key of this.copiedUp) {
+      if (!fs.lstatSync(this.upper(Buffer.from(key, "latin1")), { throwIfNoEntry: false })) {
+        this.copiedUp.delete(key);
+        this.hidden.add(key);
+      }
+    }
+    if (!this.hidden.size) return;
+    const whiteouts: Buffer[] = [];
+    for (const key of [...this.hidden].sort()) {
+      this.hidden.delete(key);
+      const rel = Buffer.from(key, "latin1");
+      const parent = fs.lstatSync(this.upper(rel.subarray(0, Math.max(0, rel.lastIndexOf(0x2f)))), { throwIfNoEntry: false });
+      if (!parent?.isDirectory()) continue; // an ancestor went too: its whiteout covers this
+      const st = fs.lstatSync(this.upper(rel), { throwIfNoEntry: false });
+      if (!st) {
+        if (locate(this.base.dirs, rel)) whiteouts.push(this.upper(rel));
+      } else if (st.isDirectory()) {
+        whiteouts.push(...this.opaqueWhiteouts(rel));
+      }
+    }
+    makeWhiteouts(whiteouts, this.ctx.name);
+  }
+
+  /** Whiteouts that hide, under upper directory `rel`, every child the base has there. */
+  private opaqueWhiteouts(rel: Buffer): Buffer[] {
+    const found = locate(this.base!.dirs, rel);
+    if (!found?.st.isDirectory()) return [];
+    const whiteouts: Buffer[] = [];
+    for (const child of readMergedDir(this.base!.dirs, rel)) {
+      const childRel = Buffer.concat([rel, SLASH, child.name]);
+      const mine = fs.lstatSync(this.upper(childRel), { throwIfNoEntry: false });
+      if (!mine) whiteouts.push(this.upper(childRel));
+      else if (mine.isDirectory() && child.st.isDirectory()) whiteouts.push(...this.opaqueWhiteouts(childRel));
+    }
+    return whiteouts;
+  }
+
+  /** Make sure the directories above `rel` exist in this tree's own directory (copied up from the base). */
+  private prepareParents(rel: Buffer): void {
+    const parts = splitPath(rel);
+    for (let i = 1; i < parts.length; i++) this.copyUp(join(parts.slice(0, i)), true);
+  }
+
+  /** Bring `rel` from the base into this tree's own directory (a directory: itself, not its contents). */
+  private copyUp(rel: Buffer, asParent = false): void {
+    const own = fs.lstatSync(this.upper(rel), { throwIfNoEntry: false });
+    if (own && !isWhiteout(own)) {
+      if (asParent && !own.isDirectory()) throw this.fail(`${escapePath(rel)} is not a directory`);
+      return;
+    }
+    if (own) {
+      if (!asParent) return;
+      // A deleted directory made again: it starts empty, the base's contents stay hidden.
+      this.prepareParents(rel);
+      fs.unlinkSync(this.upper(rel));
+      fs.mkdirSync(this.upper(rel));
+      fs.chmodSync(this.upper(rel), 0o755);
+      this.hidden.add(rel.toString("latin1"));
+      return;
+    }
+    const found = this.base && locate(this.base.dirs, rel);
+    if (!found) return; // not in the base either: whoever wants it there creates it
+    if (asParent && !found.st.isDirectory()) throw this.fail(`${escapePath(rel)} is not a directory`);
+    this.prepareParents(rel);
+    const to = this.upper(rel);
+    const mode = found.st.mode & 0o7777;
+    if (found.st.isDirectory()) {
+      fs.mkdirSync(to);
+      fs.chmodSync(to, mode);
+    } else if (found.st.isFile()) {
+      fs.copyFileSync(found.host, to, fs.constants.COPYFILE_FICLONE);
+      fs.chmodSync(to, mode);
+    } else if (found.st.isSymbolicLink()) {
+      fs.symlinkSync(fs.readlinkSync(found.host, { encoding: "buffer" }), to);
+    } else {
+      throw this.fail(`${escapePath(rel)} is a special file of the base; it cannot be changed in a snapshot`, "remove it and create it again (root.mknod)");
+    }
+    this.copiedUp.add(rel.toString("latin1"));
+  }
+
+  /**
+   * The host path of `p` inside the tree, to work on with other tools, following
+   * symlinks as a chroot would; refuses to leave the tree. In a snapshot this is a path
+   * in the tree's own directory: an existing file is copied up first (so changing it
+   * never changes the base), and removing it there is recorded as a deletion. Listing a
+   * directory there shows only what this tree changed: to run a program on the whole
+   * tree, use run.local or a layer.
+   */
+  path(p: string, options: { followLast?: boolean } = {}): string {
+    this.sync();
+    const rel = this.resolve(p, options.followLast);
+    if (rel.length) {
+      this.prepareParents(rel);
+      const own = fs.lstatSync(this.upper(rel), { throwIfNoEntry: false });
+      if (own && isWhiteout(own)) {
+        fs.unlinkSync(this.upper(rel));
+        this.hidden.add(rel.toString("latin1"));
+      } else this.copyUp(rel);
+    }
+    return this.upper(rel).toString();
+  }
+
+  /** Whether `p` exists in the tree (a dangling symlink exists). */
+  exists(p: string): boolean {
+    this.sync();
+    return Boolean(this.find(this.resolve(p)));
   }
 
   /** Create a directory (and its parents) with explicit modes, so umask never leaks in. */
   async mkdir(p: string, mode = 0o755): Promise<void> {
+    this.sync();
     const parts = p.split("/").filter(Boolean);
     for (let i = 1; i <= parts.length; i++) {
-      const host = this.path(parts.slice(0, i).join("/"), { followLast: true });
-      if (!fs.existsSync(host)) {
-        fs.mkdirSync(host);
-        fs.chmodSync(host, i === parts.length ? mode : 0o755);
-      }
+      const rel = this.resolve(parts.slice(0, i).join("/"), true);
+      const found = this.find(rel);
+      if (found?.st.isDirectory()) continue;
+      if (found) throw this.fail(`cannot make directory ${parts.slice(0, i).join("/")}: a file is in the way`);
+      this.prepareParents(rel);
+      const own = fs.lstatSync(this.upper(rel), { throwIfNoEntry: false });
+      if (own) fs.unlinkSync(this.upper(rel)); // a whiteout: the base's directory stays hidden
+      fs.mkdirSync(this.upper(rel));
+      fs.chmodSync(this.upper(rel), i === parts.length ? mode : 0o755);
+      if (own && this.base) this.hidden.add(rel.toString("latin1"));
     }
+    this.sync();
+  }
+
+  /** Where a new entry named `p` goes: its directory made, whatever stood there removed. */
+  private async place(p: string): Promise<Buffer> {
+    this.resolve(p); // refuse an escape before creating anything
+    await this.mkdir(path.posix.dirname(abs(p)));
+    const rel = this.resolve(p);
+    if (!rel.length) throw this.fail(`cannot replace the tree's root directory`);
+    this.prepareParents(rel);
+    const target = this.upper(rel);
+    const own = fs.lstatSync(target, { throwIfNoEntry: false });
+    if (own?.isDirectory()) throw this.fail(`${p} is a directory`, `remove it first: root.remove(${JSON.stringify(p)}, { recursive: true })`);
+    if (own) fs.unlinkSync(target); // a file, a link or a whiteout: the new entry shadows the base's
+    return target;
   }
 
   /** Write a file with `content` and `mode` (default 0644). */
   async write(p: string, content: string | Uint8Array, mode = 0o644): Promise<void> {
-    this.path(p); // refuse an escape before creating anything
-    await this.mkdir(path.posix.dirname(abs(p)));
-    const host = this.path(p);
-    fs.rmSync(host, { force: true });
-    fs.writeFileSync(host, content);
-    fs.chmodSync(host, mode);
+    this.sync();
+    const target = await this.place(p);
+    fs.writeFileSync(target, content);
+    fs.chmodSync(target, mode);
+    this.sync();
   }
 
   /** `ln -s target linkPath` inside the tree. */
   async symlink(target: string, linkPath: string): Promise<void> {
-    this.path(linkPath);
-    await this.mkdir(path.posix.dirname(abs(linkPath)));
-    const host = this.path(linkPath);
-    fs.rmSync(host, { force: true });
-    fs.symlinkSync(target, host);
+    this.sync();
+    const at = await this.place(linkPath);
+    fs.symlinkSync(target, at);
+    this.sync();
   }
 
   async chmod(p: string, mode: number): Promise<void> {
     fs.chmodSync(this.path(p, { followLast: true }), mode);
+  }
+
+  /**
+   * Remove `p` from the tree (a directory only with `recursive`). In a snapshot, what the
+   * base has there is hidden by a whiteout, so the deletion reaches the layer.
+   */
+  async remove(p: string, options: { recursive?: boolean } = {}): Promise<void> {
+    this.sync();
+    const rel = this.resolve(p);
+    const found = this.find(rel);
+    if (!rel.length) throw this.fail(`cannot remove the tree's root directory`);
+    if (!found) throw this.fail(`cannot remove ${p}: no such file or directory in the tree`);
+    if (found.st.isDirectory() && !options.recursive) {
+      const children = this.base ? readMergedDir(this.layers, rel) : fs.readdirSync(this.upper(rel));
+      if (children.length) throw this.fail(`cannot remove ${p}: the directory is not empty`, `root.remove(${JSON.stringify(p)}, { recursive: true })`);
+    }
+    this.prepareParents(rel);
+    removeTree(this.upper(rel));
+    if (this.base && locate(this.base.dirs, rel)) this.hidden.add(rel.toString("latin1"));
+    this.copiedUp.delete(rel.toString("latin1"));
+    this.sync();
   }
 
   /** Record an owner: the layers and initrds carry it, the disk does not need root. */
@@ -127,37 +328,62 @@ export class Root {
 
   private async copyHostPath(hostPath: string, into: string, isHost: boolean): Promise<void> {
     const st = fs.lstatSync(hostPath, { throwIfNoEntry: false });
-    if (!st) {
-      throw new CrecipeError(`${this.ctx.name}: cannot copy ${hostPath}: no such file`, { target: this.ctx.name });
-    }
+    if (!st) throw this.fail(`cannot copy ${hostPath}: no such file`);
     if (isHost) this.ctx.dependOn(hostPath);
+    this.sync();
     await this.mkdir(path.posix.dirname(abs(into)));
-    const target = this.path(into);
+    const rel = this.resolve(into);
+    this.prepareParents(rel);
+    const found = this.find(rel);
     if (st.isSymbolicLink()) {
       const link = fs.readlinkSync(hostPath);
-      fs.rmSync(target, { force: true });
+      const target = await this.place(into);
       fs.symlinkSync(link, target);
+      this.sync();
       if (isHost) {
         // Bring what it points to, at the matching place in the tree.
         const pointed = path.resolve(path.dirname(hostPath), link);
         const inTree = link.startsWith("/") ? link : path.posix.join(path.posix.dirname(abs(into)), link);
-        if (!fs.existsSync(this.path(inTree, { followLast: true })) && fs.existsSync(pointed)) {
-          await this.copyHostPath(pointed, inTree, true);
-        }
+        if (!this.find(this.resolve(inTree, true)) && fs.existsSync(pointed)) await this.copyHostPath(pointed, inTree, true);
       }
       return;
     }
-    await $`cp -a --no-dereference --no-preserve=ownership ${hostPath} ${target}`;
+    // cp copies into a directory that is there: bring the base's up, so it still does.
+    if (found?.st.isDirectory()) this.copyUp(rel);
+    await $`cp -a --no-dereference --no-preserve=ownership ${hostPath} ${this.upper(rel).toString()}`;
+    this.sync();
   }
 
-  /** cp -a of another fs into this one (its recorded owners come along). */
-  async from(other: Node): Promise<void> {
+  /**
+   * Start from another fs: this tree becomes a snapshot of it (nothing is copied; see
+   * the file's header) when nothing was put in it yet, else its files are copied in
+   * (`cp -a other/. tree/`). Its recorded owners come along either way.
+   * `{ snapshot: false }` always copies, giving a tree that stands alone.
+   */
+  async from(other: Node, options: { snapshot?: boolean } = {}): Promise<void> {
     const result = await this.ctx.result(other);
-    if (!result.path) throw new CrecipeError(`${this.ctx.name}: from(${other.name}): it has no output tree`, { target: this.ctx.name });
-    await $`cp -a --no-preserve=ownership ${result.path}/. ${this.dir}/`;
-    const meta = result.value as Ownership | null;
-    if (meta?.owners) Object.assign(this.meta.owners, meta.owners);
-    if (meta?.devices) Object.assign(this.meta.devices, meta.devices);
+    if (!result.path) throw this.fail(`from(${other.name}): it has no output tree`);
+    const otherMeta = asMeta(result.value);
+    this.sync();
+    const untouched = !this.base && fs.readdirSync(this.dir).length === 0 &&
+      Object.keys(this.meta.owners).length === 0 && Object.keys(this.meta.devices).length === 0;
+    if (options.snapshot !== false && untouched && result.manifest) {
+      this.base = await TreeView.fromResult(this.ctx, result);
+      this.meta.base = { name: other.name, stamp: result.stamp };
+    } else if (!otherMeta.base) {
+      await $`cp -a --no-preserve=ownership ${result.path}/. ${this.dir}/`;
+    } else {
+      materialize((await TreeView.fromResult(this.ctx, result)).dirs, this.dir);
+    }
+    Object.assign(this.meta.owners, otherMeta.owners);
+    Object.assign(this.meta.devices, otherMeta.devices);
+  }
+
+  /** Every entry of the tree as it stands now (its own directory over its base), in path order. */
+  walk(visit: (rel: Buffer, found: Found) => void): void {
+    this.sync();
+    if (!this.base) walkSorted(this.dir, (rel, host, st) => visit(rel, { layer: 0, host, st }));
+    else walkMerged(this.layers, visit);
   }
 
   /**
@@ -165,14 +391,40 @@ export class Root {
    * libraries (and the dynamic loader) copied in from the host, with their symlinks.
    */
   async addSharedLibraries(): Promise<string[]> {
-    const added = await sharedLibraries(this.dir);
+    const files: string[] = [];
+    this.walk((_rel, found) => {
+      if (found.st.isFile()) files.push(found.host.toString());
+    });
+    const added = await sharedLibraries(files);
     for (const lib of added) await this.copyIn(lib, lib);
     return added;
   }
 
+  /** Called by fs() when the builder is done: pending deletions become whiteouts. */
+  finish(): TreeMeta {
+    this.sync();
+    return this.meta;
+  }
+
   private key(p: string): string {
-    return escapePath(Buffer.from(path.relative(this.dir, this.path(p))));
+    return escapePath(this.resolve(p));
   }
 }
 
 const abs = (p: string) => (p.startsWith("/") ? p : "/" + p);
+
+/**
+ * Create overlayfs whiteouts (char devices 0:0). Linux lets an unprivileged user do
+ * this since 5.8; names go through xargs -0 so any byte survives.
+ */
+function makeWhiteouts(paths: Buffer[], target: string): void {
+  if (!paths.length) return;
+  const input = Buffer.concat(paths.flatMap((p) => [p, Buffer.alloc(1)]));
+  const r = spawnSync("xargs", ["-0", "-r", "-I{}", "mknod", "{}", "c", "0", "0"], { input, encoding: "utf8" });
+  if (r.status !== 0) {
+    throw new CrecipeError(`${target}: cannot record a deletion as a whiteout (mknod c 0 0): ${(r.stderr || r.error?.message || "").trim()}`, {
+      target,
+      fix: "a deletion in a snapshot needs Linux ≥ 5.8 as an unprivileged user (or root); or build the fs with from(base, { snapshot: false })",
+    });
+  }
+}

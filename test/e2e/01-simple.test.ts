@@ -40,10 +40,12 @@ describe("recipes/simple.ts", () => {
     assert.ok(libs.includes("lib/x86_64-linux-gnu/libc.so.6"), libs.join(" "));
     assert.ok(libs.includes("lib64/ld-linux-x86-64.so.2"), libs.join(" "));
     assert.ok(!libs.some((p) => p.startsWith("bin/")), "libs.layer has only what libs added");
-    const manifest = JSON.parse(sh(`tar -xOf ${path.join(out, "simple.image")} manifest.json`).stdout);
+    const manifest = JSON.parse(fs.readFileSync(path.join(out, "simple.image/manifest.json"), "utf8"));
     const layers = manifest[0].Layers.map((l: string) => l.replace("blobs/sha256/", ""));
     const digest = (f: string) => sh(`sha256sum ${path.join(out, f)}`).stdout.split(" ")[0];
     assert.deepEqual(layers, [digest("libs.layer"), digest("simple.layer")]);
+    // The image directory holds its layers by hard link, not by copy.
+    assert.equal(fs.statSync(path.join(out, "simple.image/blobs/sha256", layers[0])).ino, fs.statSync(path.join(out, "libs.layer")).ino);
   });
 
   it("two clean builds give identical bytes, whatever TZ, umask and locale", () => {
@@ -54,25 +56,34 @@ describe("recipes/simple.ts", () => {
       env: { ...process.env, TZ: "Pacific/Kiritimati", LANG: "C", LC_ALL: "C" },
     });
     assert.equal(r.status, 0, r.stderr);
-    for (const f of ["simple.image", "libs.layer", "simple.layer"]) {
+    for (const f of ["libs.layer", "simple.layer", "simple.image/manifest.json", "simple.image/index.json"]) {
       assert.ok(fs.readFileSync(path.join(other, f)).equals(fs.readFileSync(path.join(out, f))), `${f} differs`);
     }
   });
 
+  it("gz(image) is the gzip of the one-file image that imageTar() writes", () => {
+    const script = path.join(work, "tar.ts");
+    fs.writeFileSync(script, `import { imageTar } from ${JSON.stringify(path.join(repo, "lib/mod.ts"))};\nimport { simpleImage } from ${JSON.stringify(recipe)};\nexport default imageTar(simpleImage);\n`);
+    const r = crecipe(work, ["-o", out, script]);
+    assert.equal(r.status, 0, r.stderr);
+    const unzipped = spawnSync("gzip", ["-dc", path.join(out, "simple.image.gz")], { maxBuffer: 1 << 30 }).stdout;
+    assert.ok(unzipped.equals(fs.readFileSync(path.join(out, "simple.image.tar"))), `${unzipped.length} vs ${fs.statSync(path.join(out, "simple.image.tar")).size}: ${r.stderr}`);
+    const names = sh(`tar -tf ${path.join(out, "simple.image.tar")}`).stdout.split("\n").filter(Boolean);
+    assert.deepEqual(names.slice(0, 2), ["blobs/", "blobs/sha256/"]);
+    assert.deepEqual(names.slice(-3), ["index.json", "manifest.json", "oci-layout"]);
+  });
+
   it("skopeo inspects it and copies it to a docker-archive; umoci unpacks it rootless", () => {
     const image = path.join(out, "simple.image");
-    const inspect = sh(`skopeo inspect oci-archive:${image}`);
+    const inspect = sh(`skopeo inspect oci:${image}`);
     assert.equal(inspect.status, 0, inspect.stderr);
     assert.equal(JSON.parse(inspect.stdout).Layers.length, 2);
     const archive = path.join(work, "simple.docker.tar");
-    const copy = sh(`skopeo copy oci-archive:${image} docker-archive:${archive}:simple:latest`);
+    const copy = sh(`skopeo copy oci:${image} docker-archive:${archive}:simple:latest`);
     assert.equal(copy.status, 0, copy.stderr);
     assert.ok(fs.statSync(archive).size > 1000);
-    const layout = path.join(work, "layout");
-    fs.mkdirSync(layout);
-    assert.equal(sh(`tar -xf ${image} -C ${layout}`).status, 0);
     const bundle = path.join(work, "bundle");
-    const unpack = sh(`umoci unpack --rootless --image ${layout}:latest ${bundle}`);
+    const unpack = sh(`umoci unpack --rootless --image ${image}:latest ${bundle}`);
     assert.equal(unpack.status, 0, unpack.stderr);
     assert.equal(fs.readlinkSync(path.join(bundle, "rootfs/init")), "bin/hello");
     assert.ok(fs.existsSync(path.join(bundle, "rootfs/lib/x86_64-linux-gnu/libc.so.6")));

@@ -41,8 +41,19 @@ describe("recipes/debian.ts", { skip: haveTools && isRoot ? false : "needs root,
 
   it("two clean builds give bit-identical layers and image", () => {
     build(path.join(work, "b"), "debianImage");
-    for (const f of ["debootstrap.layer", "debian.layer", "debian.image"]) {
+    for (const f of ["debootstrap.layer", "debian.layer", "debian.image/manifest.json", "debian.image/index.json"]) {
       assert.ok(fs.readFileSync(path.join(work, "b", f)).equals(fs.readFileSync(path.join(work, "a", f))), `${f} differs`);
+    }
+  });
+
+  it("the app is a snapshot of the base: its tree holds only /init, and its layers equal a full copy's", () => {
+    assert.deepEqual(fs.readdirSync(path.join(work, "a/debian")), ["init"]);
+    const copy = write(work, "copy.ts", fs.readFileSync(recipe, "utf8").replace("root.from(base)", "root.from(base, { snapshot: false })"));
+    const r = spawnSync(process.execPath, [cli, "-o", path.join(work, "copy"), copy, "debianImage"], { cwd: work, encoding: "utf8", env });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(fs.readdirSync(path.join(work, "copy/debian")).length > 10, "the copy holds the whole tree");
+    for (const f of ["debootstrap.layer", "debian.layer", "debian.list", "debian.image/manifest.json"]) {
+      assert.ok(fs.readFileSync(path.join(work, "copy", f)).equals(fs.readFileSync(path.join(work, "a", f))), `${f} differs`);
     }
   });
 
@@ -54,20 +65,22 @@ describe("recipes/debian.ts", { skip: haveTools && isRoot ? false : "needs root,
       `SOURCE_DATE_EPOCH=${EPOCH}`, `CRECIPE_CACHE=${path.join(userDir, "cache")}`, process.execPath, cli, "-o", path.join(userDir, "out"), userRecipe, "debianImage", "debian.runlocal"], { cwd: userDir, encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     assert.notEqual(fs.statSync(path.join(userDir, "out/debian.image")).uid, 0);
-    for (const f of ["debootstrap.layer", "debian.layer", "debian.image"]) {
+    for (const f of ["debootstrap.layer", "debian.layer", "debian.image/manifest.json"]) {
       assert.ok(fs.readFileSync(path.join(userDir, "out", f)).equals(fs.readFileSync(path.join(work, "a", f))), `${f} differs`);
     }
     assert.equal(count(path.join(userDir, "out/debian.runlocal")), count(path.join(work, "a/debian.runlocal")));
   });
 
   it("editing the app's /init rebuilds the app layer, the image and the runs, not the base", () => {
+    const baseInode = fs.statSync(path.join(work, "a/debootstrap")).ino;
     fs.writeFileSync(recipe, fs.readFileSync(recipe, "utf8").replace("dpkg -l | grep -c ^ii", "dpkg -l | grep -c '^ii '"));
     const r = build(path.join(work, "a"));
     assert.deepEqual(built(r.stderr), [
-      "debian", "debian.files", "debian.image", "debian.image.gz", "debian.initrd", "debian.layer", "debian.list",
+      "debian", "debian.image", "debian.image.gz", "debian.initrd", "debian.layer", "debian.list",
       "debian.load", "debian.rundocker", "debian.runkvm", "debian.runlocal",
     ]);
     assert.ok(count(path.join(work, "a/debian.rundocker")) >= 70);
+    assert.equal(fs.statSync(path.join(work, "a/debootstrap")).ino, baseInode, "the base tree was not touched");
   });
 
   it("a file the app removes is absent in docker run (a whiteout)", () => {
@@ -86,5 +99,6 @@ export default run.docker(image("slim", [layer(base), layer(slim, base)]));
     assert.equal(r.status, 0, r.stderr);
     assert.equal(fs.readFileSync(path.join(work, "a/slim.rundocker"), "utf8"), "gone\n");
     assert.ok(!built(r.stderr).includes("debootstrap"), "the base is shared, not rebuilt");
+    assert.ok(fs.existsSync(path.join(work, "a/debootstrap/etc/debian_version")), "the base keeps its file");
   });
 });

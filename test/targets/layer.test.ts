@@ -71,7 +71,7 @@ describe("layers", () => {
 
   it("a tricky tree round-trips through files, layer and GNU tar", { skip: isRoot ? false : "extracting owners needs root" }, () => {
     built(dir, "trickyLayer");
-    const listed = parseList(fs.readFileSync(path.join(dir, "out/tricky.files"), "utf8")).entries;
+    const listed = parseList(fs.readFileSync(path.join(dir, "out/tricky.list"), "utf8")).entries;
     const names = listed.map((e) => e.path.toString("latin1"));
     for (const expected of ["with\nnewline", "non\xff\xfe", "with space", "-leading-dash", "abs-link", "dangling", "hard2", "empty", "fifo", "setuid"]) {
       assert.ok(names.includes(expected), `${JSON.stringify(expected)} is listed`);

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { exitFailure } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
 import { $ } from "../runtime.ts";
-import { need } from "./tools.ts";
+import { requireTool } from "../host.ts";
 
 const source = fileURLToPath(new URL("./rdinit/rdinit.c", import.meta.url));
 
@@ -11,7 +11,7 @@ const source = fileURLToPath(new URL("./rdinit/rdinit.c", import.meta.url));
 export function rdinit(): Node {
   return target("crecipe-rdinit", async (ctx) => {
     ctx.dependOn(source);
-    const cc = await need("cc", ctx.name);
+    const cc = await requireTool("cc", ctx.name);
     const r = await $({ nothrow: true })`${cc} -static -Os -s -o ${ctx.out} ${source}`;
     if (r.exitCode !== 0) {
       throw exitFailure(r.exitCode, "install a C compiler with a static libc: sudo apt-get install gcc libc6-dev");

@@ -1,20 +1,25 @@
-/** Host tools: find them, or say which Debian package has them. */
+/**
+ * The host crecipe runs on: its tools (found on $PATH, or an error naming the Debian
+ * package that has them) and crecipe's cache directory (shared with bin/boot.js).
+ */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
-import { CrecipeError } from "../engine/errors.ts";
+import { CrecipeError } from "./engine/errors.ts";
 
 /** Command → the Debian package that ships it. */
 export const PACKAGES: Record<string, string> = {
-  unshare: "util-linux", chroot: "coreutils", cp: "coreutils", ldd: "libc-bin", cc: "gcc",
-  gzip: "gzip", pigz: "pigz", docker: "docker.io", "qemu-system-x86_64": "qemu-system-x86",
+  unshare: "util-linux", chroot: "coreutils", cp: "coreutils", mknod: "coreutils", ldd: "libc-bin", cc: "gcc",
+  gzip: "gzip", pigz: "pigz", zstd: "zstd", docker: "docker.io", "qemu-system-x86_64": "qemu-system-x86",
   cpio: "cpio", busybox: "busybox-static", mmdebstrap: "mmdebstrap", debootstrap: "debootstrap",
-  runc: "runc", skopeo: "skopeo", umoci: "umoci", newuidmap: "uidmap",
+  runc: "runc", skopeo: "skopeo", umoci: "umoci", newuidmap: "uidmap", getfattr: "attr", setfattr: "attr",
 };
 
 /** The absolute path of a command on $PATH (and the sbin dirs), or undefined. */
 export async function which(command: string): Promise<string | undefined> {
   const dirs = (process.env.PATH ?? "").split(":").concat(["/usr/sbin", "/sbin"]);
   for (const dir of dirs) {
+    if (!dir) continue;
     const candidate = path.join(dir, command);
     try {
       fs.accessSync(candidate, fs.constants.X_OK);
@@ -25,7 +30,7 @@ export async function which(command: string): Promise<string | undefined> {
 }
 
 /** Like which(), but a missing tool is an error naming the package to install. */
-export async function need(command: string, target?: string): Promise<string> {
+export async function requireTool(command: string, target?: string): Promise<string> {
   const found = await which(command);
   if (found) return found;
   const pkg = PACKAGES[command] ?? command;
@@ -39,4 +44,12 @@ export function readTextOr(file: string, fallback = ""): string {
   } catch {
     return fallback;
   }
+}
+
+/** crecipe's cache (shared with bin/boot.js): $CRECIPE_CACHE, $XDG_CACHE_HOME/crecipe or ~/.cache/crecipe. */
+export function cacheDir(...parts: string[]): string {
+  const root = process.env.CRECIPE_CACHE
+    ? path.resolve(process.env.CRECIPE_CACHE)
+    : path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "crecipe");
+  return path.join(root, ...parts);
 }

@@ -1,0 +1,103 @@
+/**
+ * Is a target up to date? redo's isdirty: it decides and says why, nothing else (the
+ * caller prints warnings and stores refreshed signatures). Dirty when: never built; its
+ * state is from another version or unreadable; its builder text or options changed; its
+ * output is missing or was edited by hand; a host file it read changed content; an
+ * upstream target's stamp changed (upstream is made current first, by the caller).
+ *
+ * Cost: a stat per output and per host file. A tree output is signed by its top
+ * directory; the tree is compared with its manifest only when that changed or when a
+ * deep check is asked for (`--check`).
+ */
+import * as path from "node:path";
+import { hashFile, hostContentHash, hostSignature, outputSignature } from "./hash.ts";
+import { lookup } from "./node.ts";
+import { verifyTree } from "./manifest.ts";
+import { type Layout, outputPath, type ReadResult, type TargetState, treeDir } from "./state.ts";
+import type { Node } from "./types.ts";
+
+/** Why a target is (or would be) rebuilt; `dirty: false` means up to date. */
+export interface Verdict {
+  dirty: boolean;
+  /** "maybe": an upstream target would rebuild and may or may not change (dry runs). */
+  maybe?: boolean;
+  reason: string;
+  state?: TargetState;
+  /** The output was changed on disk since it was built: what changed, for a warning. */
+  handEdit?: { path: string; what: string };
+  /** The state could not be read: why, for a warning. */
+  unreadable?: string;
+  /** Signatures that changed while the content did not (a touch): worth storing. */
+  refresh?: { output?: string; deps: Map<number, string> };
+}
+
+export interface DirtyOptions {
+  layout: Layout;
+  /** Compare tree outputs with their manifests even when their top directory is unchanged. */
+  deep?: boolean;
+  /** A path as messages show it. */
+  show(p: string): string;
+}
+
+/** `upstream` makes a target dependency current and returns its stamp ("rebuild" in a dry run). */
+export async function isDirty(node: Node, read: ReadResult, options: DirtyOptions, upstream: (dep: Node) => Promise<string>): Promise<Verdict> {
+  if (!read.ok) {
+    if (read.reason === "corrupt") return { dirty: true, reason: "its state file was unreadable", unreadable: read.detail };
+    if (read.reason === "older") return { dirty: true, reason: "it was built by an older crecipe" };
+    return { dirty: true, reason: "it was never built" };
+  }
+  const state = read.state;
+  if (state.identity !== node.identity) return { dirty: true, reason: "its recipe (builder text or options) changed", state };
+  const refresh: NonNullable<Verdict["refresh"]> = { deps: new Map() };
+  if (state.output !== "none") {
+    const out = outputPath(options.layout, node.name);
+    const changed = checkOutput(out, state, options);
+    if (changed === "missing") return { dirty: true, reason: `its output ${options.show(out)} is missing`, state };
+    if (changed?.edit) {
+      return { dirty: true, reason: `its output ${options.show(out)} was modified by hand (${changed.edit})`, state, handEdit: { path: options.show(out), what: changed.edit } };
+    }
+    if (changed?.sig) refresh.output = changed.sig;
+  }
+  const targetDeps: { dep: Node; stamp: string }[] = [];
+  for (const [index, dep] of state.deps.entries()) {
+    if ("file" in dep) {
+      const now = hostSignature(dep.file);
+      if (now.sig === dep.sig) continue;
+      const hash = now.kind === "missing" ? null : hostContentHash(dep.file) ?? null;
+      if (hash !== dep.hash) return { dirty: true, reason: `host file ${dep.file} changed`, state };
+      refresh.deps.set(index, now.sig);
+    } else {
+      const declared = lookup(dep.target);
+      if (!declared) return { dirty: true, reason: `it needed ${dep.target}, which is no longer declared`, state };
+      targetDeps.push({ dep: declared, stamp: dep.stamp });
+    }
+  }
+  const stamps = await Promise.all(targetDeps.map((d) => upstream(d.dep)));
+  for (let i = 0; i < stamps.length; i++) {
+    if (stamps[i] === "rebuild") return { dirty: true, maybe: true, reason: `${targetDeps[i].dep.name} would rebuild`, state };
+    if (stamps[i] !== targetDeps[i].stamp) return { dirty: true, reason: `upstream ${targetDeps[i].dep.name} changed`, state };
+  }
+  const worth = refresh.output !== undefined || refresh.deps.size > 0;
+  return { dirty: false, reason: "up to date", state, refresh: worth ? refresh : undefined };
+}
+
+/**
+ * Has the output changed since it was built? undefined: no; "missing"; `{ edit }`: it
+ * was changed (what); `{ sig }`: its signature changed but not its content.
+ */
+function checkOutput(out: string, state: TargetState, options: DirtyOptions): undefined | "missing" | { edit?: string; sig?: string } {
+  const now = outputSignature(out);
+  if (now.kind === "missing") return "missing";
+  if (now.kind !== state.output) return { edit: `it is now a ${now.kind}` };
+  const same = now.sig === state.sig;
+  if (state.output === "dir") {
+    if (same && !options.deep) return undefined;
+    if (!state.manifest) return same ? undefined : { edit: "its top directory changed" };
+    const difference = verifyTree(out, path.join(treeDir(options.layout), state.manifest));
+    if (difference) return { edit: difference };
+    return same ? undefined : { sig: now.sig };
+  }
+  if (same) return undefined;
+  const hash = state.output === "file" ? hashFile(out) : hostContentHash(out);
+  return hash === state.outHash ? { sig: now.sig } : { edit: "its content changed" };
+}

@@ -1,0 +1,91 @@
+/**
+ * The engine's shared types, in one file so its modules depend on each other one way
+ * (as Deno std's `_types.ts` does): a node, what a builder gets, what a build returns.
+ */
+
+/** Marks target nodes so hashing and `isNode` can recognise them. */
+export const NODE = Symbol.for("crecipe.node");
+
+export type Builder<T = unknown> = (ctx: BuildContext) => Promise<T> | T;
+
+export interface TargetOptions {
+  /** A kind shown in listings ("file", "fs", "layer", …). */
+  kind?: string;
+  /** Inputs that define the target besides its builder's text (hashed, JSON-like). */
+  options?: unknown;
+  /** Kept by `--clean` (slow downloads and installs, like the cookbook's clean.do). */
+  precious?: boolean;
+  /** A one-line description for `--list`. */
+  description?: string;
+}
+
+/** A declared target. Immutable; compare by identity. */
+export interface Node<T = unknown> {
+  readonly [NODE]: string;
+  readonly name: string;
+  readonly kind: string;
+  readonly builder: Builder<T>;
+  readonly options: unknown;
+  readonly precious: boolean;
+  readonly description?: string;
+  /** Hash of kind, builder text and options: a change means "rebuild". */
+  readonly identity: string;
+  /** Where it was declared, e.g. "recipes/simple.ts:12:21". Computed on demand. */
+  readonly site: string;
+}
+
+/** A built target as builders and scripts see it. */
+export interface Result<T = unknown> {
+  name: string;
+  /** Absolute path of the output in the out dir, or undefined for a value-only target. */
+  path: string | undefined;
+  /** What the builder returned (JSON), or null. */
+  value: T;
+  /** Content hash of the output and value: equal stamps mean equal outputs. */
+  stamp: string;
+  /** Whether this run built it (false: it was up to date). */
+  built: boolean;
+  /**
+   * For a directory output: its manifest (every entry with type, mode, size, sha256 and
+   * what stat said when it was built), so readers never hash the tree again.
+   */
+  manifest?: string;
+}
+
+export interface BuildContext {
+  /** The target's name. */
+  readonly name: string;
+  /** Where the output goes: create a file or a directory here (or nothing). Renamed into place on success. */
+  readonly out: string;
+  /** A scratch directory, removed after the build. */
+  readonly tmp: string;
+  /** The out dir (absolute). */
+  readonly outDir: string;
+  /** The final output path, for messages only: write to `out`. */
+  readonly finalPath: string;
+  /** Aborted on Ctrl-C or when the build stops. */
+  readonly signal: AbortSignal;
+  readonly verbose: boolean;
+  /** Build another target (if needed) and depend on it; resolves to its output path. */
+  need(node: Node): Promise<string>;
+  /** Build several targets at once; resolves to their output paths. */
+  needAll(nodes: readonly Node[]): Promise<string[]>;
+  /** Like need(), with the whole result (value, stamp, manifest). */
+  result<T>(node: Node<T>): Promise<Result<T>>;
+  /** Depend on host files or directories: a change of content rebuilds this target. */
+  dependOn(...paths: string[]): void;
+  /** Read a host file and depend on it. */
+  read(path: string): Promise<Buffer>;
+  /** Write a line to this target's log. */
+  log(...args: unknown[]): void;
+  /** Remember the command being run, for the failure report (the `$` wrapper does this). */
+  noteCommand(command: string): void;
+  /**
+   * The content hash of what was written at `out`, when the builder computed it while
+   * writing (archives do, an image directory names its blobs by digest): the engine then
+   * does not read a large output again. A directory with a trusted hash gets no manifest.
+   */
+  trustOutputHash(hash: string): void;
+  /** Called by process helpers so children are killed on Ctrl-C. */
+  trackChild(pid: number): () => void;
+}

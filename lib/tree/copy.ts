@@ -1,0 +1,45 @@
+/**
+ * Copy a merged tree (a snapshot's layers) into one ordinary directory: what
+ * `root.from(other, { snapshot: false })` and runs that cannot mount an overlay need.
+ * Directories merge with what is there, files replace; hard links stay linked.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import { CrecipeError } from "../engine/errors.ts";
+import { escapePath } from "../formats/entry.ts";
+import { walkMerged } from "./layers.ts";
+
+export function materialize(dirs: readonly string[], dest: string): void {
+  const prefix = Buffer.from(dest + "/");
+  const links = new Map<string, Buffer>(); // layer:ino → the first copy
+  const dirModes: [Buffer, number][] = [];
+  walkMerged(dirs, (rel, found) => {
+    const to = Buffer.concat([prefix, rel]);
+    const { st } = found;
+    const existing = fs.lstatSync(to, { throwIfNoEntry: false });
+    if (st.isDirectory()) {
+      if (existing && !existing.isDirectory()) fs.rmSync(to, { force: true });
+      if (!existing?.isDirectory()) fs.mkdirSync(to, { mode: 0o700 });
+      dirModes.push([to, st.mode & 0o7777]);
+      return;
+    }
+    if (existing) fs.rmSync(to, { recursive: true, force: true });
+    if (st.isFile()) {
+      const key = `${found.layer}:${st.ino}`;
+      const first = st.nlink > 1 ? links.get(key) : undefined;
+      if (first) return fs.linkSync(first, to);
+      fs.copyFileSync(found.host, to, fs.constants.COPYFILE_FICLONE);
+      fs.chmodSync(to, st.mode & 0o7777);
+      if (st.nlink > 1) links.set(key, to);
+    } else if (st.isSymbolicLink()) {
+      fs.symlinkSync(fs.readlinkSync(found.host, { encoding: "buffer" }), to);
+    } else if (st.isFIFO()) {
+      const r = spawnSync("mkfifo", ["-m", (st.mode & 0o7777).toString(8), to.toString()]);
+      if (r.status !== 0) throw new CrecipeError(`cannot copy the fifo ${escapePath(rel)}: ${r.stderr}`);
+    } else {
+      throw new CrecipeError(`cannot copy ${escapePath(rel)}: a device node can only be recorded (root.mknod), not copied`);
+    }
+  });
+  // Modes last, deepest first: a read-only directory can still be filled before.
+  for (const [dir, mode] of dirModes.reverse()) fs.chmodSync(dir, mode);
+}
