@@ -45,7 +45,7 @@ export function commit(layout: Layout, node: Node, built: Built): TargetState {
   if (output !== "none") fs.renameSync(built.out, final);
   if (manifest) {
     fs.mkdirSync(treeDir(layout), { recursive: true });
-    fs.renameSync(manifestTemp, path.join(treeDir(layout), manifest));
+    for (const part of [".list", ".stat"]) fs.renameSync(manifestTemp + part, path.join(treeDir(layout), manifest + part));
   }
   const state: TargetState = {
     v: STATE_VERSION,
@@ -76,7 +76,8 @@ function removeStaleManifests(layout: Layout, name: string, keep: string | undef
   }
   const prefix = `${name}.`;
   for (const file of files) {
-    if (file !== keep && file.startsWith(prefix) && file.endsWith(".manifest") && /^[0-9a-f]{16}$/.test(file.slice(prefix.length, -9))) {
+    const rest = file.slice(prefix.length);
+    if (file.startsWith(prefix) && /^[0-9a-f]{16}\.(list|stat)$/.test(rest) && `${name}.${rest.slice(0, 16)}` !== keep) {
       fs.rmSync(path.join(treeDir(layout), file), { force: true });
     }
   }

@@ -141,7 +141,7 @@ export function clean(outDir: string): void {
       continue;
     }
     removeTree(outputPath(l, name));
-    if (read.ok && read.state.manifest) fs.rmSync(path.join(treeDir(l), read.state.manifest), { force: true });
+    if (read.ok && read.state.manifest) for (const part of [".list", ".stat"]) fs.rmSync(path.join(treeDir(l), read.state.manifest + part), { force: true });
     removeState(l, name);
     fs.rmSync(logFile(l, name), { force: true });
     removed++;

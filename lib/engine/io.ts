@@ -5,12 +5,29 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import * as fs from "node:fs";
+import { createRequire } from "node:module";
 
+const require = createRequire(import.meta.url);
+
+const CHUNK = 1 << 20;
+/** Outputs up to this size are written and hashed on the main thread; beyond it a worker does both while we fill. */
+const INLINE = 16 * CHUNK;
+
+/**
+ * An output file written through a buffer and hashed on the way (sha256). Large outputs
+ * (a layer, an image tar) are hashed by a worker thread in parallel, reading the chunks
+ * we write from shared memory, so the digest costs nothing on the writing thread.
+ */
 export class OutputFile {
   private readonly fd: number;
-  private readonly hash: Hash = createHash("sha256");
-  private readonly buffer = Buffer.allocUnsafe(1 << 20);
+  private buffer: Buffer = Buffer.allocUnsafe(CHUNK);
   private used = 0;
+  /** Chunks written but not hashed yet (until the worker starts or the file closes). */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private worker?: ParallelHash;
+  /** Hashing on this thread (no worker threads here). */
+  private inline?: Hash;
   size = 0;
 
   constructor(path: string | Buffer) {
@@ -18,15 +35,14 @@ export class OutputFile {
   }
 
   write(data: Uint8Array): void {
-    this.hash.update(data);
     this.size += data.length;
-    if (this.used + data.length > this.buffer.length) this.flush();
-    if (data.length >= this.buffer.length) {
-      fs.writeSync(this.fd, data);
-      return;
+    for (let at = 0; at < data.length;) {
+      if (this.used === this.buffer.length) this.flush();
+      const n = Math.min(data.length - at, this.buffer.length - this.used);
+      this.buffer.set(data.subarray(at, at + n), this.used);
+      this.used += n;
+      at += n;
     }
-    this.buffer.set(data, this.used);
-    this.used += data.length;
   }
 
   writeText(text: string): void {
@@ -44,7 +60,6 @@ export class OutputFile {
       const want = Math.min(this.buffer.length - this.used, size - total);
       const n = fs.readSync(fd, this.buffer, this.used, want, null);
       if (n === 0) break;
-      this.hash.update(this.buffer.subarray(this.used, this.used + n));
       this.used += n;
       this.size += n;
       total += n;
@@ -53,23 +68,177 @@ export class OutputFile {
   }
 
   private flush(): void {
+    if (this.worker) {
+      // The worker writes the chunk, then hashes it: this thread goes on filling the next.
+      this.worker.submit(this.used, true);
+      this.buffer = this.worker.acquire();
+      this.used = 0;
+      return;
+    }
     let written = 0;
     while (written < this.used) written += fs.writeSync(this.fd, this.buffer, written, this.used - written);
+    if (this.inline) {
+      this.inline.update(this.buffer.subarray(0, this.used));
+    } else {
+      this.pending.push(this.buffer.subarray(0, this.used));
+      this.pendingBytes += this.used;
+      this.buffer = Buffer.allocUnsafe(CHUNK);
+      if (this.pendingBytes >= INLINE) this.startWorker();
+    }
     this.used = 0;
+  }
+
+  private startWorker(): void {
+    const worker = process.env.CRECIPE_THREADS === "0" ? undefined : ParallelHash.start(this.fd);
+    if (!worker) {
+      // No worker threads here: hash on this thread from now on.
+      this.inline = createHash("sha256");
+      for (const chunk of this.pending) this.inline.update(chunk);
+      this.pending = [];
+      return;
+    }
+    this.worker = worker;
+    for (const chunk of this.pending) {
+      const slot = worker.acquire();
+      chunk.copy(slot);
+      worker.submit(chunk.length, false); // written already: hash only
+    }
+    this.pending = [];
+    this.buffer = worker.acquire();
   }
 
   /** Flush and close; returns the sha256 hex of everything written. */
   close(): string {
     this.flush();
+    if (this.worker) {
+      try {
+        return this.worker.digest();
+      } finally {
+        fs.closeSync(this.fd);
+      }
+    }
     fs.closeSync(this.fd);
-    return this.hash.digest("hex");
+    if (this.inline) return this.inline.digest("hex");
+    const hash = createHash("sha256");
+    for (const chunk of this.pending) hash.update(chunk);
+    this.pending = [];
+    return hash.digest("hex");
   }
 
   /** Close without caring for the digest (on an error path). */
   abandon(): void {
+    this.worker?.digest(true);
     try {
       fs.closeSync(this.fd);
     } catch { /* closed */ }
+  }
+}
+
+const SLOTS = 8;
+const WORKER_SOURCE = `
+const { workerData } = require("node:worker_threads");
+const { createHash } = require("node:crypto");
+const { writeSync } = require("node:fs");
+const { sab, slots, slot, fd } = workerData;
+const state = new Int32Array(sab, slots * slot, slots + 4);
+const lengths = new Int32Array(sab, slots * slot + (slots + 4) * 4, slots);
+const digest = new Uint8Array(sab, slots * slot + (slots + 4) * 4 + slots * 4, 64);
+(function run() { try {
+  Atomics.store(state, slots + 3, 1);
+  const hash = createHash("sha256");
+  for (let i = 0; ; i = (i + 1) % slots) {
+    while (Atomics.load(state, i) === 0) {
+      if (Atomics.load(state, slots) === 1 && Atomics.load(state, i) === 0) {
+        if (Atomics.load(state, slots + 2) !== 1) digest.set(Buffer.from(hash.digest("hex"), "latin1"));
+        Atomics.store(state, slots + 1, 1);
+        Atomics.notify(state, slots + 1);
+        return;
+      }
+      Atomics.wait(state, i, 0, 100);
+    }
+    const length = Math.abs(lengths[i]);
+    const chunk = new Uint8Array(sab, i * slot, length);
+    if (lengths[i] > 0) for (let at = 0; at < length;) at += writeSync(fd, chunk, at, length - at);
+    hash.update(chunk);
+    Atomics.store(state, i, 0);
+    Atomics.notify(state, i);
+  }
+} catch (error) {
+  digest.set(Buffer.from(String(error.code || error.message)).subarray(0, 64));
+  Atomics.store(state, slots + 1, 2);
+  Atomics.notify(state, slots + 1);
+} })();
+`;
+
+/**
+ * A sha256 computed by a worker thread over chunks in shared memory: SLOTS slots of one
+ * chunk each; a slot's state is 0 (ours to fill) or 1 (the worker's to hash).
+ */
+class ParallelHash {
+  private next = 0;
+  private constructor(
+    private readonly sab: SharedArrayBuffer,
+    private readonly state: Int32Array,
+    private readonly lengths: Int32Array,
+    private readonly digestBytes: Uint8Array,
+    private readonly worker: { unref(): void; terminate(): unknown },
+  ) {}
+
+  static start(fd: number): ParallelHash | undefined {
+    try {
+      const { Worker } = require("node:worker_threads") as typeof import("node:worker_threads");
+      const sab = new SharedArrayBuffer(SLOTS * CHUNK + (SLOTS + 4) * 4 + SLOTS * 4 + 64);
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sab, slots: SLOTS, slot: CHUNK, fd } });
+      worker.unref();
+      const state = new Int32Array(sab, SLOTS * CHUNK, SLOTS + 4);
+      const lengths = new Int32Array(sab, SLOTS * CHUNK + (SLOTS + 4) * 4, SLOTS);
+      const digestBytes = new Uint8Array(sab, SLOTS * CHUNK + (SLOTS + 4) * 4 + SLOTS * 4, 64);
+      return new ParallelHash(sab, state, lengths, digestBytes, worker);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The next slot to fill, waiting for the worker to be done with it. */
+  acquire(): Buffer {
+    while (Atomics.load(this.state, this.next) !== 0) {
+      this.check();
+      Atomics.wait(this.state, this.next, 1, 100);
+    }
+    return Buffer.from(this.sab, this.next * CHUNK, CHUNK);
+  }
+
+  /** Hand the slot just filled (`length` bytes) to the worker, to write (`write`) and hash. */
+  submit(length: number, write: boolean): void {
+    this.lengths[this.next] = write ? length : -length;
+    Atomics.store(this.state, this.next, 1);
+    Atomics.notify(this.state, this.next);
+    this.next = (this.next + 1) % SLOTS;
+  }
+
+  /** Wait for the worker to hash what was submitted; the sha256 hex. */
+  digest(abandon = false): string {
+    if (abandon) Atomics.store(this.state, SLOTS + 2, 1);
+    Atomics.store(this.state, SLOTS, 1);
+    Atomics.notify(this.state, this.next);
+    while (Atomics.load(this.state, SLOTS + 1) === 0) {
+      this.check();
+      Atomics.wait(this.state, SLOTS + 1, 0, 100);
+    }
+    this.check();
+    return Buffer.from(this.digestBytes).toString("latin1");
+  }
+
+  private readonly started = Date.now();
+
+  private check(): void {
+    if (Atomics.load(this.state, SLOTS + 1) === 2) {
+      const why = Buffer.from(this.digestBytes).toString("latin1").replace(/\0+$/, "");
+      const error = new Error(`writing the output failed: ${why}`) as NodeJS.ErrnoException;
+      if (/^E[A-Z]+$/.test(why)) error.code = why;
+      throw error;
+    }
+    if (Atomics.load(this.state, SLOTS + 3) === 0 && Date.now() - this.started > 20_000) throw new Error("the hashing thread did not start");
   }
 }
 

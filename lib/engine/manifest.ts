@@ -1,8 +1,10 @@
 /**
  * Tree manifests: when a target's output is a directory, the engine walks it once at
- * commit, hashing each file, and keeps the result beside the state. One line per entry,
- * in bytewise path order: what stat said (inode, mtime, ctime) then the file-list line
- * (formats/filelist.ts: type, mode, size, sha256, link).
+ * commit, hashing each file, and keeps the result beside the state, in two files of one
+ * line per entry, in bytewise path order: NAME.list has the file-list lines
+ * (formats/filelist.ts: type, mode, size, sha256, link) — for a tree without recorded
+ * owners it is already the tree's `files` list, copied, not made again — and NAME.stat
+ * what stat said of each (inode, mtime, size, mode).
  *
  * The manifest is what makes the rest cost the size of a change: the tree's stamp is the
  * hash of its lines, readers (lists, layers, initrds) take hashes from it instead of
@@ -15,22 +17,27 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { type Entry, type EntryType, escapePath } from "../formats/entry.ts";
-import { formatLine, parseLine } from "../formats/filelist.ts";
+import { formatLine, parseOwnLine } from "../formats/filelist.ts";
 import { CrecipeError } from "./errors.ts";
 import { hashFile, sha256 } from "./hash.ts";
 import { OutputFile, readLines } from "./io.ts";
 import { walkSorted } from "./walk.ts";
 
-const HEADER = "crecipe-manifest 1";
+const HEADER = "crecipe-manifest 2";
 
 /** An entry of a manifest with what stat said of it when the manifest was written. */
 export interface ManifestEntry {
   entry: Entry;
-  /** `ino:mtimeMs:ctimeMs`: unchanged means the entry was not touched. */
+  /** `ino:mtimeMs:size:mode`: unchanged means the entry was not touched. */
   sig: string;
 }
 
-export const statKey = (st: fs.Stats) => `${st.ino}:${st.mtimeMs}:${st.ctimeMs}`;
+/**
+ * What stat says of an entry, to tell whether it was touched. Not ctime: a tree made of
+ * hard links (`cp -al`) sees its ctimes change whenever another name of the same inode
+ * comes or goes, while its content stays.
+ */
+export const statKey = (st: fs.Stats) => `${st.ino}:${st.mtimeMs}:${st.size}:${st.mode}`;
 
 /** The device numbers of a device node, as Linux's new_encode_dev splits them. */
 export function deviceNumbers(rdev: number): { devMajor: number; devMinor: number } {
@@ -68,16 +75,18 @@ export function diskEntry(rel: Buffer, full: Buffer | string, st: fs.Stats): Ent
 }
 
 /**
- * Walk `dir`, hash every file, write the manifest to `manifestPath`. Returns the tree's
- * content hash ("tree:" + sha256 of the list lines). Memory follows the number of hard
- * link groups, not the tree's size.
+ * Walk `dir`, hash every file, write the manifest to `base`.list and `base`.stat.
+ * Returns the tree's content hash ("tree:" + sha256 of the list). Memory follows the
+ * number of hard link groups, not the tree's size.
  */
-export function writeManifest(dir: string, manifestPath: string): string {
-  const out = new OutputFile(manifestPath);
-  const content = createHash("sha256");
+export function writeManifest(dir: string, base: string): string {
+  const list = new OutputFile(`${base}.list`);
+  const stat = new OutputFile(`${base}.stat.tmp`);
   const groups = new Map<string, Buffer>(); // dev:ino → the first path of a hard link group
+  let plain = true;
+  let files = 0;
+  let bytes = 0;
   try {
-    out.writeText(HEADER + "\n");
     walkSorted(dir, (rel, full, st) => {
       const entry = diskEntry(rel, full, st);
       if (entry.type === "file") {
@@ -86,40 +95,65 @@ export function writeManifest(dir: string, manifestPath: string): string {
         else {
           if (st.nlink > 1) groups.set(`${st.dev}:${st.ino}`, rel);
           entry.hash = hashFile(full, st);
+          files++;
+          bytes += entry.size;
         }
       }
-      const line = formatLine(entry);
-      content.update(line, "latin1");
-      out.writeText(`${statKey(st)} ${line}`);
+      if (plain && (entry.type === "whiteout" || needsCheck(rel))) plain = false;
+      list.writeText(formatLine(entry));
+      stat.writeText(statKey(st) + "\n");
     });
   } catch (error) {
-    out.abandon();
+    list.abandon();
+    stat.abandon();
     throw error;
   }
-  out.close();
-  return `tree:${content.digest("hex")}`;
+  const hash = list.close();
+  stat.close();
+  // The header goes first, and says whether the list can stand as a file list as it is.
+  const out = fs.openSync(`${base}.stat`, "w");
+  fs.writeSync(out, `${HEADER} ${plain ? "plain" : "checked"} ${files} ${bytes}\n`);
+  fs.writeSync(out, fs.readFileSync(`${base}.stat.tmp`));
+  fs.closeSync(out);
+  fs.rmSync(`${base}.stat.tmp`);
+  return `tree:${hash}`;
+}
+
+/** A name a file list must refuse (a component starting with ".wh.", reserved for whiteouts): the slow path says so. */
+function needsCheck(rel: Buffer): boolean {
+  for (let i = rel.indexOf(WH); i >= 0; i = rel.indexOf(WH, i + 1)) if (i === 0 || rel[i - 1] === 0x2f) return true;
+  return false;
+}
+const WH = Buffer.from(".wh.");
+
+/**
+ * What a manifest's header says: whether its list may be used as a file list as it is
+ * (no whiteouts, no .wh. names), and how many files with how many bytes it lists.
+ */
+export function manifestSummary(base: string): { plain: boolean; files: number; bytes: number } {
+  const fd = fs.openSync(`${base}.stat`, "r");
+  try {
+    const head = Buffer.alloc(128);
+    const n = fs.readSync(fd, head, 0, head.length, 0);
+    const line = head.toString("latin1", 0, n).split("\n")[0].split(" ");
+    return { plain: line[2] === "plain", files: Number(line[3]) || 0, bytes: Number(line[4]) || 0 };
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** The entries of a manifest, streamed in path order. */
-export function* readManifest(manifestPath: string): Generator<ManifestEntry> {
-  let first = true;
-  for (const line of readLines(manifestPath)) {
-    if (first) {
-      if (line !== HEADER) throw new CrecipeError(`${manifestPath} is not a crecipe manifest (or from another version)`, { fix: "rebuild the target" });
-      first = false;
-      continue;
-    }
-    const space = line.indexOf(" ");
-    const parsed = parseLine(line.slice(space + 1), { allowWhiteoutNames: true });
-    yield { entry: parsed.entry!, sig: line.slice(0, space) };
+export function* readManifest(base: string): Generator<ManifestEntry> {
+  const sigs = readLines(`${base}.stat`);
+  const header = sigs.next().value;
+  if (!header?.startsWith(HEADER + " ")) {
+    throw new CrecipeError(`${base}.stat is not a crecipe manifest (or from another version)`, { fix: "rebuild the target" });
   }
-}
-
-/** The content hash a manifest stands for (as writeManifest returned it). */
-export function manifestHash(manifestPath: string): string {
-  const content = createHash("sha256");
-  for (const { entry } of readManifest(manifestPath)) content.update(formatLine(entry), "latin1");
-  return `tree:${content.digest("hex")}`;
+  for (const line of readLines(`${base}.list`)) {
+    const sig = sigs.next().value;
+    if (sig === undefined) throw new CrecipeError(`${base}: the manifest's two halves disagree`, { fix: "rebuild the target" });
+    yield { entry: parseOwnLine(line), sig };
+  }
 }
 
 /**
@@ -166,5 +200,5 @@ export function verifyTree(dir: string, manifestPath: string): string | undefine
 
 /** A manifest's file name for a target and its content hash: state and manifest pair up. */
 export function manifestName(target: string, outHash: string): string {
-  return `${target}.${sha256(outHash).slice(0, 16)}.manifest`;
+  return `${target}.${sha256(outHash).slice(0, 16)}`;
 }

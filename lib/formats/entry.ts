@@ -52,6 +52,14 @@ const BACKSLASH = 0x5c;
  * fits in a space-separated line and in an error message.
  */
 export function escapePath(b: Buffer): string {
+  let plain = true;
+  for (const byte of b) {
+    if (byte <= 0x20 || byte >= 0x7f || byte === BACKSLASH) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return b.toString("latin1");
   let out = "";
   for (const byte of b) {
     out += byte > 0x20 && byte < 0x7f && byte !== BACKSLASH
@@ -63,6 +71,7 @@ export function escapePath(b: Buffer): string {
 
 /** The inverse of escapePath; throws FormatError on anything escapePath would not produce. */
 export function unescapePath(s: string): Buffer {
+  if (!s.includes("\\") && /^[\x21-\x7e]*$/.test(s)) return Buffer.from(s, "latin1");
   const out: number[] = [];
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);

@@ -40,12 +40,25 @@ interface Header {
   dev?: [number, number];
 }
 
+/** `value` in octal, zero-padded to width - 1 digits, then the NUL already there. */
 function octal(buf: Buffer, offset: number, width: number, value: number): void {
-  buf.write(value.toString(8).padStart(width - 1, "0"), offset, "latin1");
+  let i = offset + width - 2;
+  for (let v = value; i >= offset; i--) {
+    buf[i] = 0x30 + (v % 8);
+    v = Math.floor(v / 8);
+  }
 }
 
-function encodeHeader(h: Header): Buffer {
+/** The parts of every header that never change: the magic and version. */
+const TEMPLATE = (() => {
   const buf = Buffer.alloc(BLOCK);
+  buf.write("ustar\u000000", 257, "latin1");
+  return buf;
+})();
+
+function encodeHeader(h: Header): Buffer {
+  const buf = Buffer.allocUnsafe(BLOCK);
+  TEMPLATE.copy(buf);
   h.name.copy(buf, 0);
   octal(buf, 100, 8, h.mode);
   octal(buf, 108, 8, h.uid);
@@ -54,7 +67,6 @@ function encodeHeader(h: Header): Buffer {
   octal(buf, 136, 12, h.mtime);
   buf.write(h.typeflag, 156, "latin1");
   h.linkname?.copy(buf, 157);
-  buf.write("ustar\u000000", 257, "latin1");
   // uname/gname (265, 297) stay empty: owners are numeric only, like --numeric-owner.
   if (h.dev) {
     octal(buf, 329, 8, h.dev[0]);
@@ -64,8 +76,10 @@ function encodeHeader(h: Header): Buffer {
   // The checksum is summed with its own field as spaces, then stored as 6 digits, NUL, space.
   buf.fill(0x20, 148, 156);
   let sum = 0;
-  for (const byte of buf) sum += byte;
-  buf.write(sum.toString(8).padStart(6, "0") + "\u0000 ", 148, "latin1");
+  for (let i = 0; i < BLOCK; i++) sum += buf[i];
+  octal(buf, 148, 7, sum);
+  buf[154] = 0;
+  buf[155] = 0x20;
   return buf;
 }
 
@@ -188,8 +202,10 @@ export function tarHeader(entry: Entry, mtime: number): Buffer {
 
 /** Zero bytes that bring `size` bytes of content up to the next 512-byte block boundary. */
 export function tarPadding(size: number): Buffer {
-  return Buffer.alloc((BLOCK - (size % BLOCK)) % BLOCK);
+  return ZEROS.subarray(0, (BLOCK - (size % BLOCK)) % BLOCK);
 }
+
+const ZEROS = Buffer.alloc(BLOCK);
 
 /** The end-of-archive marker: two zero blocks. */
 export function tarEnd(): Buffer {

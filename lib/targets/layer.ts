@@ -53,7 +53,7 @@ export function layer(tree: Node | string, diffbase?: Node | string): Node<Layer
     }
     const out = new OutputFile(ctx.out);
     try {
-      await writeTar(out, items, mtime, ctx.name, fsNode.name);
+      await writeTar(out, items, mtime, ctx.name, fsNode.name, baseNode ? undefined : view.size());
     } catch (error) {
       out.abandon();
       throw error;

@@ -7,7 +7,8 @@
 import { OutputFile } from "../engine/io.ts";
 import { type Node, target } from "../engine/node.ts";
 import type { BuildContext } from "../engine/types.ts";
-import { checkPath, comparePaths, escapePath, FormatError } from "../formats/entry.ts";
+import * as fs from "node:fs";
+import { checkPath } from "../formats/entry.ts";
 import { formatLine, formatList } from "../formats/filelist.ts";
 import { changes } from "../tree/diff.ts";
 import { TreeView } from "../tree/view.ts";
@@ -17,7 +18,7 @@ import { asFs } from "./fs.ts";
 export function files(tree: Node | string): Node {
   const fsNode = asFs(tree);
   return target(`${fsNode.name}.files`, async (ctx) => {
-    writeEntries(ctx.out, (await TreeView.open(ctx, fsNode)).entries());
+    writeList(ctx.out, await TreeView.open(ctx, fsNode));
   }, { kind: "files", options: { fs: fsNode } });
 }
 
@@ -27,7 +28,7 @@ export function list(tree: Node | string, diffbase?: Node | string): Node {
   const baseNode = diffbase === undefined ? undefined : asFs(diffbase);
   return target(`${fsNode.name}.list`, async (ctx) => {
     const view = await TreeView.open(ctx, fsNode);
-    if (!baseNode) return writeEntries(ctx.out, view.entries());
+    if (!baseNode) return writeList(ctx.out, view);
     const { changed, deleted } = await layerChanges(ctx, view, baseNode);
     const out = new OutputFile(ctx.out);
     out.writeText(formatList(changed, deleted));
@@ -40,15 +41,14 @@ export async function layerChanges(ctx: BuildContext, view: TreeView, diffbase: 
   return changes(view, await TreeView.open(ctx, diffbase));
 }
 
-/** Write a list, streamed: each line checked, in order, once. */
-function writeEntries(file: string, entries: Iterable<{ path: Buffer } & Parameters<typeof formatLine>[0]>): void {
+/** The whole list of a tree: its manifest's list when that is one already, else line by line. */
+function writeList(file: string, view: TreeView): void {
+  const plain = view.plainList();
+  if (plain) return fs.copyFileSync(plain, file);
   const out = new OutputFile(file);
   try {
-    let previous: Buffer | undefined;
-    for (const entry of entries) {
+    for (const entry of view.entries()) {
       checkPath(entry.path);
-      if (previous && comparePaths(previous, entry.path) >= 0) throw new FormatError(`path "${escapePath(entry.path)}" is out of order or repeated`);
-      previous = entry.path;
       out.writeText(formatLine(entry));
     }
   } catch (error) {

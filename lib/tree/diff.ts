@@ -9,8 +9,7 @@
  * the change. Otherwise (or when a touched base file is hard-linked, which makes the
  * rest of its link group change type) both trees are listed in full and compared.
  */
-import * as fs from "node:fs";
-import { escapePath, OPAQUE_MARKER, parentPath, unescapePath } from "../formats/entry.ts";
+import { OPAQUE_MARKER, parentPath, unescapePath } from "../formats/entry.ts";
 import { diffList } from "../formats/filelist.ts";
 import { hashFile } from "../engine/hash.ts";
 import { diskEntry, readManifest, statKey } from "../engine/manifest.ts";
@@ -147,12 +146,4 @@ export function withOpaqueMarkers(base: { path: Buffer }[], current: { path: Buf
     }
   }
   return result.sort(Buffer.compare);
-}
-
-/** For messages: a path as the file list writes it. */
-export const shown = (p: Buffer) => escapePath(p);
-
-/** Is this file still what its manifest says (same inode, mtime, ctime)? */
-export function unchangedSince(fd: number, sig: string): boolean {
-  return statKey(fs.fstatSync(fd)) === sig;
 }

@@ -7,7 +7,7 @@
  */
 import { type Entry, escapePath } from "../formats/entry.ts";
 import { CrecipeError } from "../engine/errors.ts";
-import { type ManifestEntry, readManifest } from "../engine/manifest.ts";
+import { type ManifestEntry, manifestSummary, readManifest } from "../engine/manifest.ts";
 import { lookup } from "../engine/node.ts";
 import type { BuildContext, Node, Result } from "../engine/types.ts";
 import { locate, type Found } from "./layers.ts";
@@ -27,14 +27,18 @@ export interface TreeEntry extends Entry {
   source: number;
   /** Its path on the host, to read content from. */
   host: Buffer;
-  /** `ino:mtimeMs:ctimeMs` when its layer was built (engine/manifest.ts statKey). */
+  /** What stat said when its layer was built (engine/manifest.ts statKey). */
   sig: string;
 }
 
-const SLASH = Buffer.from("/");
-
 export class TreeView {
-  constructor(readonly name: string, readonly layers: readonly ViewLayer[], readonly meta: TreeMeta) {}
+  private readonly prefixes: Buffer[];
+  private readonly noMeta: boolean;
+
+  constructor(readonly name: string, readonly layers: readonly ViewLayer[], readonly meta: TreeMeta) {
+    this.prefixes = layers.map((l) => Buffer.from(l.dir + "/"));
+    this.noMeta = Object.keys(meta.owners).length === 0 && Object.keys(meta.devices).length === 0;
+  }
 
   /** The tree built by `tree` (and the layers under it), as a dependency of `ctx`'s target. */
   static async open(ctx: BuildContext, tree: Node): Promise<TreeView> {
@@ -74,6 +78,7 @@ export class TreeView {
 
   /** Owners and device nodes recorded in the metadata, applied to an entry. */
   applyMeta<T extends Entry>(entry: T): T {
+    if (this.noMeta) return entry;
     const key = escapePath(entry.path);
     const owner = this.meta.owners[key];
     if (owner) [entry.uid, entry.gid] = owner;
@@ -86,8 +91,26 @@ export class TreeView {
   }
 
   treeEntry(layer: number, item: ManifestEntry): TreeEntry {
-    const host = Buffer.concat([Buffer.from(this.layers[layer].dir), SLASH, item.entry.path]);
-    return this.applyMeta({ ...item.entry, source: layer, host, sig: item.sig });
+    const entry = item.entry as TreeEntry;
+    entry.source = layer;
+    entry.host = Buffer.concat([this.prefixes[layer], entry.path]);
+    entry.sig = item.sig;
+    return this.applyMeta(entry);
+  }
+
+  /** How many files and bytes the layers hold (an upper bound for the merged tree). */
+  size(): { files: number; bytes: number } {
+    const all = this.layers.map((l) => manifestSummary(l.manifest));
+    return { files: all.reduce((n, s) => n + s.files, 0), bytes: all.reduce((n, s) => n + s.bytes, 0) };
+  }
+
+  /**
+   * The tree's file list as a file that already exists: for a tree of one layer without
+   * recorded owners its manifest's list is the file list (when no name needs a check).
+   */
+  plainList(): string | undefined {
+    if (this.layers.length > 1 || !this.noMeta || !manifestSummary(this.layers[0].manifest).plain) return undefined;
+    return `${this.layers[0].manifest}.list`;
   }
 
   /**

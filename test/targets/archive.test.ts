@@ -1,0 +1,92 @@
+/**
+ * The archive writer's threads: a layer of many small files is read by reader threads, a
+ * large one written and hashed by another thread. Whatever the threads, the bytes and the
+ * digest are those of the one-thread writer; an edited file and a full disk are clear
+ * errors that leave the previous output in place.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { before, describe, it } from "node:test";
+import { crecipe, modUrl, tempDir, write } from "../helpers.ts";
+
+const isRoot = process.getuid?.() === 0;
+
+const recipe = `
+import { fs, layer, imageTar, image } from ${JSON.stringify(modUrl)};
+import * as nfs from "node:fs";
+export const many = fs("many", async (root) => {
+  for (let d = 0; d < 30; d++) {
+    nfs.mkdirSync(root.path("d" + d));
+    for (let f = 0; f < 100; f++) nfs.writeFileSync(root.path(\`d\${d}/f\${f}\`), "x".repeat((d * 100 + f) % 700));
+  }
+});
+export const big = fs("big", async (root) => {
+  const data = Buffer.alloc(24 << 20);
+  for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
+  await root.write("big.bin", data);
+  await root.write("small", "s");
+});
+export const manyLayer = layer(many);
+export const bigLayer = layer(big);
+export default [manyLayer, bigLayer, imageTar(image("both", [manyLayer, bigLayer]))];
+`;
+
+const sha = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+
+describe("archives written by several threads", () => {
+  const dir = tempDir();
+  before(() => {
+    write(dir, "r.ts", recipe);
+    const r = crecipe(dir, ["r.ts"]);
+    assert.equal(r.status, 0, r.stderr);
+  });
+
+  it("give the same bytes and digests as one thread", () => {
+    const r = crecipe(dir, ["-o", "one", "r.ts"], { CRECIPE_THREADS: "0" });
+    assert.equal(r.status, 0, r.stderr);
+    for (const f of ["many.layer", "big.layer", "both.image.tar"]) {
+      assert.equal(sha(path.join(dir, "out", f)), sha(path.join(dir, "one", f)), `${f} differs`);
+    }
+    for (const name of ["many", "big"]) {
+      const value = JSON.parse(fs.readFileSync(path.join(dir, `out/.crecipe/state/${name}.layer.json`), "utf8")).value;
+      assert.equal(value.digest, sha(path.join(dir, "out", `${name}.layer`)));
+    }
+    const names = spawnSync("tar", ["-tf", path.join(dir, "out/many.layer")], { encoding: "utf8", maxBuffer: 1 << 26 }).stdout.split("\n").filter(Boolean);
+    assert.equal(names.length, 30 + 3000);
+  });
+
+  it("refuse a file edited by hand, read by a reader thread, and keep the old layer", () => {
+    const before = sha(path.join(dir, "out/many.layer"));
+    fs.appendFileSync(path.join(dir, "out/many/d29/f99"), "edited");
+    fs.rmSync(path.join(dir, "out/.crecipe/state/many.layer.json"));
+    const r = crecipe(dir, ["r.ts", "manyLayer"]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /FAILED many\.layer: d29\/f99 changed after many was built/);
+    assert.equal(sha(path.join(dir, "out/many.layer")), before);
+    assert.deepEqual(fs.readdirSync(path.join(dir, "out/.crecipe/tmp")), [], "no temp left behind");
+  });
+});
+
+describe("a full disk", { skip: isRoot ? false : "mounting a small tmpfs needs root" }, () => {
+  it("is a clear error, and the previous output and state stay", () => {
+    const dir = tempDir();
+    write(dir, "r.ts", recipe);
+    const small = path.join(dir, "small");
+    fs.mkdirSync(small);
+    assert.equal(spawnSync("mount", ["-t", "tmpfs", "-o", "size=40m", "tmpfs", small]).status, 0);
+    try {
+      const first = crecipe(dir, ["-o", small, "r.ts", "big"]);
+      assert.equal(first.status, 0, first.stderr);
+      const r = crecipe(dir, ["-o", small, "r.ts", "bigLayer"]);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /FAILED big\.layer: .*ENOSPC|no space/i);
+      assert.ok(!fs.existsSync(path.join(small, "big.layer")), "no partial layer");
+      assert.deepEqual(fs.readdirSync(path.join(small, ".crecipe/tmp")), [], "no temp left behind");
+    } finally {
+      spawnSync("umount", [small]);
+    }
+  });
+});
