@@ -89,7 +89,8 @@ let chunk: Buffer | undefined;
  */
 const fileHashes = new Map<string, string>();
 
-export function hashFile(p: string | Buffer, stats?: fs.Stats): string {
+export function hashFile(p: string | Buffer, stats?: fs.Stats, cache = true): string {
+  if (!cache) return hashFileUncached(p);
   const st = stats ?? fs.statSync(p);
   const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
   const known = fileHashes.get(key);

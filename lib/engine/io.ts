@@ -10,28 +10,31 @@ import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 
 const CHUNK = 1 << 20;
-/** Outputs up to this size are written and hashed on the main thread; beyond it a worker does both while we fill. */
-const INLINE = 16 * CHUNK;
+/** Outputs expected to be larger than this are written and hashed by a worker thread. */
+const LARGE = 16 * CHUNK;
 
 /**
- * An output file written through a buffer and hashed on the way (sha256). Large outputs
- * (a layer, an image tar) are hashed by a worker thread in parallel, reading the chunks
- * we write from shared memory, so the digest costs nothing on the writing thread.
+ * An output file written through a buffer and hashed on the way (sha256). An output that
+ * is expected to be large (a layer, an image tar: `expectedSize`) is written and hashed
+ * by a worker thread reading the chunks from shared memory, while this thread fills the
+ * next: the digest and the writing cost the building thread nothing.
  */
 export class OutputFile {
   private readonly fd: number;
-  private buffer: Buffer = Buffer.allocUnsafe(CHUNK);
+  private buffer: Buffer;
   private used = 0;
-  /** Chunks written but not hashed yet (until the worker starts or the file closes). */
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private worker?: ParallelHash;
-  /** Hashing on this thread (no worker threads here). */
-  private inline?: Hash;
+  private readonly worker?: ParallelHash;
+  private readonly hash?: Hash;
   size = 0;
 
-  constructor(path: string | Buffer) {
+  constructor(path: string | Buffer, expectedSize = 0) {
     this.fd = fs.openSync(path, "w");
+    if (expectedSize > LARGE && process.env.CRECIPE_THREADS !== "0") this.worker = ParallelHash.start(this.fd);
+    if (this.worker) this.buffer = this.worker.acquire();
+    else {
+      this.hash = createHash("sha256");
+      this.buffer = Buffer.allocUnsafe(expectedSize && expectedSize < CHUNK ? Math.max(expectedSize, 4096) : CHUNK);
+    }
   }
 
   write(data: Uint8Array): void {
@@ -72,62 +75,29 @@ export class OutputFile {
       // The worker writes the chunk, then hashes it: this thread goes on filling the next.
       this.worker.submit(this.used, true);
       this.buffer = this.worker.acquire();
-      this.used = 0;
-      return;
-    }
-    let written = 0;
-    while (written < this.used) written += fs.writeSync(this.fd, this.buffer, written, this.used - written);
-    if (this.inline) {
-      this.inline.update(this.buffer.subarray(0, this.used));
     } else {
-      this.pending.push(this.buffer.subarray(0, this.used));
-      this.pendingBytes += this.used;
-      this.buffer = Buffer.allocUnsafe(CHUNK);
-      if (this.pendingBytes >= INLINE) this.startWorker();
+      let written = 0;
+      while (written < this.used) written += fs.writeSync(this.fd, this.buffer, written, this.used - written);
+      this.hash!.update(this.buffer.subarray(0, this.used));
     }
     this.used = 0;
-  }
-
-  private startWorker(): void {
-    const worker = process.env.CRECIPE_THREADS === "0" ? undefined : ParallelHash.start(this.fd);
-    if (!worker) {
-      // No worker threads here: hash on this thread from now on.
-      this.inline = createHash("sha256");
-      for (const chunk of this.pending) this.inline.update(chunk);
-      this.pending = [];
-      return;
-    }
-    this.worker = worker;
-    for (const chunk of this.pending) {
-      const slot = worker.acquire();
-      chunk.copy(slot);
-      worker.submit(chunk.length, false); // written already: hash only
-    }
-    this.pending = [];
-    this.buffer = worker.acquire();
   }
 
   /** Flush and close; returns the sha256 hex of everything written. */
   close(): string {
     this.flush();
-    if (this.worker) {
-      try {
-        return this.worker.digest();
-      } finally {
-        fs.closeSync(this.fd);
-      }
+    try {
+      return this.worker ? this.worker.digest() : this.hash!.digest("hex");
+    } finally {
+      fs.closeSync(this.fd);
     }
-    fs.closeSync(this.fd);
-    if (this.inline) return this.inline.digest("hex");
-    const hash = createHash("sha256");
-    for (const chunk of this.pending) hash.update(chunk);
-    this.pending = [];
-    return hash.digest("hex");
   }
 
   /** Close without caring for the digest (on an error path). */
   abandon(): void {
-    this.worker?.digest(true);
+    try {
+      this.worker?.digest(true);
+    } catch { /* the worker's own failure: the caller has one already */ }
     try {
       fs.closeSync(this.fd);
     } catch { /* closed */ }
@@ -135,6 +105,9 @@ export class OutputFile {
 }
 
 const SLOTS = 8;
+
+/** Helper threads hash, read and write; their own JavaScript heap stays tiny. */
+export const SMALL_HEAP = { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2, codeRangeSizeMb: 4, stackSizeMb: 1 };
 const WORKER_SOURCE = `
 const { workerData } = require("node:worker_threads");
 const { createHash } = require("node:crypto");
@@ -188,7 +161,7 @@ class ParallelHash {
     try {
       const { Worker } = require("node:worker_threads") as typeof import("node:worker_threads");
       const sab = new SharedArrayBuffer(SLOTS * CHUNK + (SLOTS + 4) * 4 + SLOTS * 4 + 64);
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sab, slots: SLOTS, slot: CHUNK, fd } });
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sab, slots: SLOTS, slot: CHUNK, fd }, resourceLimits: SMALL_HEAP });
       worker.unref();
       const state = new Int32Array(sab, SLOTS * CHUNK, SLOTS + 4);
       const lengths = new Int32Array(sab, SLOTS * CHUNK + (SLOTS + 4) * 4, SLOTS);

@@ -94,7 +94,7 @@ export function writeManifest(dir: string, base: string): string {
         if (first) Object.assign(entry, { type: "hardlink", linkTarget: first, size: 0 });
         else {
           if (st.nlink > 1) groups.set(`${st.dev}:${st.ino}`, rel);
-          entry.hash = hashFile(full, st);
+          entry.hash = hashFile(full, st, false); // a file just built: no later reader in this process would hit a cache
           files++;
           bytes += entry.size;
         }
@@ -112,9 +112,15 @@ export function writeManifest(dir: string, base: string): string {
   stat.close();
   // The header goes first, and says whether the list can stand as a file list as it is.
   const out = fs.openSync(`${base}.stat`, "w");
-  fs.writeSync(out, `${HEADER} ${plain ? "plain" : "checked"} ${files} ${bytes}\n`);
-  fs.writeSync(out, fs.readFileSync(`${base}.stat.tmp`));
-  fs.closeSync(out);
+  const from = fs.openSync(`${base}.stat.tmp`, "r");
+  try {
+    fs.writeSync(out, `${HEADER} ${plain ? "plain" : "checked"} ${files} ${bytes}\n`);
+    const chunk = Buffer.allocUnsafe(1 << 20);
+    for (let n; (n = fs.readSync(from, chunk, 0, chunk.length, null)) > 0;) fs.writeSync(out, chunk, 0, n);
+  } finally {
+    fs.closeSync(from);
+    fs.closeSync(out);
+  }
   fs.rmSync(`${base}.stat.tmp`);
   return `tree:${hash}`;
 }

@@ -104,9 +104,10 @@ export function imageItems(dir: string, omit: ReadonlySet<string> = new Set()): 
 export function imageTar(img: Node<ImageValue>): Node<ImageValue> {
   return target(`${img.name}.tar`, async (ctx) => {
     const built = await ctx.result(img);
-    const out = new OutputFile(ctx.out);
+    const items = imageItems(built.path!);
+    const out = new OutputFile(ctx.out, items.reduce((n, i) => n + i.entry.size, 0));
     try {
-      await writeTar(out, imageItems(built.path!), built.value.created, ctx.name);
+      await writeTar(out, items, built.value.created, ctx.name);
     } catch (error) {
       out.abandon();
       throw error;

@@ -63,7 +63,7 @@ export function initrd(tree: Node | string, options: InitrdOptions = {}): Node {
         groups.set(head, { size: group.size + 1, last: key(entry.path) });
       }
     }
-    const out = new OutputFile(ctx.out);
+    const out = new OutputFile(ctx.out, gzip ? 0 : view.size().bytes);
     const sink = gzip ? gzipInto(out) : { write: (b: Uint8Array) => out.write(b), end: async () => {} };
     try {
       const inodes = new Map<string, number>();

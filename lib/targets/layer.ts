@@ -44,14 +44,19 @@ export function layer(tree: Node | string, diffbase?: Node | string): Node<Layer
     await ctx.need(listNode); // the cookbook's NAME.list, beside it
     const view = await TreeView.open(ctx, fsNode);
     let items: Iterable<TarItem>;
-    if (!baseNode) items = itemsOf(view.entries());
-    else {
+    let expected = 0;
+    if (!baseNode) {
+      items = itemsOf(view.entries());
+      const { files, bytes } = view.size();
+      expected = bytes + files * 1024;
+    } else {
       const { changed, whiteouts: deleted } = await layerChanges(ctx, view, baseNode);
       const whiteouts: Entry[] = deleted.map((p) => ({ path: whiteoutPath(p), type: "whiteout", mode: 0o644, uid: 0, gid: 0, size: 0 }));
       items = [...changed.map((entry) => ({ entry, host: entry.host, sig: entry.sig })), ...whiteouts.map((entry) => ({ entry }))]
         .sort((a, b) => Buffer.compare(a.entry.path, b.entry.path));
+      expected = changed.reduce((n, e) => n + e.size + 1024, 0);
     }
-    const out = new OutputFile(ctx.out);
+    const out = new OutputFile(ctx.out, expected);
     try {
       await writeTar(out, items, mtime, ctx.name, fsNode.name, baseNode ? undefined : view.size());
     } catch (error) {

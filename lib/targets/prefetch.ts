@@ -7,6 +7,7 @@
  */
 import { createRequire } from "node:module";
 import { CrecipeError } from "../engine/errors.ts";
+import { SMALL_HEAP } from "../engine/io.ts";
 
 const require = createRequire(import.meta.url);
 const NUL = Buffer.alloc(1);
@@ -208,7 +209,7 @@ export class Prefetcher {
       const { Worker } = require("node:worker_threads") as typeof import("node:worker_threads");
       const readers = Array.from({ length: threads }, () => {
         const sab = new SharedArrayBuffer(SLOTS * SLOT + (SLOTS + 2) * 4 + SLOTS * 4);
-        const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sab, slots: SLOTS, slot: SLOT } });
+        const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sab, slots: SLOTS, slot: SLOT }, resourceLimits: SMALL_HEAP });
         worker.unref();
         return new Reader(sab, new Int32Array(sab, SLOTS * SLOT, SLOTS + 2), new Int32Array(sab, SLOTS * SLOT + (SLOTS + 2) * 4, SLOTS), worker);
       });
