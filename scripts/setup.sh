@@ -11,7 +11,7 @@ declare -A need=(
   [mmdebstrap]=mmdebstrap [debootstrap]=debootstrap [dockerd]=docker.io [runc]=runc
   [skopeo]=skopeo [umoci]=umoci [newuidmap]=uidmap [pigz]=pigz [unshare]=util-linux
   [setpriv]=util-linux [hyperfine]=hyperfine [fakeroot]=fakeroot [gzip]=gzip [tar]=tar
-  [zstd]=zstd [mknod]=coreutils [xargs]=findutils
+  [zstd]=zstd [mknod]=coreutils [xargs]=findutils [getfattr]=attr
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -104,7 +104,7 @@ export class OutputFile {
   }
 }
 
-const SLOTS = 8;
+const SLOTS = 4;
 
 /** Helper threads hash, read and write; their own JavaScript heap stays tiny. */
 export const SMALL_HEAP = { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2, codeRangeSizeMb: 4, stackSizeMb: 1 };

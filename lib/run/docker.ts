@@ -16,43 +16,45 @@ import { $ } from "../runtime.ts";
 import { imageItems, type ImageValue } from "../targets/image.ts";
 import { writeTar } from "../targets/tarball.ts";
 
-async function docker(ctx: { name: string }): Promise<string> {
-  const bin = await requireTool("docker", ctx.name);
-  const info = await $({ nothrow: true })`${bin} info --format {{.ServerVersion}}`;
-  if (info.exitCode !== 0) {
-    throw new CrecipeError(`the Docker daemon is not reachable (${info.stderr.trim().split("\n").at(-1)})`, {
-      target: ctx.name,
-      fix: "start it (sudo systemctl start docker, or sudo dockerd &) and make sure you may use its socket",
-    });
-  }
-  return bin;
+let reachable: Promise<string> | undefined;
+/** The docker command, once the daemon answered (asked once per process). */
+function docker(ctx: { name: string }): Promise<string> {
+  reachable ??= (async () => {
+    const bin = await requireTool("docker", ctx.name);
+    const info = await $({ nothrow: true })`${bin} info --format {{.ServerVersion}}`;
+    if (info.exitCode !== 0) {
+      throw new CrecipeError(`the Docker daemon is not reachable (${info.stderr.trim().split("\n").at(-1)})`, {
+        target: ctx.name,
+        fix: "start it (sudo systemctl start docker, or sudo dockerd &) and make sure you may use its socket",
+      });
+    }
+    return bin;
+  })();
+  reachable.catch(() => (reachable = undefined));
+  return reachable;
 }
 
-/** The ID Docker knows the image by, or undefined when it is not loaded. */
-async function loadedId(bin: string, value: ImageValue): Promise<string | undefined> {
-  for (const id of [value.id, value.manifest]) {
-    const r = await $({ nothrow: true })`${bin} image inspect --format {{.Id}} ${id}`;
-    if (r.exitCode === 0) return r.stdout.trim();
-  }
-  return undefined;
-}
+/** Images this process saw loaded: config digest → the ID Docker uses. */
+const loaded = new Map<string, string>();
 
 /**
- * Layers of `value` the daemon has already, as a chain from the bottom: those of the
- * image it has under the same tag (usually the previous build).
+ * What the daemon has of `value`, in one `docker image inspect`: the ID it knows the
+ * image by (undefined when not loaded), and the image's layers it already has, as a
+ * chain from the bottom (those of the image under the same tag, usually the last build).
  */
-async function layersKnown(bin: string, value: ImageValue): Promise<Set<string>> {
-  const r = await $({ nothrow: true })`${bin} image inspect --format {{json .RootFS.Layers}} ${value.tag}`;
+async function daemonHas(bin: string, value: ImageValue): Promise<{ id?: string; known: Set<string> }> {
+  const r = await $({ nothrow: true })`${bin} image inspect --format ${"{{.Id}} {{json .RootFS.Layers}}"} ${value.id} ${value.manifest} ${value.tag}`;
   const known = new Set<string>();
-  if (r.exitCode !== 0) return known;
-  let theirs: string[] = [];
-  try {
-    theirs = JSON.parse(r.stdout.trim()) ?? [];
-  } catch {
-    return known;
+  let id: string | undefined;
+  for (const line of r.stdout.split("\n").filter(Boolean)) {
+    const space = line.indexOf(" ");
+    const theirs: string[] = JSON.parse(line.slice(space + 1) || "[]") ?? [];
+    const same = theirs.length === value.layers.length && theirs.every((l, i) => l === `sha256:${value.layers[i]}`);
+    const it = line.slice(0, space);
+    if (same && (it === value.id || it === value.manifest)) id ??= it;
+    for (let i = 0; i < value.layers.length && theirs[i] === `sha256:${value.layers[i]}`; i++) known.add(value.layers[i]);
   }
-  for (let i = 0; i < value.layers.length && theirs[i] === `sha256:${value.layers[i]}`; i++) known.add(value.layers[i]);
-  return known;
+  return { id, known };
 }
 
 /** `docker load` fed the image's tar from its directory, without the blobs in `omit`. */
@@ -92,18 +94,20 @@ async function streamLoad(ctx: BuildContext, bin: string, dir: string, value: Im
 async function ensureLoaded(ctx: BuildContext, image: Node<ImageValue>) {
   const built = await ctx.result(image);
   const bin = await docker(ctx);
-  let id = await loadedId(bin, built.value);
+  const seen = loaded.get(built.value.id);
+  if (seen) return { bin, id: seen };
+  let { id, known } = await daemonHas(bin, built.value);
   if (!id) {
-    const known = await layersKnown(bin, built.value);
-    let loaded = await streamLoad(ctx, bin, built.path!, built.value, known);
-    if (loaded.code !== 0 && known.size) {
+    let result = await streamLoad(ctx, bin, built.path!, built.value, known);
+    if (result.code !== 0 && known.size) {
       // The daemon wanted the layers after all (a containerd image store may): send all.
-      loaded = await streamLoad(ctx, bin, built.path!, built.value, new Set());
+      result = await streamLoad(ctx, bin, built.path!, built.value, new Set());
     }
-    if (loaded.code !== 0) throw exitFailure(loaded.code, "see the log above: is the daemon's disk full?");
-    id = await loadedId(bin, built.value);
+    if (result.code !== 0) throw exitFailure(result.code, "see the log above: is the daemon's disk full?");
+    id = (await daemonHas(bin, built.value)).id;
     if (!id) throw new CrecipeError(`docker load of ${built.path} did not register ${built.value.id}`, { target: ctx.name });
   }
+  loaded.set(built.value.id, id);
   return { bin, id };
 }
 

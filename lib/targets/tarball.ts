@@ -85,8 +85,8 @@ export async function writeTar(sink: Sink, items: Iterable<TarItem>, mtime: numb
   await sink.write(tarEnd());
 }
 
-/** Reading threads: the system calls of one file after another are what a tree of small files costs. */
-const READERS = 2;
+/** Reading threads: the system calls of one file after another are what a tree of small files costs (a second thread measured no faster: this one then waits for the writer). */
+const READERS = 1;
 /** Files smaller than this on average make an archive "of small files". */
 const SMALL = 4096;
 

@@ -22,6 +22,7 @@ import { sharedLibraries } from "./elf.ts";
 import { isWhiteout, locate, readMergedDir, walkMerged, type Found } from "./layers.ts";
 import { asMeta, emptyMeta, type TreeMeta } from "./meta.ts";
 import { materialize } from "./copy.ts";
+import { type RunOptions, runInTree } from "./run.ts";
 import { TreeView } from "./view.ts";
 
 export type Source = string | Node;
@@ -377,6 +378,23 @@ export class Root {
     }
     Object.assign(this.meta.owners, otherMeta.owners);
     Object.assign(this.meta.devices, otherMeta.devices);
+  }
+
+  /**
+   * Run a command inside the tree, chrooted, as root in a user namespace (the RUN line
+   * of a Dockerfile): `root.run(["apt-get", "install", "-y", "curl"])`. A snapshot runs
+   * on an overlay of its own directory over its base, so what the command changes or
+   * deletes lands in this tree only. Its output goes to the target's log; a failure fails
+   * the target with the command and its exit code. A single uid is mapped when not root:
+   * a command that chowns to another user fails there.
+   */
+  async run(argv: string[], options: RunOptions = {}): Promise<{ stdout: string; stderr: string }> {
+    this.sync();
+    const { stdout, stderr, opaque } = await runInTree(this.ctx, this.dir, this.base?.dirs ?? [], argv, options);
+    // What the kernel marked opaque is now a plain directory: hide the base's children there.
+    makeWhiteouts(opaque.flatMap((rel) => this.opaqueWhiteouts(rel)), this.ctx.name);
+    this.sync();
+    return { stdout, stderr };
   }
 
   /** Every entry of the tree as it stands now (its own directory over its base), in path order. */

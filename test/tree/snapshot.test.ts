@@ -43,6 +43,11 @@ const CHANGES: Record<string, string> = {
   copyInOverDir: `await root.copyIn(here("hostdir"), "/dir");`,
   mknodOverFile: `await root.mknod("etc/conf", "char", 1, 3, 0o666);`,
   deepNew: `await root.mkdir("dir/sub/deeper/still"); await root.write("dir/sub/deeper/still/f", "f");`,
+  runSed: `await root.run(["/bin/busybox", "sed", "-i", "s/conf/CONF/", "/etc/conf"]);`,
+  runRemake: `await root.run(["/bin/busybox", "sh", "-c", "busybox rm -rf /dir && busybox mkdir /dir && echo n > /dir/new"]);`,
+  runMoveDir: `await root.run(["/bin/busybox", "mv", "/dir", "/moved"]);`,
+  runMixed: `await root.run(["/bin/busybox", "sh", "-c", "busybox chmod 700 /etc && busybox rm /etc/gone && busybox ln -s conf /etc/alias && echo more >> /dir/sub/c"]);`,
+  runThenWrite: `await root.run(["/bin/busybox", "rm", "-r", "/dir/sub"]); await root.write("dir/sub/again", "a");`,
   many: `await root.write("etc/conf", "x"); await root.remove("etc/gone"); await root.chmod("dir/sub", 0o711); await root.symlink("../etc/conf", "dir/l");`,
 };
 
@@ -158,7 +163,7 @@ export default run.local(s_many, { command: ["/bin/busybox", "sh", "-c", "busybo
     write(userDir, "r.ts", recipe());
     fs.cpSync(path.join(dir, "host.txt"), path.join(userDir, "host.txt"));
     fs.cpSync(path.join(dir, "hostdir"), path.join(userDir, "hostdir"), { recursive: true });
-    const targets = ["s_removeFile.layer", "s_removeAndRemake.layer", "s_rawDeleteDir.layer", "s_many.layer"];
+    const targets = ["s_removeFile.layer", "s_removeAndRemake.layer", "s_rawDeleteDir.layer", "s_many.layer", "s_runSed.layer", "s_runRemake.layer", "s_runMixed.layer"];
     const r = spawnSync("setpriv", ["--reuid=crecipe-test", "--regid=crecipe-test", "--init-groups", "env", "HOME=/home/crecipe-test",
       process.execPath, cli, "-q", "r.ts", ...targets], { cwd: userDir, encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);

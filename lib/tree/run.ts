@@ -1,0 +1,111 @@
+/**
+ * Running a command inside a tree being built (`root.run`), the RUN line of a Dockerfile.
+ * The command runs as root in a user namespace (root is not needed), chrooted into the
+ * tree: for a snapshot, into an overlayfs mount of the tree's own directory (upper) over
+ * its base's layers, so everything it writes lands in the upper directory and the base
+ * is never written to; /proc, /dev and /sys are mounted for it when the tree has them.
+ *
+ * Afterwards the upper directory is made plain again: a directory the kernel marked
+ * opaque (an extended attribute, `user.overlay.opaque`) becomes an ordinary directory
+ * plus a whiteout per child of the base's, which is what crecipe's readers understand.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { exitFailure } from "../engine/errors.ts";
+import { removeTree } from "../engine/io.ts";
+import type { BuildContext } from "../engine/types.ts";
+import { requireTool } from "../host.ts";
+import { $ } from "../runtime.ts";
+
+export interface RunOptions {
+  /** Environment of the command (besides PATH, HOME=/root, LC_ALL=C). */
+  env?: Record<string, string>;
+  /** Working directory inside the tree (needs the tree's /bin/sh). */
+  cwd?: string;
+  /** What the command reads on stdin. */
+  input?: string | Buffer;
+}
+
+const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * Run `argv` chrooted into the tree whose own directory is `upper`, over `lowers` (top
+ * first; none for a tree that stands alone). Output goes to the target's log.
+ */
+export async function runInTree(ctx: BuildContext, upper: string, lowers: readonly string[], argv: string[], options: RunOptions = {}): Promise<{ stdout: string; stderr: string; opaque: Buffer[] }> {
+  await requireTool("unshare", ctx.name);
+  const scratch = fs.mkdtempSync(path.join(ctx.tmp, "run-"));
+  const merged = path.join(scratch, "merged");
+  const work = path.join(scratch, "work");
+  fs.mkdirSync(merged);
+  fs.mkdirSync(work);
+  // Lower layers are named relative to the out dir: the mount option has no room for long paths.
+  const lowerOption = lowers.map((d) => path.relative(ctx.outDir, d)).join(":");
+  // $1 out dir, $2 lowers ("" for none), $3 upper, $4 work, $5 merged, $6 cwd, then the command.
+  const script = [
+    'cd "$1"',
+    'if [ -n "$2" ]; then mount -t overlay overlay -o "userxattr,lowerdir=$2,upperdir=$3,workdir=$4" "$5" || exit 97; root=$5; else root=$3; fi',
+    '[ -d "$root/proc" ] && mount -t proc proc "$root/proc"',
+    '[ -d "$root/dev" ] && mount --rbind /dev "$root/dev"',
+    '[ -d "$root/sys" ] && mount --rbind /sys "$root/sys"',
+    'cwd=$6; shift 6',
+    'if [ -n "$cwd" ]; then exec chroot "$root" /bin/sh -c \'cd "$1" && shift && exec "$@"\' sh "$cwd" "$@"; fi',
+    'exec chroot "$root" "$@"',
+  ].join("\n");
+  const env = { PATH, HOME: "/root", LC_ALL: "C", ...options.env };
+  const rootless = process.getuid?.() !== 0;
+  const unshare = rootless ? ["unshare", "-rmpf"] : ["unshare", "-mpf"];
+  const result = await $({ nothrow: true, env: { ...process.env, ...env }, input: options.input })`${unshare} sh -c ${script} sh ${ctx.outDir} ${lowerOption} ${upper} ${work} ${merged} ${options.cwd ?? ""} ${argv}`;
+  removeTree(scratch); // overlayfs leaves work/work with mode 000
+  if (result.exitCode === 97) {
+    throw Object.assign(exitFailure(97, "overlayfs could not be mounted in a user namespace here (Linux ≥ 5.11 allows it); build the fs with from(base, { snapshot: false })"), { command: argv.join(" ") });
+  }
+  if (result.exitCode !== 0) throw Object.assign(exitFailure(result.exitCode), { command: argv.join(" ") });
+  const opaque = lowers.length ? await plainOpaqueDirs(ctx, upper) : [];
+  return { stdout: result.stdout, stderr: result.stderr, opaque };
+}
+
+/**
+ * Directories of `upper` the kernel marked opaque, each replaced by a fresh directory
+ * holding the same entries (no attribute): the caller then hides what the base has
+ * there with whiteouts. Returns their paths relative to `upper`.
+ */
+async function plainOpaqueDirs(ctx: BuildContext, upper: string): Promise<Buffer[]> {
+  const opaque: Buffer[] = [];
+  const getfattr = await requireTool("getfattr", ctx.name);
+  const dump = await $({ nothrow: true })`${getfattr} -R --absolute-names -d -m ${"^user\\.overlay\\.opaque$"} ${upper}`;
+  const prefix = Buffer.from(upper + "/");
+  for (const line of dump.stdout.split("\n")) {
+    if (!line.startsWith("# file: ")) continue;
+    const host = unquote(line.slice(8));
+    if (!host.subarray(0, prefix.length).equals(prefix)) continue;
+    const rel = host.subarray(prefix.length);
+    const st = fs.lstatSync(host);
+    const aside = Buffer.concat([host, Buffer.from(".crecipe-opaque")]);
+    fs.renameSync(host, aside);
+    fs.mkdirSync(host);
+    for (const name of fs.readdirSync(aside, { encoding: "buffer" })) {
+      fs.renameSync(Buffer.concat([aside, Buffer.from("/"), name]), Buffer.concat([host, Buffer.from("/"), name]));
+    }
+    fs.rmdirSync(aside);
+    fs.chmodSync(host, st.mode & 0o7777);
+    opaque.push(rel);
+  }
+  return opaque;
+}
+
+/** getfattr's quoting of a file name: \ooo octal escapes and \\ for a backslash. */
+function unquote(text: string): Buffer {
+  const bytes: number[] = [];
+  const raw = Buffer.from(text, "utf8");
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === 0x5c && raw[i + 1] === 0x5c) {
+      bytes.push(0x5c);
+      i++;
+    } else if (raw[i] === 0x5c && /^[0-7]{3}$/.test(raw.subarray(i + 1, i + 4).toString("latin1"))) {
+      bytes.push(parseInt(raw.subarray(i + 1, i + 4).toString("latin1"), 8));
+      i += 3;
+    } else bytes.push(raw[i]);
+  }
+  return Buffer.from(bytes);
+}
