@@ -22,6 +22,19 @@ export function zx(): Zx {
   return (zxModule ??= require("zx") as Zx);
 }
 
+/**
+ * node:child_process, loaded on first use (~10 ms: a no-op runs no process). Spawn from
+ * here: `childProcess().spawn(…)`.
+ */
+export function childProcess(): typeof import("node:child_process") {
+  return require("node:child_process");
+}
+
+/** node:zlib, loaded on first use. */
+export function zlib(): typeof import("node:zlib") {
+  return require("node:zlib");
+}
+
 /** tar-stream, loaded on first use. */
 export function tarStream(): typeof import("tar-stream") {
   return require("tar-stream");

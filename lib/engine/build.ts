@@ -19,6 +19,7 @@ import { BuildError, CrecipeError, CycleError, InterruptedError } from "./errors
 import { lock, type Lock, tryLock } from "./lock.ts";
 import { declaredLate, isNode, markBuilding } from "./node.ts";
 import { consoleReporter, type Reporter } from "./report.ts";
+import { upToDate, writeSummary } from "./summary.ts";
 import { type Layout, layout, lockFile, logFile, outputPath, readState, type TargetState, tmpDir, writeState } from "./state.ts";
 import type { Node, Result } from "./types.ts";
 
@@ -60,6 +61,12 @@ export async function build(nodes: Node | readonly Node[], options: BuildOptions
   }
   const engine = new Engine(options);
   const started = performance.now();
+  const unchanged = options.check ? undefined : upToDate(engine.layout, list);
+  if (unchanged) {
+    engine.counts.upToDate = unchanged.count;
+    engine.reporter.summary(engine.counts, (performance.now() - started) / 1000);
+    return isNode(nodes) ? unchanged.results[0] : unchanged.results;
+  }
   markBuilding(1);
   const uninstall = options.handleSignals ? engine.installSignalHandlers() : () => {};
   try {
@@ -68,6 +75,7 @@ export async function build(nodes: Node | readonly Node[], options: BuildOptions
     engine.reporter.summary(engine.counts, (performance.now() - started) / 1000);
     if (failed) throw failed.reason;
     const results = settled.map((s) => (s as PromiseFulfilledResult<Result>).value);
+    engine.summarize(list);
     return isNode(nodes) ? results[0] : results;
   } finally {
     markBuilding(-1);
@@ -118,6 +126,11 @@ export class Engine {
     this.layout = layout(options.outDir ?? "out");
     this.reporter = options.reporter ?? consoleReporter({ verbose: options.verbose, quiet: options.quiet, why: options.why });
     this.slots = new Semaphore(Math.max(1, options.jobs ?? os.availableParallelism?.() ?? os.cpus().length));
+  }
+
+  /** Everything this run made current, for the next run's no-op fast path (summary.ts). */
+  summarize(roots: readonly Node[]): void {
+    writeSummary(this.layout, roots, this.inflight.keys());
   }
 
   /** `node`'s result for this run: made current once, shared by everyone who asks. */

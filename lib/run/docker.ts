@@ -5,14 +5,13 @@
  * layer travels), and run by its ID (the config digest, or the manifest digest on
  * containerd-backed Docker), never by a layer id.
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { BuildContext } from "../engine/types.ts";
 import { CrecipeError, exitFailure } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
 import { requireTool } from "../host.ts";
-import { $ } from "../runtime.ts";
+import { $, childProcess } from "../runtime.ts";
 import { imageItems, type ImageValue } from "../targets/image.ts";
 import { writeTar } from "../targets/tarball.ts";
 
@@ -62,7 +61,7 @@ async function streamLoad(ctx: BuildContext, bin: string, dir: string, value: Im
   const log = path.join(ctx.tmp, `load.${omit.size}.log`);
   const logFd = fs.openSync(log, "w");
   ctx.noteCommand(`${bin} load < (tar of ${path.basename(dir)}${omit.size ? `, without ${omit.size} layer(s) the daemon has` : ""})`);
-  const child = spawn(bin, ["load"], { stdio: ["pipe", logFd, logFd] });
+  const child = childProcess().spawn(bin, ["load"], { stdio: ["pipe", logFd, logFd] });
   fs.closeSync(logFd);
   const untrack = child.pid ? ctx.trackChild(child.pid) : () => {};
   let gone = false;

@@ -4,12 +4,12 @@
  * newest /boot/vmlinuz-*. Acceleration: KVM when a tiny guest boots with it in time
  * (probed once per boot of the host, the verdict cached), else TCG, said once.
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { CrecipeError } from "../engine/errors.ts";
 import { readTextOr, requireTool } from "../host.ts";
+import { childProcess } from "../runtime.ts";
 
 export function findKernel(option?: string): string {
   const candidates: { path: string; why: string }[] = [];
@@ -95,7 +95,7 @@ async function probe(kernel: string): Promise<{ accel: Accel; why: string }> {
   }
   const qemu = await requireTool("qemu-system-x86_64");
   return await new Promise((resolve) => {
-    const child = spawn(qemu, ["-accel", "kvm", "-m", "128", "-kernel", kernel, "-append", "console=ttyS0 panic=-1 quiet", "-display", "none", "-nodefaults", "-serial", "null", "-no-reboot"], { stdio: "ignore" });
+    const child = childProcess().spawn(qemu, ["-accel", "kvm", "-m", "128", "-kernel", kernel, "-append", "console=ttyS0 panic=-1 quiet", "-display", "none", "-nodefaults", "-serial", "null", "-no-reboot"], { stdio: "ignore" });
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       resolve({ accel: "tcg", why: "a KVM guest hung for 15 s" });
@@ -133,8 +133,7 @@ export async function bootableKernel(kernel: string, cacheDir: string, log: (m: 
     if (at < 0) continue;
     const temp = `${cached}.${process.pid}.tmp`;
     fs.mkdirSync(cacheDir, { recursive: true });
-    const { spawnSync } = await import("node:child_process");
-    const r = spawnSync(format.tool, format.args, { input: image.subarray(at), maxBuffer: 1 << 30 });
+    const r = childProcess().spawnSync(format.tool, format.args, { input: image.subarray(at), maxBuffer: 1 << 30 });
     const elf = r.stdout;
     if (elf && elf.length > 4 && elf.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) {
       fs.writeFileSync(temp, elf);

@@ -5,7 +5,6 @@
  * exit code. A guest that writes no exit code, or hangs, is an error that shows the
  * console's last lines and the likely reason. Never needs root.
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CrecipeError, exitFailure } from "../engine/errors.ts";
@@ -14,6 +13,7 @@ import { initrd, type InitrdOptions } from "../targets/initrd.ts";
 import { asFs } from "../targets/fs.ts";
 import { bootableKernel, chooseAccel, findKernel } from "./kernel.ts";
 import { cacheDir, readTextOr, requireTool } from "../host.ts";
+import { childProcess } from "../runtime.ts";
 
 export interface KvmOptions extends InitrdOptions {
   /** Guest memory in MiB (default: memoryFor(initrd size)). */
@@ -114,7 +114,7 @@ function explain(consoleText: string, stderr: string, memory: number): { what: s
 
 function runQemu(qemu: string, args: string[], timeoutSeconds: number, track: (pid: number) => () => void) {
   return new Promise<{ code: number | null; timedOut: boolean; stderr: string }>((resolve, reject) => {
-    const child = spawn(qemu, args, { stdio: ["ignore", "ignore", "pipe"], detached: true });
+    const child = childProcess().spawn(qemu, args, { stdio: ["ignore", "ignore", "pipe"], detached: true });
     const untrack = child.pid ? track(child.pid) : () => {};
     let stderr = "";
     let timedOut = false;

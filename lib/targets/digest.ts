@@ -4,13 +4,13 @@
  * by the tool reading it directly (no pass through crecipe); an image directory is packed
  * into the compressor's input as the tar imageTar() would write.
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { CrecipeError, exitFailure } from "../engine/errors.ts";
 import { hashFile } from "../engine/hash.ts";
 import { type Node, target } from "../engine/node.ts";
 import type { BuildContext } from "../engine/types.ts";
 import { requireTool, which } from "../host.ts";
+import { childProcess } from "../runtime.ts";
 import { imageItems, type ImageValue } from "./image.ts";
 import { writeTar } from "./tarball.ts";
 
@@ -68,7 +68,7 @@ async function compress(ctx: BuildContext, of: Node, tool: string, args: string[
   const errors = fs.openSync(`${ctx.tmp}/stderr`, "w+");
   let code: number | null;
   try {
-    const child = spawn(tool, argv, { stdio: [isDir ? "pipe" : "ignore", out, errors] });
+    const child = childProcess().spawn(tool, argv, { stdio: [isDir ? "pipe" : "ignore", out, errors] });
     const untrack = child.pid ? ctx.trackChild(child.pid) : () => {};
     let gone = false;
     const exited = new Promise<number | null>((resolve, reject) => {

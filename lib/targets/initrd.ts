@@ -5,7 +5,6 @@
  * Streamed: each file is read once, and memory holds only directories and link groups.
  */
 import * as fs from "node:fs";
-import { createGzip } from "node:zlib";
 import { CrecipeError } from "../engine/errors.ts";
 import { OutputFile } from "../engine/io.ts";
 import { statKey } from "../engine/manifest.ts";
@@ -16,6 +15,7 @@ import { TreeView } from "../tree/view.ts";
 import { asFs } from "./fs.ts";
 import { sourceDateEpoch } from "./layer.ts";
 import { rdinit } from "./rdinit.ts";
+import { zlib } from "../runtime.ts";
 
 export interface InitrdOptions {
   /** gzip the archive (default false: under TCG the kernel's gunzip costs more than it saves). */
@@ -128,7 +128,7 @@ async function copyInto(sink: { write(b: Uint8Array): unknown }, item: Item, tar
 
 /** A sink that gzips (level 6, like gzipSync) into `out`. */
 function gzipInto(out: OutputFile) {
-  const gzip = createGzip({ level: 6 });
+  const gzip = zlib().createGzip({ level: 6 });
   gzip.on("data", (chunk: Buffer) => out.write(chunk));
   const done = new Promise<void>((resolve, reject) => {
     gzip.on("end", resolve);

@@ -3,11 +3,11 @@
  * `root.from(other, { snapshot: false })` and runs that cannot mount an overlay need.
  * Directories merge with what is there, files replace; hard links stay linked.
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { CrecipeError } from "../engine/errors.ts";
 import { escapePath } from "../formats/entry.ts";
 import { walkMerged } from "./layers.ts";
+import { childProcess } from "../runtime.ts";
 
 export function materialize(dirs: readonly string[], dest: string): void {
   const prefix = Buffer.from(dest + "/");
@@ -34,7 +34,7 @@ export function materialize(dirs: readonly string[], dest: string): void {
     } else if (st.isSymbolicLink()) {
       fs.symlinkSync(fs.readlinkSync(found.host, { encoding: "buffer" }), to);
     } else if (st.isFIFO()) {
-      const r = spawnSync("mkfifo", ["-m", (st.mode & 0o7777).toString(8), to.toString()]);
+      const r = childProcess().spawnSync("mkfifo", ["-m", (st.mode & 0o7777).toString(8), to.toString()]);
       if (r.status !== 0) throw new CrecipeError(`cannot copy the fifo ${escapePath(rel)}: ${r.stderr}`);
     } else {
       throw new CrecipeError(`cannot copy ${escapePath(rel)}: a device node can only be recorded (root.mknod), not copied`);

@@ -8,7 +8,6 @@
  * layers. Nothing is copied up front; a file is copied up when it is changed, a
  * deletion is a whiteout (a char device 0:0), so the base is never written to.
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { BuildContext } from "../engine/types.ts";
@@ -17,7 +16,7 @@ import { CrecipeError } from "../engine/errors.ts";
 import { isNode, type Node } from "../engine/node.ts";
 import { walkSorted } from "../engine/walk.ts";
 import { escapePath } from "../formats/entry.ts";
-import { $ } from "../runtime.ts";
+import { $, childProcess } from "../runtime.ts";
 import { sharedLibraries } from "./elf.ts";
 import { isWhiteout, locate, readMergedDir, walkMerged, type Found } from "./layers.ts";
 import { asMeta, emptyMeta, type TreeMeta } from "./meta.ts";
@@ -438,7 +437,7 @@ const abs = (p: string) => (p.startsWith("/") ? p : "/" + p);
 function makeWhiteouts(paths: Buffer[], target: string): void {
   if (!paths.length) return;
   const input = Buffer.concat(paths.flatMap((p) => [p, Buffer.alloc(1)]));
-  const r = spawnSync("xargs", ["-0", "-r", "-I{}", "mknod", "{}", "c", "0", "0"], { input, encoding: "utf8" });
+  const r = childProcess().spawnSync("xargs", ["-0", "-r", "-I{}", "mknod", "{}", "c", "0", "0"], { input, encoding: "utf8" });
   if (r.status !== 0) {
     throw new CrecipeError(`${target}: cannot record a deletion as a whiteout (mknod c 0 0): ${(r.stderr || r.error?.message || "").trim()}`, {
       target,

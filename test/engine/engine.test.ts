@@ -125,6 +125,30 @@ describe("incremental builds", () => {
   });
 });
 
+describe("the no-op fast path", () => {
+  it("never hides a change made between two runs: a rebuild for other targets, an edited output, a deleted state", () => {
+    const dir = project();
+    ok(crecipe(dir, ["r.ts"]));
+    ok(crecipe(dir, ["r.ts"])); // the second run writes the summary the third one uses
+    resetCalls(dir);
+    assert.match(ok(crecipe(dir, ["r.ts"])).err, /0 built, 4 up to date/);
+    assert.deepEqual(calls(dir), []);
+    // Another invocation, with other targets, rebuilds src: the default set must see it.
+    write(dir, "input.txt", "changed\n");
+    ok(crecipe(dir, ["r.ts", "src.txt"]));
+    resetCalls(dir);
+    ok(crecipe(dir, ["r.ts"]));
+    assert.deepEqual(calls(dir).sort(), ["len", "up"]);
+    // An output edited by hand, and a state removed.
+    write(dir, "out/other.txt", "tampered");
+    fs.rmSync(path.join(dir, "out/.crecipe/state/len.txt.json"));
+    resetCalls(dir);
+    ok(crecipe(dir, ["r.ts"]));
+    assert.deepEqual(calls(dir).sort(), ["len", "other"]);
+    assert.equal(read(dir, "out/other.txt"), "other");
+  });
+});
+
 describe("failures", () => {
   it("a failing builder keeps the previous output, prints one block, and the next run retries", () => {
     const recipe = (command: string) => `
