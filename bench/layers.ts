@@ -132,7 +132,7 @@ export const bigZst = zstd(bigLayer);
     rows.push({ case: "gz of the 200 MB layer", crecipe: gzTime, peer: "gzip --rsyncable", peerSeconds: gzipTime });
     const zstTime = time(crecipe(["big.ts", "bigZst"]), { cwd: work, runs: 3, before: () => fs.rmSync(stateOf("big.layer.zst"), { force: true }) });
     const zstdTime = time(["bash", "-c", `zstd -3 -T0 -q -c ${layerFile} > ${work}/peer.zst`], { runs: 3 });
-    rows.push({ case: "zstd of the 200 MB layer", crecipe: zstTime, peer: "zstd -T0", peerSeconds: zstdTime, goal: "≤ 1×" });
+    rows.push({ case: "zstd of the 200 MB layer", crecipe: zstTime, peer: "zstd -T0", peerSeconds: zstdTime });
     const before = fs.readFileSync(path.join(work, "out/big.layer.gz"));
     const gzipBefore = fs.readFileSync(`${work}/gzip.gz`);
     const edit = path.join(tree, "edit-me.bin");
