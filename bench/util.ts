@@ -30,6 +30,7 @@ export function measure(command: string[], options: { cwd?: string; runs?: numbe
     if (r.status !== 0) throw new Error(`${command.join(" ")} failed (${r.status}): ${err}`);
     samples.push(seconds);
     rss.push(Number(err.trim().split("\n").at(-1)) / 1024);
+    if (process.env.BENCH_VERBOSE) process.stderr.write(`  ${seconds.toFixed(3)} s  ${command.slice(1, 6).join(" ")}\n`);
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   return { seconds: median(samples), rssMB: median(rss) };

@@ -1,14 +1,14 @@
 /**
  * Committing one build (redo's builder.py does this in one step too): the output is
- * stamped, renamed into place, its manifest and its state written. Everything here is
- * synchronous, so a signal handler cannot run half-way. It runs in the process that
- * built the target, under that target's lock.
+ * stamped, renamed into place with its manifest, and its state written. Everything here
+ * is synchronous, so a signal handler cannot run half-way; a failure (a full disk) undoes
+ * what moved. It runs in the process that built the target, under that target's lock.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { hashFile, hostContentHash, kindOf, outputSignature, sha256, stableStringify } from "./hash.ts";
 import { manifestName, writeManifest } from "./manifest.ts";
-import { type Dep, type Layout, outputPath, STATE_VERSION, type TargetState, treeDir, writeState } from "./state.ts";
+import { type Dep, type Layout, outputPath, STATE_VERSION, stateFile, type TargetState, treeDir } from "./state.ts";
 import type { Node } from "./types.ts";
 
 export interface Built {
@@ -41,18 +41,12 @@ export function commit(layout: Layout, node: Node, built: Built): TargetState {
   const stamp = sha256(`${outHash ?? ""}\0${stableStringify(valueJson)}`);
   const final = outputPath(layout, node.name);
   const old = path.join(built.workDir, "old");
-  if (fs.lstatSync(final, { throwIfNoEntry: false })) fs.renameSync(final, old);
-  if (output !== "none") fs.renameSync(built.out, final);
-  if (manifest) {
-    fs.mkdirSync(treeDir(layout), { recursive: true });
-    for (const part of [".list", ".stat"]) fs.renameSync(manifestTemp + part, path.join(treeDir(layout), manifest + part));
-  }
   const state: TargetState = {
     v: STATE_VERSION,
     identity: node.identity,
     stamp,
     output,
-    sig: output === "none" ? "" : outputSignature(final).sig,
+    sig: output === "none" ? "" : outputSignature(built.out).sig,
     value: valueJson,
     deps: built.deps,
     builtAt: new Date().toISOString(),
@@ -61,7 +55,37 @@ export function commit(layout: Layout, node: Node, built: Built): TargetState {
     manifest,
     precious: node.precious,
   };
-  writeState(layout, node.name, state);
+  // The new state is written first, beside the old one: a full disk fails here, before
+  // anything moved. Then the output, its manifest and the state move in by renames, each
+  // undone if a later one fails: the old pair or the new pair, never half of each.
+  const stateTemp = path.join(built.workDir, "state.json");
+  fs.writeFileSync(stateTemp, JSON.stringify(state) + "\n");
+  const undo: (() => void)[] = [];
+  const move = (from: string, to: string) => {
+    fs.renameSync(from, to);
+    undo.push(() => fs.renameSync(to, from));
+  };
+  try {
+    if (fs.lstatSync(final, { throwIfNoEntry: false })) move(final, old);
+    if (output !== "none") {
+      move(built.out, final);
+      const sig = outputSignature(final).sig;
+      if (sig !== state.sig) fs.writeFileSync(stateTemp, JSON.stringify({ ...state, sig }) + "\n"), (state.sig = sig);
+    }
+    if (manifest) {
+      fs.mkdirSync(treeDir(layout), { recursive: true });
+      for (const part of [".list", ".stat"]) move(manifestTemp + part, path.join(treeDir(layout), manifest + part));
+    }
+    fs.mkdirSync(path.dirname(stateFile(layout, node.name)), { recursive: true });
+    fs.renameSync(stateTemp, stateFile(layout, node.name)); // the commit point
+  } catch (error) {
+    for (const step of undo.reverse()) {
+      try {
+        step();
+      } catch { /* as far as it goes: the state was not replaced, so the next run rebuilds */ }
+    }
+    throw error;
+  }
   removeStaleManifests(layout, node.name, manifest);
   return state;
 }
