@@ -299,14 +299,14 @@ export class Engine {
     }
     fs.closeSync(logFd);
     try {
-      const state = commit(this.layout, node, {
+      const state = await commit(this.layout, node, {
         workDir,
         out,
         value,
         deps: [...recorded.deps.values()],
         trustedHash: recorded.trustedHash(),
         started,
-      });
+      }, this.controller.signal);
       return this.resultOf(node, state, true);
     } catch (error) {
       throw this.asBuildError(node.name, error, undefined, logPath);
@@ -384,16 +384,18 @@ export class Engine {
       for (const dir of this.temps) removeTree(dir);
       for (const held of this.locks) held.release();
       process.stderr.write(`\ncrecipe: interrupted by ${signal}; outputs and state left as they were\n`);
-      process.exit(signal === "SIGINT" ? 130 : 143);
+      process.exit(128 + (os.constants.signals[signal] ?? 15));
     };
-    process.on("SIGINT", handler);
-    process.on("SIGTERM", handler);
+    for (const signal of HANDLED) process.on(signal, handler);
     return () => {
-      process.off("SIGINT", handler);
-      process.off("SIGTERM", handler);
+      for (const signal of HANDLED) process.off(signal, handler);
     };
   }
+
 }
+
+/** Signals that stop a build: Ctrl-C, kill, a closed terminal, Ctrl-\\. */
+const HANDLED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"];
 
 function alive(pid: number): boolean {
   try {

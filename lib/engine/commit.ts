@@ -22,7 +22,12 @@ export interface Built {
   started: number;
 }
 
-export function commit(layout: Layout, node: Node, built: Built): TargetState {
+/**
+ * Stamp the output (for a tree: write its manifest, letting the event loop run so a
+ * signal can still stop the build), then, unless `signal` says the build was stopped,
+ * move everything into place in one synchronous step.
+ */
+export async function commit(layout: Layout, node: Node, built: Built, signal: AbortSignal): Promise<TargetState> {
   const kind = kindOf(fs.lstatSync(built.out, { throwIfNoEntry: false }));
   const output: TargetState["output"] = kind === "missing" ? "none" : kind === "dir" ? "dir" : kind === "symlink" ? "symlink" : "file";
   const valueJson = built.value === undefined ? null : JSON.parse(stableStringify(built.value));
@@ -34,10 +39,13 @@ export function commit(layout: Layout, node: Node, built: Built): TargetState {
   else if (output === "dir") {
     if (built.trustedHash) outHash = built.trustedHash;
     else {
-      outHash = writeManifest(built.out, manifestTemp);
+      outHash = await writeManifest(built.out, manifestTemp);
       manifest = manifestName(node.name, outHash);
     }
   }
+  // A signal that came while the builder or the manifest worked is handled now, before anything moves.
+  await new Promise((resolve) => setImmediate(resolve));
+  if (signal.aborted) throw signal.reason;
   const stamp = sha256(`${outHash ?? ""}\0${stableStringify(valueJson)}`);
   const final = outputPath(layout, node.name);
   const old = path.join(built.workDir, "old");

@@ -215,6 +215,19 @@ class ParallelHash {
   }
 }
 
+let lastBreath = performance.now();
+/**
+ * Let the event loop run (a signal's handler, timers) when this thread has worked
+ * without a break for 50 ms: long loops over files call this, so Ctrl-C stops a build
+ * in the middle of a layer instead of after its commit.
+ */
+export function breathe(): Promise<void> | undefined {
+  const now = performance.now();
+  if (now - lastBreath < 50) return undefined;
+  lastBreath = now;
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** The lines of a text file, without their newlines, read a chunk at a time (latin1: bytes stay bytes). */
 export function* readLines(path: string): Generator<string> {
   const fd = fs.openSync(path, "r");

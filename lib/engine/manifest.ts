@@ -20,8 +20,8 @@ import { type Entry, type EntryType, escapePath } from "../formats/entry.ts";
 import { formatLine, parseOwnLine } from "../formats/filelist.ts";
 import { CrecipeError } from "./errors.ts";
 import { hashFile, sha256 } from "./hash.ts";
-import { OutputFile, readLines } from "./io.ts";
-import { walkSorted } from "./walk.ts";
+import { breathe, OutputFile, readLines } from "./io.ts";
+import { walkSorted, walkSortedAsync } from "./walk.ts";
 
 const HEADER = "crecipe-manifest 2";
 
@@ -79,7 +79,7 @@ export function diskEntry(rel: Buffer, full: Buffer | string, st: fs.Stats): Ent
  * Returns the tree's content hash ("tree:" + sha256 of the list). Memory follows the
  * number of hard link groups, not the tree's size.
  */
-export function writeManifest(dir: string, base: string): string {
+export async function writeManifest(dir: string, base: string): Promise<string> {
   const list = new OutputFile(`${base}.list`);
   const stat = new OutputFile(`${base}.stat.tmp`);
   const groups = new Map<string, Buffer>(); // dev:ino → the first path of a hard link group
@@ -87,7 +87,7 @@ export function writeManifest(dir: string, base: string): string {
   let files = 0;
   let bytes = 0;
   try {
-    walkSorted(dir, (rel, full, st) => {
+    await walkSortedAsync(dir, (rel, full, st) => {
       const entry = diskEntry(rel, full, st);
       if (entry.type === "file") {
         const first = st.nlink > 1 ? groups.get(`${st.dev}:${st.ino}`) : undefined;
@@ -102,7 +102,7 @@ export function writeManifest(dir: string, base: string): string {
       if (plain && (entry.type === "whiteout" || needsCheck(rel))) plain = false;
       list.writeText(formatLine(entry));
       stat.writeText(statKey(st) + "\n");
-    });
+    }, breathe);
   } catch (error) {
     list.abandon();
     stat.abandon();

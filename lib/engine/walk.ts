@@ -63,3 +63,31 @@ export function sortedItems(names: Buffer[], isDir: (name: Buffer) => boolean): 
   items.sort((a, b) => Buffer.compare(a.key, b.key));
   return items;
 }
+
+/** walkSorted, letting the event loop run now and then (engine/io.ts breathe). */
+export async function walkSortedAsync(root: string | Buffer, visit: Visit, breathe: () => Promise<void> | undefined): Promise<void> {
+  const prefix = Buffer.concat([Buffer.from(root), Buffer.from("/")]);
+  const walk = async (rel: Buffer): Promise<void> => {
+    const dir = rel.length ? Buffer.concat([prefix, rel]) : prefix.subarray(0, prefix.length - 1);
+    const names = fs.readdirSync(dir, { encoding: "buffer" });
+    const items: Item[] = [];
+    const stats = new Map<Buffer, fs.Stats>();
+    for (const name of names) {
+      const full = Buffer.concat([prefix, rel, rel.length ? SLASH_BUF : EMPTY, name]);
+      const st = fs.lstatSync(full);
+      stats.set(name, st);
+      items.push({ key: name, name, contents: false });
+      if (st.isDirectory()) items.push({ key: Buffer.concat([name, SLASH_BUF]), name, contents: true });
+    }
+    items.sort((a, b) => Buffer.compare(a.key, b.key));
+    for (const item of items) {
+      const child = rel.length ? Buffer.concat([rel, SLASH_BUF, item.name]) : item.name;
+      if (item.contents) await walk(child);
+      else {
+        visit(child, Buffer.concat([prefix, child]), stats.get(item.name)!);
+        await breathe();
+      }
+    }
+  };
+  await walk(Buffer.alloc(0));
+}

@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import { CrecipeError } from "../engine/errors.ts";
-import { OutputFile } from "../engine/io.ts";
+import { breathe, OutputFile } from "../engine/io.ts";
 import { statKey } from "../engine/manifest.ts";
 import { type Node, target } from "../engine/node.ts";
 import { cpioEntry, cpioPadding, cpioTrailer } from "../formats/cpio.ts";
@@ -92,6 +92,8 @@ export function initrd(tree: Node | string, options: InitrdOptions = {}): Node {
           await copyInto(sink, owner, ctx.name, fsNode.name);
           await sink.write(cpioPadding(member.size));
         }
+        const pause = breathe(); // a signal's handler gets its turn
+        if (pause) await pause;
       }
       await sink.write(cpioTrailer());
       await sink.end();

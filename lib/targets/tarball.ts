@@ -5,6 +5,7 @@
  * they are packed.
  */
 import * as fs from "node:fs";
+import { breathe } from "../engine/io.ts";
 import { statKey } from "../engine/manifest.ts";
 import { type Entry, escapePath } from "../formats/entry.ts";
 import { tarEnd, tarHeader, tarPadding } from "../formats/tar.ts";
@@ -71,6 +72,8 @@ export async function writeTar(sink: Sink, items: Iterable<TarItem>, mtime: numb
       const prefetched = readers && n > 0;
       let f = 0;
       for (const { entry, host, sig } of items) {
+        const pause = breathe(); // a signal's handler gets its turn
+        if (pause) await pause;
         await sink.write(tarHeader(entry, mtime));
         if (entry.type !== "file" || entry.size === 0) continue;
         const file = files[f++];
