@@ -271,7 +271,8 @@ let bundle;
  */
 function crecipeBundle() {
   return (bundle ??= (async () => {
-    const root = path.join(cacheRoot(), "bundle");
+    // One bundle directory per checkout: two checkouts of crecipe do not evict each other.
+    const root = path.join(cacheRoot(), "bundle", createHash("sha256").update(REPO).digest("hex").slice(0, 12));
     const stateFile = path.join(root, "state.json");
     let state;
     try {

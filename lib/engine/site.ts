@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 const FRAME = /\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/;
 const libDir = fileURLToPath(new URL("../", import.meta.url));
 /** crecipe's own code, as a source file or in the bundle bin/boot.js makes of it. */
-const ours = (file: string) => file.startsWith(libDir) || /\/bundle\/[0-9a-f]{24}\//.test(file);
+const ours = (file: string) => file.startsWith(libDir) || /\/bundle\/[0-9a-f]{12}\/[0-9a-f]{24}\//.test(file);
 
 /** A frame's file, line and column, with cache paths mapped to their sources. */
 function frames(stack: string | undefined): { file: string; line: string; column: string }[] {
