@@ -43,3 +43,53 @@ export function materialize(dirs: readonly string[], dest: string): void {
   // Modes last, deepest first: a read-only directory can still be filled before.
   for (const [dir, mode] of dirModes.reverse()) fs.chmodSync(dir, mode);
 }
+
+/** Hard-linked sources already copied (dev:ino → where): one copyIn keeps them linked. */
+export type CopiedLinks = Map<string, Buffer>;
+
+/**
+ * Copy host path `from` (a file, a symlink, a directory with everything in it) to `to`,
+ * as `cp -a --no-preserve=ownership` does, but never through a symlink at the
+ * destination: whatever stands at `to` (or at a path inside it) that is not a real
+ * directory is replaced, not followed, so a copy into a tree cannot write outside it.
+ * A file is written to a temp name in its directory and renamed into place.
+ */
+export function copyHost(from: Buffer | string, to: Buffer, links: CopiedLinks = new Map()): void {
+  const st = fs.lstatSync(from);
+  const existing = fs.lstatSync(to, { throwIfNoEntry: false });
+  if (st.isDirectory()) {
+    if (existing && !existing.isDirectory()) fs.rmSync(to, { force: true });
+    if (!existing?.isDirectory()) fs.mkdirSync(to, { mode: 0o700 });
+    fs.chmodSync(to, 0o700); // writable while it is filled
+    for (const name of fs.readdirSync(from, { encoding: "buffer" })) {
+      copyHost(Buffer.concat([Buffer.from(from), SLASH, name]), Buffer.concat([to, SLASH, name]), links);
+    }
+    fs.chmodSync(to, st.mode & 0o7777);
+    return;
+  }
+  if (existing?.isDirectory()) fs.rmSync(to, { recursive: true, force: true });
+  const temp = Buffer.concat([to, Buffer.from(`.crecipe-${process.pid}.tmp`)]);
+  fs.rmSync(temp, { force: true });
+  const key = `${st.dev}:${st.ino}`;
+  if (st.isFile()) {
+    const first = st.nlink > 1 ? links.get(key) : undefined;
+    if (first && fs.lstatSync(first, { throwIfNoEntry: false })?.isFile()) fs.linkSync(first, temp);
+    else {
+      fs.copyFileSync(from, temp, fs.constants.COPYFILE_FICLONE);
+      fs.chmodSync(temp, st.mode & 0o7777);
+      if (st.nlink > 1) links.set(key, to);
+    }
+  } else if (st.isSymbolicLink()) {
+    fs.symlinkSync(fs.readlinkSync(from, { encoding: "buffer" }), temp);
+  } else if (st.isFIFO()) {
+    const r = childProcess().spawnSync("mkfifo", ["-m", (st.mode & 0o7777).toString(8), temp.toString()]);
+    if (r.status !== 0) throw new CrecipeError(`cannot copy the fifo ${from}: ${r.stderr}`);
+  } else {
+    throw new CrecipeError(`cannot copy ${from}: a device node or socket is not copied from the host`, {
+      fix: "record a device with root.mknod(path, type, major, minor); leave sockets out",
+    });
+  }
+  fs.renameSync(temp, to);
+}
+
+const SLASH = Buffer.from("/");

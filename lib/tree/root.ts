@@ -16,11 +16,11 @@ import { CrecipeError } from "../engine/errors.ts";
 import { isNode, type Node } from "../engine/node.ts";
 import { walkSorted } from "../engine/walk.ts";
 import { escapePath } from "../formats/entry.ts";
-import { $, childProcess } from "../runtime.ts";
+import { childProcess } from "../runtime.ts";
 import { sharedLibraries } from "./elf.ts";
 import { isWhiteout, locate, readMergedDir, walkMerged, type Found } from "./layers.ts";
 import { asMeta, emptyMeta, type TreeMeta } from "./meta.ts";
-import { materialize } from "./copy.ts";
+import { type CopiedLinks, copyHost, materialize } from "./copy.ts";
 import { type RunOptions, runInTree } from "./run.ts";
 import { TreeView } from "./view.ts";
 
@@ -311,6 +311,7 @@ export class Root {
    */
   async copyIn(sources: Source | readonly Source[], dest: string): Promise<void> {
     const list = Array.isArray(sources) ? sources : [sources as Source];
+    const links: CopiedLinks = new Map(); // hard-linked sources stay linked
     for (const source of list) {
       let hostPath: string;
       let name: string;
@@ -322,11 +323,11 @@ export class Root {
         name = path.basename(hostPath);
       }
       const into = dest.endsWith("/") ? path.posix.join(dest, name) : dest;
-      await this.copyHostPath(hostPath, into, !isNode(source));
+      await this.copyHostPath(hostPath, into, !isNode(source), links);
     }
   }
 
-  private async copyHostPath(hostPath: string, into: string, isHost: boolean): Promise<void> {
+  private async copyHostPath(hostPath: string, into: string, isHost: boolean, links: CopiedLinks): Promise<void> {
     const st = fs.lstatSync(hostPath, { throwIfNoEntry: false });
     if (!st) throw this.fail(`cannot copy ${hostPath}: no such file`);
     if (isHost) this.ctx.dependOn(hostPath);
@@ -344,13 +345,19 @@ export class Root {
         // Bring what it points to, at the matching place in the tree.
         const pointed = path.resolve(path.dirname(hostPath), link);
         const inTree = link.startsWith("/") ? link : path.posix.join(path.posix.dirname(abs(into)), link);
-        if (!this.find(this.resolve(inTree, true)) && fs.existsSync(pointed)) await this.copyHostPath(pointed, inTree, true);
+        if (!this.find(this.resolve(inTree, true)) && fs.existsSync(pointed)) await this.copyHostPath(pointed, inTree, true, links);
       }
       return;
     }
-    // cp copies into a directory that is there: bring the base's up, so it still does.
-    if (found?.st.isDirectory()) this.copyUp(rel);
-    await $`cp -a --no-dereference --no-preserve=ownership ${hostPath} ${this.upper(rel).toString()}`;
+    // Like cp, a copy onto a directory that is there goes into it (the base's is brought
+    // up first); anything else at the destination is replaced, never followed.
+    let target = rel;
+    if (found?.st.isDirectory()) {
+      this.copyUp(rel);
+      target = Buffer.concat([rel, SLASH, Buffer.from(path.basename(hostPath))]);
+    }
+    this.ctx.noteCommand(`copy ${hostPath} → ${escapePath(target) || "/"}`);
+    copyHost(hostPath, this.upper(target), links);
     this.sync();
   }
 
@@ -371,7 +378,11 @@ export class Root {
       this.base = await TreeView.fromResult(this.ctx, result);
       this.meta.base = { name: other.name, stamp: result.stamp };
     } else if (!otherMeta.base) {
-      await $`cp -a --no-preserve=ownership ${result.path}/. ${this.dir}/`;
+      this.ctx.noteCommand(`copy ${result.path}/. → /`);
+      for (const name of fs.readdirSync(result.path, { encoding: "buffer" })) {
+        copyHost(Buffer.concat([Buffer.from(result.path), SLASH, name]), this.upper(name));
+      }
+      fs.chmodSync(this.dir, fs.statSync(result.path).mode & 0o7777);
     } else {
       materialize((await TreeView.fromResult(this.ctx, result)).dirs, this.dir);
     }

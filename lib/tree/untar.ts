@@ -50,9 +50,13 @@ export async function untar(archive: string, into: string, meta: Ownership = emp
         }
         if ((header.uid ?? 0) !== 0 || (header.gid ?? 0) !== 0) meta.owners[key] = [header.uid ?? 0, header.gid ?? 0];
         const mode = (header.mode ?? 0o644) & 0o7777;
+        // Whatever stands at the name is replaced, never followed (a symlink an earlier
+        // entry made could point anywhere on the host).
+        const existing = fs.lstatSync(target, { throwIfNoEntry: false });
+        if (existing && !(existing.isDirectory() && header.type === "directory")) fs.rmSync(target, { recursive: true, force: true });
         switch (header.type) {
           case "directory":
-            fs.mkdirSync(target, { recursive: true, mode: 0o700 });
+            if (!existing?.isDirectory()) fs.mkdirSync(target, { mode: 0o700 });
             dirModes.push([rel, mode]);
             break;
           case "file":
@@ -75,10 +79,16 @@ export async function untar(archive: string, into: string, meta: Ownership = emp
             fs.rmSync(target, { force: true });
             fs.symlinkSync(Buffer.from(header.linkname ?? "", "latin1"), target);
             break;
-          case "link":
-            fs.rmSync(target, { force: true });
-            fs.linkSync(hostPath(inside(header.linkname ?? "")), target);
+          case "link": {
+            const source = hostPath(inside(header.linkname ?? ""));
+            const real = fs.realpathSync(source);
+            const linked = fs.lstatSync(source, { throwIfNoEntry: false });
+            if ((real !== realInto && !real.startsWith(realInto + "/")) || !linked?.isFile()) {
+              throw new CrecipeError(`${archive}: hard link ${JSON.stringify(header.name)} points to ${JSON.stringify(header.linkname)}, which is not a file of the tree`);
+            }
+            fs.linkSync(source, target);
             break;
+          }
           case "character-device":
           case "block-device":
             fs.writeFileSync(target, "", { mode: 0o600 });
@@ -100,6 +110,9 @@ export async function untar(archive: string, into: string, meta: Ownership = emp
   });
   fs.createReadStream(archive).pipe(extract);
   await done;
-  for (const [rel, mode] of dirModes.reverse()) fs.chmodSync(rel ? hostPath(rel) : into, mode);
+  for (const [rel, mode] of dirModes.reverse()) {
+    const dir = rel ? hostPath(rel) : Buffer.from(into);
+    if (fs.lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) fs.chmodSync(dir, mode); // a later entry may have replaced it
+  }
   return meta;
 }
