@@ -37,7 +37,7 @@ export function fullChanges(tree: TreeView, base: TreeView): Changes {
   const current = [...tree.entries()];
   const before = [...base.entries()];
   const { changed, deleted } = diffList(before, current);
-  return { changed: changed as TreeEntry[], deleted, whiteouts: withOpaqueMarkers(before, current, deleted) };
+  return layerable(changed as TreeEntry[], deleted, before, current);
 }
 
 /**
@@ -113,7 +113,48 @@ function snapshotChanges(tree: TreeView, base: TreeView, upper: number): Changes
   const before = sorted(baseEntries);
   const current = sorted(treeEntries);
   const { changed, deleted } = diffList(before, current);
-  return { changed: changed as TreeEntry[], deleted, whiteouts: withOpaqueMarkers(before, current, deleted) };
+  return layerable(changed as TreeEntry[], deleted, before, current);
+}
+
+/**
+ * A diff that a layer can carry as it is, so Docker, containerd and umoci apply it to
+ * exactly the new tree (OCI image-spec, "Changesets"):
+ * - a path that stopped being a directory replaces the old directory whole: its old
+ *   children get no whiteouts (an applier removes the directory; a whiteout below a
+ *   file is an error in Docker);
+ * - a hard link group is in the layer whole or not at all: when one name of it changed,
+ *   every name is carried (the first with the data, the others linked to it), since a
+ *   link to a file of a lower layer cannot be made and a lower layer's copy would not
+ *   share the new data.
+ * `before` and `current` hold every entry the comparison looked at (all of the trees, or
+ * what a snapshot touched).
+ */
+function layerable(changed: TreeEntry[], deleted: Buffer[], before: { path: Buffer }[], current: TreeEntry[]): Changes {
+  const key = (p: Buffer) => p.toString("latin1");
+  const nonDirs = new Set(current.filter((e) => e.type !== "dir").map((e) => key(e.path)));
+  const underNonDir = (p: Buffer) => {
+    for (let i = p.indexOf(0x2f); i >= 0; i = p.indexOf(0x2f, i + 1)) if (nonDirs.has(key(p.subarray(0, i)))) return true;
+    return false;
+  };
+  const kept = deleted.filter((p) => !underNonDir(p));
+  // Hard link groups, by their first name: the first name's entry and the others.
+  const groups = new Map<string, TreeEntry[]>();
+  for (const e of current) {
+    if (e.type === "hardlink") {
+      const head = key(e.linkTarget!);
+      if (!groups.has(head)) groups.set(head, []);
+      groups.get(head)!.push(e);
+    }
+  }
+  const byPath = new Map(current.map((e) => [key(e.path), e]));
+  const inLayer = new Map(changed.map((e) => [key(e.path), e]));
+  for (const e of [...inLayer.values()]) {
+    const head = e.type === "hardlink" ? key(e.linkTarget!) : e.type === "file" ? key(e.path) : undefined;
+    if (head === undefined || !groups.has(head)) continue;
+    for (const member of [byPath.get(head)!, ...groups.get(head)!]) if (member) inLayer.set(key(member.path), member);
+  }
+  const fixed = [...inLayer.values()].sort((a, b) => Buffer.compare(a.path, b.path));
+  return { changed: fixed, deleted: kept, whiteouts: withOpaqueMarkers(before, current, kept) };
 }
 
 /**
