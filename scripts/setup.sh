@@ -34,9 +34,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# npm dependencies (once; again when package.json or the lock file is newer)
+# npm dependencies, exactly as the lock file says (npm ci, what CI systems run; once, and
+# again when package.json or the lock file is newer than the install)
 if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm install --no-audit --no-fund --loglevel=error >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 
 if [ "${1:-}" = --for-tests ] && [ "$(id -u)" = 0 ]; then
