@@ -5,6 +5,7 @@
  * (oci-archive) all read it. JSON with a fixed key order: equal inputs, equal bytes.
  */
 import { createHash } from "node:crypto";
+import { FormatError } from "./entry.ts";
 
 export const MEDIA = {
   index: "application/vnd.oci.image.index.v1+json",
@@ -47,8 +48,41 @@ export function goArch(arch: string = process.arch): string {
   return ({ x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64" } as Record<string, string>)[arch] ?? arch;
 }
 
+/**
+ * An image reference as the distribution spec reads one: `[host[:port]/]path[:tag][@digest]`.
+ * The tag is after the last ":" only when that ":" comes after the last "/" (a registry's
+ * port is not a tag); a reference without tag or digest gets `latest`.
+ */
+export function parseReference(reference: string): { repository: string; tag?: string; digest?: string; full: string } {
+  const at = reference.indexOf("@");
+  const digest = at >= 0 ? reference.slice(at + 1) : undefined;
+  const rest = at >= 0 ? reference.slice(0, at) : reference;
+  const colon = rest.lastIndexOf(":");
+  const slash = rest.lastIndexOf("/");
+  let repository = rest;
+  let tag: string | undefined;
+  if (colon > slash) {
+    repository = rest.slice(0, colon);
+    tag = rest.slice(colon + 1);
+  }
+  if (!tag && !digest) tag = "latest";
+  if (!/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repository.replace(/^[^/]*[.:][^/]*\/|^localhost\//, ""))) {
+    throw new FormatError(`${JSON.stringify(reference)} is not an image reference: the name must be lower-case letters, digits and separators (. _ __ -), in parts divided by /`);
+  }
+  if (tag !== undefined && !/^[\w][\w.-]{0,127}$/.test(tag)) throw new FormatError(`${JSON.stringify(reference)}: the tag ${JSON.stringify(tag)} is not valid (letters, digits, _ . -, up to 128)`);
+  if (digest !== undefined && !/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(digest)) throw new FormatError(`${JSON.stringify(reference)}: ${JSON.stringify(digest)} is not a digest`);
+  return { repository, tag, digest, full: `${repository}${tag ? `:${tag}` : ""}${digest ? `@${digest}` : ""}` };
+}
+
+/** NAME:latest, the name made a valid repository name (lower case; other characters become "-"). */
+export function defaultTag(name: string): string {
+  const repository = name.toLowerCase().replace(/[^a-z0-9._/-]+/g, "-").replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, "") || "image";
+  return `${repository}:latest`;
+}
+
 /** Everything the image tar holds besides the layer blobs. */
 export function imageMetadata(name: string, layers: LayerRef[], config: ImageConfig, created: number, arch = goArch()) {
+  if (layers.length === 0) throw new FormatError(`image ${name} has no layers: an image manifest needs at least one (OCI image-spec)`);
   const date = new Date(created * 1000).toISOString().replace(/\.000Z$/, "Z");
   const runConfig: Record<string, unknown> = {};
   if (config.user) runConfig.User = config.user;
@@ -71,8 +105,8 @@ export function imageMetadata(name: string, layers: LayerRef[], config: ImageCon
     config: { mediaType: MEDIA.config, digest: `sha256:${configBlob.digest}`, size: configBlob.bytes.length },
     layers: layers.map((l) => ({ mediaType: MEDIA.layer, digest: `sha256:${l.digest}`, size: l.size })),
   });
-  const tag = config.tag ?? `${name}:latest`;
-  const refName = tag.slice(tag.lastIndexOf(":") + 1);
+  const reference = parseReference(config.tag ?? defaultTag(name));
+  const tag = reference.full;
   const index = Buffer.from(JSON.stringify({
     schemaVersion: 2,
     mediaType: MEDIA.index,
@@ -80,7 +114,8 @@ export function imageMetadata(name: string, layers: LayerRef[], config: ImageCon
       mediaType: MEDIA.manifest,
       digest: `sha256:${manifestBlob.digest}`,
       size: manifestBlob.bytes.length,
-      annotations: { "io.containerd.image.name": tag, "org.opencontainers.image.ref.name": refName },
+      annotations: { "io.containerd.image.name": tag, "org.opencontainers.image.ref.name": reference.tag ?? reference.digest! },
+      platform: { architecture: arch, os: "linux" },
     }],
   }));
   const dockerManifest = Buffer.from(JSON.stringify([{

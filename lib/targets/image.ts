@@ -13,7 +13,8 @@ import { hashFile } from "../engine/hash.ts";
 import { OutputFile } from "../engine/io.ts";
 import { type Node, target } from "../engine/node.ts";
 import type { Entry } from "../formats/entry.ts";
-import { type ImageConfig, imageMetadata, type LayerRef } from "../formats/oci.ts";
+import { CrecipeError } from "../engine/errors.ts";
+import { type ImageConfig, imageMetadata, type LayerRef, parseReference } from "../formats/oci.ts";
 import { type LayerValue, sourceDateEpoch } from "./layer.ts";
 import { type TarItem, writeTar } from "./tarball.ts";
 
@@ -38,6 +39,16 @@ export interface ImageValue {
  */
 export function image(name: string, layers: Node[], config: ImageConfig = {}): Node<ImageValue> {
   const created = sourceDateEpoch();
+  if (!Array.isArray(layers) || layers.length === 0) {
+    throw new CrecipeError(`image("${name}") has no layers: an image needs at least one`, { fix: `image("${name}", [layer(someFs)])` });
+  }
+  if (config.tag !== undefined) {
+    try {
+      parseReference(config.tag);
+    } catch (error) {
+      throw new CrecipeError(`image("${name}"): ${(error as Error).message}`, { fix: "a tag like registry.example:5000/team/app:1.2 (lower case)" });
+    }
+  }
   return target(`${name}.image`, async (ctx) => {
     const built = await Promise.all(layers.map((l) => ctx.result(l)));
     const refs: LayerRef[] = built.map((b, i) => {

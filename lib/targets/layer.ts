@@ -53,7 +53,7 @@ export function layer(tree: Node | string, diffbase?: Node | string): Node<Layer
       const { changed, whiteouts: deleted } = await layerChanges(ctx, view, baseNode);
       const whiteouts: Entry[] = deleted.map((p) => ({ path: whiteoutPath(p), type: "whiteout", mode: 0o644, uid: 0, gid: 0, size: 0 }));
       items = [...changed.map((entry) => ({ entry, host: entry.host, sig: entry.sig })), ...whiteouts.map((entry) => ({ entry }))]
-        .sort((a, b) => Buffer.compare(a.entry.path, b.entry.path));
+        .sort((a, b) => Buffer.compare(orderKey(a.entry), orderKey(b.entry)));
       expected = changed.reduce((n, e) => n + e.size + 1024, 0);
     }
     const out = new OutputFile(ctx.out, expected);
@@ -67,6 +67,17 @@ export function layer(tree: Node | string, diffbase?: Node | string): Node<Layer
     ctx.trustOutputHash(digest);
     return { digest, size: out.size };
   }, { kind: "layer", options: { fs: fsNode, diffbase: baseNode ?? null, mtime } });
+}
+
+/**
+ * Where an entry goes in a layer: path order, except that in a directory its whiteouts
+ * come first, before any sibling ("Implementations SHOULD generate layers such that the
+ * whiteout files appear before sibling directory entries", OCI image-spec layer.md).
+ */
+function orderKey(entry: Entry): Buffer {
+  if (entry.type !== "whiteout") return entry.path;
+  const slash = entry.path.lastIndexOf(0x2f);
+  return Buffer.concat([entry.path.subarray(0, slash + 1), Buffer.from([0]), entry.path.subarray(slash + 1)]);
 }
 
 function* itemsOf(entries: Iterable<{ host: Buffer; sig: string } & Entry>): Generator<TarItem> {

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
 import { crecipe, repo, tempDir } from "../helpers.ts";
+import { imageErrors } from "../oci-schemas.ts";
 
 const recipe = path.join(repo, "recipes/simple.ts");
 const sh = (command: string, cwd?: string) => spawnSync("sh", ["-c", command], { cwd, encoding: "utf8" });
@@ -71,6 +72,10 @@ describe("recipes/simple.ts", () => {
     const names = sh(`tar -tf ${path.join(out, "simple.image.tar")}`).stdout.split("\n").filter(Boolean);
     assert.deepEqual(names.slice(0, 2), ["blobs/", "blobs/sha256/"]);
     assert.deepEqual(names.slice(-3), ["index.json", "manifest.json", "oci-layout"]);
+  });
+
+  it("every JSON document of the image passes the OCI image-spec schemas", () => {
+    assert.deepEqual(imageErrors(path.join(out, "simple.image")), []);
   });
 
   it("skopeo inspects it and copies it to a docker-archive; umoci unpacks it rootless", () => {

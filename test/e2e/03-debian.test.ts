@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
 import { cli, modUrl, repo, tempDir, write } from "../helpers.ts";
+import { imageErrors } from "../oci-schemas.ts";
 
 const haveTools = spawnSync("sh", ["-c", "command -v mmdebstrap && command -v qemu-system-x86_64 && docker info"]).status === 0;
 const isRoot = process.getuid?.() === 0;
@@ -37,6 +38,10 @@ describe("recipes/debian.ts", { skip: haveTools && isRoot ? false : "needs root,
       assert.ok(n >= 70 && n <= 100, `${run}: ${n}`);
     }
     assert.equal(count(path.join(work, "a/debian.runkvm")), count(path.join(work, "a/debian.runlocal")));
+  });
+
+  it("every JSON document of the image passes the OCI image-spec schemas", () => {
+    assert.deepEqual(imageErrors(path.join(work, "a/debian.image")), []);
   });
 
   it("two clean builds give bit-identical layers and image", () => {

@@ -60,6 +60,11 @@ describe("diff layers of every kind of change", { skip: isRoot && dockerUp ? fal
     .map((e) => (e.type === "hardlink" ? { ...e, path: e.path.subarray(2), linkTarget: e.linkTarget!.subarray(2) } : { ...e, path: e.path.subarray(2) }));
   const sh = (command: string) => spawnSync("sh", ["-c", command], { encoding: "utf8", maxBuffer: 1 << 26 });
 
+  it("in a layer, a directory's whiteouts come before its other entries (image-spec layer.md)", () => {
+    const names = sh(`tar -tf ${path.join(dir, "out/whiteoutOrder.layer")}`).stdout.split("\n").filter(Boolean);
+    assert.deepEqual(names, ["t/.wh.old", "t/-sib/n"]); // by path alone, t/-sib/n ("-" < ".") would come first
+  });
+
   for (const name of Object.keys(CASES)) {
     it(`${name}: docker loads and exports it as the tree; umoci unpacks it as the tree`, () => {
       const image = path.join(dir, `out/${name}.image`);
