@@ -283,6 +283,7 @@ export class Engine {
         }
       },
       onCommand: (command) => this.reporter.command(node.name, command),
+      onWarning: (message) => this.warnOnce(`${node.name}:${message}`, `${node.name}: ${message}`),
       trackChild: (pid) => {
         this.children.add(pid);
         return () => this.children.delete(pid);

@@ -39,6 +39,7 @@ export interface ContextHost {
   /** Build a dependency (the engine releases the builder's job slot meanwhile). */
   ensure(dep: Node): Promise<Result>;
   onCommand(command: string): void;
+  onWarning(message: string): void;
   trackChild(pid: number): () => void;
 }
 
@@ -89,6 +90,10 @@ export function makeContext(host: ContextHost): Recorded {
     log(...args) {
       const text = args.map((a) => (typeof a === "string" ? a : Buffer.isBuffer(a) ? a.toString() : JSON.stringify(a))).join(" ");
       fs.writeSync(host.logFd, text.endsWith("\n") ? text : text + "\n");
+    },
+    warn(message) {
+      fs.writeSync(host.logFd, `warning: ${message}\n`);
+      host.onWarning(message);
     },
     noteCommand(command) {
       lastCommand = command;

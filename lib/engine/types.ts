@@ -78,6 +78,8 @@ export interface BuildContext {
   read(path: string): Promise<Buffer>;
   /** Write a line to this target's log. */
   log(...args: unknown[]): void;
+  /** Tell the person building something they should know (printed once, and logged). */
+  warn(message: string): void;
   /** Remember the command being run, for the failure report (the `$` wrapper does this). */
   noteCommand(command: string): void;
   /**

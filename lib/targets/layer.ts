@@ -58,7 +58,9 @@ export function layer(tree: Node | string, diffbase?: Node | string): Node<Layer
     }
     const out = new OutputFile(ctx.out, expected);
     try {
-      await writeTar(out, items, mtime, ctx.name, fsNode.name, baseNode ? undefined : view.size());
+      await writeTar(out, items, mtime, ctx.name, fsNode.name, baseNode ? undefined : view.size(), (shown, size, allocated) => {
+        ctx.warn(`${shown} is sparse (${mib(size)} long, ${mib(allocated)} on disk): a tar layer holds its holes as zeros (${mib(size)} to write, read and compress); leave such files out of images if you can`);
+      });
     } catch (error) {
       out.abandon();
       throw error;
@@ -68,6 +70,8 @@ export function layer(tree: Node | string, diffbase?: Node | string): Node<Layer
     return { digest, size: out.size };
   }, { kind: "layer", options: { fs: fsNode, diffbase: baseNode ?? null, mtime } });
 }
+
+const mib = (bytes: number) => `${(bytes / (1 << 20)).toFixed(bytes < 10 << 20 ? 1 : 0)} MiB`;
 
 /**
  * Where an entry goes in a layer: path order, except that in a directory its whiteouts

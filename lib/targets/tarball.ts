@@ -36,7 +36,15 @@ const BATCH = 512;
  * batch of items, a file sink of many small files (`size` says, or the first batches)
  * gets its files' bytes from reading threads (prefetch.ts).
  */
-export async function writeTar(sink: Sink, items: Iterable<TarItem>, mtime: number, target: string, tree?: string, size?: { files: number; bytes: number }): Promise<void> {
+export async function writeTar(
+  sink: Sink,
+  items: Iterable<TarItem>,
+  mtime: number,
+  target: string,
+  tree?: string,
+  size?: { files: number; bytes: number },
+  onSparse?: (shown: string, size: number, allocated: number) => void,
+): Promise<void> {
   const it = items[Symbol.iterator]();
   const nextBatch = (): TarItem[] => {
     const batch: TarItem[] = [];
@@ -77,6 +85,11 @@ export async function writeTar(sink: Sink, items: Iterable<TarItem>, mtime: numb
         await sink.write(tarHeader(entry, mtime));
         if (entry.type !== "file" || entry.size === 0) continue;
         const file = files[f++];
+        if (onSparse && entry.size >= SPARSE_MIN) {
+          // A file with holes: tar (like OCI layers) has no holes, so they become zeros.
+          const st = fs.statSync(file.host);
+          if (st.blocks * 512 < entry.size / 2) onSparse(file.shown, entry.size, st.blocks * 512);
+        }
         if (prefetched) readers!.read(file, (chunk) => sink.write(chunk), target, tree);
         else await copyFile(sink, { ...file, host: host!, sig }, target, tree);
         await sink.write(tarPadding(entry.size));
@@ -87,6 +100,9 @@ export async function writeTar(sink: Sink, items: Iterable<TarItem>, mtime: numb
   }
   await sink.write(tarEnd());
 }
+
+/** Files at least this long are checked for holes. */
+const SPARSE_MIN = 1 << 20;
 
 /** Reading threads: the system calls of one file after another are what a tree of small files costs (a second thread measured no faster: this one then waits for the writer). */
 const READERS = 1;

@@ -54,15 +54,16 @@ export type CopiedLinks = Map<string, Buffer>;
  * directory is replaced, not followed, so a copy into a tree cannot write outside it.
  * A file is written to a temp name in its directory and renamed into place.
  */
-export function copyHost(from: Buffer | string, to: Buffer, links: CopiedLinks = new Map()): void {
+export function copyHost(from: Buffer | string, to: Buffer, links: CopiedLinks = new Map(), copied?: (to: Buffer, st: fs.Stats) => void): void {
   const st = fs.lstatSync(from);
+  copied?.(to, st);
   const existing = fs.lstatSync(to, { throwIfNoEntry: false });
   if (st.isDirectory()) {
     if (existing && !existing.isDirectory()) fs.rmSync(to, { force: true });
     if (!existing?.isDirectory()) fs.mkdirSync(to, { mode: 0o700 });
     fs.chmodSync(to, 0o700); // writable while it is filled
     for (const name of fs.readdirSync(from, { encoding: "buffer" })) {
-      copyHost(Buffer.concat([Buffer.from(from), SLASH, name]), Buffer.concat([to, SLASH, name]), links);
+      copyHost(Buffer.concat([Buffer.from(from), SLASH, name]), Buffer.concat([to, SLASH, name]), links, copied);
     }
     fs.chmodSync(to, st.mode & 0o7777);
     return;

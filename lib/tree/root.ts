@@ -15,7 +15,7 @@ import { removeTree } from "../engine/io.ts";
 import { CrecipeError } from "../engine/errors.ts";
 import { isNode, type Node } from "../engine/node.ts";
 import { walkSorted } from "../engine/walk.ts";
-import { escapePath } from "../formats/entry.ts";
+import { escapePath, unescapePath } from "../formats/entry.ts";
 import { childProcess } from "../runtime.ts";
 import { sharedLibraries } from "./elf.ts";
 import { isWhiteout, locate, readMergedDir, walkMerged, type Found } from "./layers.ts";
@@ -50,6 +50,8 @@ export class Root {
   private readonly copiedUp = new Set<string>();
   /** Paths deleted from the base whose whiteout is not on disk yet. */
   private readonly hidden = new Set<string>();
+  /** Host files copied in setuid/setgid with an owner that is not root (their owner is not carried). */
+  private readonly privileged = new Map<string, { host: string; uid: number; gid: number; mode: number }>();
 
   constructor(readonly ctx: BuildContext, readonly dir: string) {}
 
@@ -357,7 +359,12 @@ export class Root {
       target = Buffer.concat([rel, SLASH, Buffer.from(path.basename(hostPath))]);
     }
     this.ctx.noteCommand(`copy ${hostPath} → ${escapePath(target) || "/"}`);
-    copyHost(hostPath, this.upper(target), links);
+    const prefix = this.upper(Buffer.alloc(0)).length + 1;
+    copyHost(hostPath, this.upper(target), links, (to, st) => {
+      const setuid = (st.mode & 0o4000) !== 0 && st.uid !== 0;
+      const setgid = (st.mode & 0o2000) !== 0 && st.gid !== 0 && !st.isDirectory(); // a setgid directory only passes its group on
+      if (setuid || setgid) this.privileged.set(escapePath(to.subarray(prefix)), { host: hostPath, uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 });
+    });
     this.sync();
   }
 
@@ -428,9 +435,22 @@ export class Root {
     return added;
   }
 
-  /** Called by fs() when the builder is done: pending deletions become whiteouts. */
+  /**
+   * Called by fs() when the builder is done: pending deletions become whiteouts; a host
+   * file copied in setuid or setgid with an owner other than root must have its owner set
+   * (root.chown) or its bit cleared, or the image would hold a setuid-root file the host
+   * never had.
+   */
   finish(): TreeMeta {
     this.sync();
+    for (const [key, seen] of this.privileged) {
+      if (this.meta.owners[key]) continue;
+      const found = this.find(unescapePath(key));
+      if (!found || !found.st.isFile() || (found.st.mode & 0o6000) === 0) continue;
+      const bit = (seen.mode & 0o4000) && seen.uid !== 0 ? `setuid (its owner on the host is uid ${seen.uid})` : `setgid (its group on the host is gid ${seen.gid})`;
+      const p = "/" + key;
+      throw this.fail(`${p} was copied from ${seen.host}, which is ${bit}: in a layer it would be setuid/setgid root`, `keep its owner with root.chown("${p}", ${seen.uid}, ${seen.gid}), or clear the bit with root.chmod("${p}", 0o${(seen.mode & 0o1777).toString(8)})`);
+    }
     return this.meta;
   }
 
