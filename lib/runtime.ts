@@ -1,6 +1,6 @@
 /**
  * The one vendor boundary: third-party packages and Node/Deno differences enter here.
- * zx and tar-stream load lazily (zx alone costs ~200 ms), so a no-op build never pays.
+ * zx loads lazily (it alone costs ~200 ms), so a no-op build never pays.
  */
 import { createRequire } from "node:module";
 import * as os from "node:os";
@@ -35,10 +35,6 @@ export function zlib(): typeof import("node:zlib") {
   return require("node:zlib");
 }
 
-/** tar-stream, loaded on first use. */
-export function tarStream(): typeof import("tar-stream") {
-  return require("tar-stream");
-}
 
 /**
  * zx's options for the builder running now: commands and their output go to the

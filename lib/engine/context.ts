@@ -8,7 +8,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CrecipeError } from "./errors.ts";
-import { hostContentHash, hostSignature, sha256 } from "./hash.ts";
+import { hostContentHash, hostSignature, sha256, withXattrs } from "./hash.ts";
 import { isNode } from "./node.ts";
 import type { Dep } from "./state.ts";
 import type { BuildContext, Node, Result } from "./types.ts";
@@ -84,7 +84,7 @@ export function makeContext(host: ContextHost): Recorded {
       const abs = path.resolve(p);
       const { sig } = hostSignature(abs);
       const data = await fs.promises.readFile(abs);
-      deps.set(`f:${abs}`, { file: abs, hash: sha256(data), sig });
+      deps.set(`f:${abs}`, { file: abs, hash: withXattrs(abs, sha256(data)), sig });
       return data;
     },
     log(...args) {

@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { NODE } from "./types.ts";
 import { walkSorted } from "./walk.ts";
+import { readXattrs } from "./xattrs.ts";
 
 export function sha256(data: string | Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
@@ -60,11 +61,20 @@ export function hostSignature(p: string): { kind: PathKind; sig: string } {
   return { kind: "dir", sig: `d:${h.digest("hex")}` };
 }
 
+/**
+ * A host file's content hash with its extended attributes (a file capability) folded in:
+ * they are part of what a copy of it carries. The plain content hash when it has none.
+ */
+export function withXattrs(p: string, contentHash: string): string {
+  const attrs = readXattrs([p]).get(p);
+  return attrs ? sha256(`${contentHash}\0${stableStringify(attrs)}`) : contentHash;
+}
+
 /** The content hash of a host input: a file, a symlink (its target) or a whole directory. */
 export function hostContentHash(p: string): string | undefined {
   const st = fs.lstatSync(p, { throwIfNoEntry: false });
   if (!st) return undefined;
-  if (st.isFile()) return hashFile(p, st);
+  if (st.isFile()) return withXattrs(p, hashFile(p, st));
   if (st.isSymbolicLink()) return sha256(`symlink\0${fs.readlinkSync(p)}`);
   if (st.isDirectory()) {
     const h = createHash("sha256");
@@ -76,6 +86,8 @@ export function hostContentHash(p: string): string | undefined {
       else if (s.isCharacterDevice() || s.isBlockDevice()) body = String(s.rdev);
       h.update(rel).update(`\0${mode}\0`).update(body).update("\n");
     });
+    const attrs = readXattrs([p], { recursive: true });
+    if (attrs.size) h.update(stableStringify([...attrs].sort(([a], [b]) => (a < b ? -1 : 1))));
     return `tree:${h.digest("hex")}`;
   }
   return sha256(`other\0${st.mode}\0${st.rdev}`);

@@ -211,3 +211,90 @@ const ZEROS = Buffer.alloc(BLOCK);
 export function tarEnd(): Buffer {
   return Buffer.alloc(2 * BLOCK);
 }
+
+/** One header block as a reader sees it (before pax or GNU long-name records are applied). */
+export interface TarHeaderFields {
+  name: Buffer;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: string;
+  linkname: Buffer;
+  devMajor: number;
+  devMinor: number;
+}
+
+/** A NUL-terminated field's bytes. */
+function field(block: Buffer, offset: number, width: number): Buffer {
+  const raw = block.subarray(offset, offset + width);
+  const end = raw.indexOf(0);
+  return end < 0 ? raw : raw.subarray(0, end);
+}
+
+/** A numeric field: octal digits (spaces and NULs around them), or GNU's base-256 for large values. */
+function number(block: Buffer, offset: number, width: number, what: string): number {
+  const raw = block.subarray(offset, offset + width);
+  if (raw[0] & 0x80) {
+    let value = raw[0] & 0x7f;
+    for (let i = 1; i < raw.length; i++) value = value * 256 + raw[i];
+    if (!Number.isSafeInteger(value)) throw new FormatError(`tar header: ${what} does not fit in a number`);
+    return value;
+  }
+  const text = raw.toString("latin1").replace(/[\0 ]+$/, "").replace(/^[\0 ]+/, "");
+  if (text === "") return 0;
+  if (!/^[0-7]+$/.test(text)) throw new FormatError(`tar header: ${what} ${JSON.stringify(text)} is not an octal number`);
+  return parseInt(text, 8);
+}
+
+/**
+ * Parse one 512-byte header block (ustar, GNU, or the pax/GNU extension headers that
+ * precede an entry). undefined for an all-zero block (the end of the archive). Throws
+ * FormatError when the checksum does not match: the archive is damaged.
+ */
+export function parseTarHeader(block: Buffer): TarHeaderFields | undefined {
+  if (block.length !== BLOCK) throw new FormatError(`tar header: ${block.length} bytes, not ${BLOCK} (the archive is truncated)`);
+  let sum = 0;
+  let zero = true;
+  for (let i = 0; i < BLOCK; i++) {
+    if (block[i]) zero = false;
+    sum += i >= 148 && i < 156 ? 0x20 : block[i];
+  }
+  if (zero) return undefined;
+  if (number(block, 148, 8, "checksum") !== sum) throw new FormatError("tar header: checksum mismatch (the archive is damaged)");
+  const ustar = block.subarray(257, 262).toString("latin1") === "ustar";
+  const prefix = ustar ? field(block, 345, 155) : Buffer.alloc(0);
+  const name = field(block, 0, 100);
+  return {
+    name: prefix.length ? Buffer.concat([prefix, Buffer.from("/"), name]) : name,
+    mode: number(block, 100, 8, "mode") & 0o7777,
+    uid: number(block, 108, 8, "uid"),
+    gid: number(block, 116, 8, "gid"),
+    size: number(block, 124, 12, "size"),
+    mtime: number(block, 136, 12, "mtime"),
+    typeflag: String.fromCharCode(block[156] || 0x30),
+    linkname: field(block, 157, 100),
+    devMajor: number(block, 329, 8, "device major"),
+    devMinor: number(block, 337, 8, "device minor"),
+  };
+}
+
+/** The records of a pax extended header, values kept as bytes (xattrs are binary). */
+export function parsePaxRecords(body: Buffer): Map<string, Buffer> {
+  const records = new Map<string, Buffer>();
+  for (let at = 0; at < body.length;) {
+    const space = body.indexOf(0x20, at);
+    const length = Number(body.toString("latin1", at, space));
+    if (space < 0 || !Number.isInteger(length) || length <= 0 || at + length > body.length || body[at + length - 1] !== 0x0a) {
+      if (body.subarray(at).every((b) => b === 0)) break; // padding
+      throw new FormatError("pax header: a record is malformed");
+    }
+    const record = body.subarray(space + 1, at + length - 1);
+    const eq = record.indexOf(0x3d);
+    if (eq < 0) throw new FormatError("pax header: a record has no '='");
+    records.set(record.toString("utf8", 0, eq), record.subarray(eq + 1));
+    at += length;
+  }
+  return records;
+}

@@ -55,7 +55,9 @@ export function initrd(tree: Node | string, options: InitrdOptions = {}): Node {
     const key = (p: Buffer) => p.toString("latin1");
     const subdirs = new Map<string, number>();
     const groups = new Map<string, { size: number; last: string }>();
+    let withXattrs = 0;
     for (const { entry } of items()) {
+      if (entry.xattrs && Object.keys(entry.xattrs).length) withXattrs++;
       if (entry.type === "dir") subdirs.set(key(parentPath(entry.path)), (subdirs.get(key(parentPath(entry.path))) ?? 0) + 1);
       if (entry.type === "hardlink") {
         const head = key(entry.linkTarget!);
@@ -63,6 +65,7 @@ export function initrd(tree: Node | string, options: InitrdOptions = {}): Node {
         groups.set(head, { size: group.size + 1, last: key(entry.path) });
       }
     }
+    if (withXattrs) ctx.warn(`${withXattrs} entries have extended attributes (file capabilities, ACLs); a cpio initrd cannot hold them, so the guest sees none`);
     const out = new OutputFile(ctx.out, gzip ? 0 : view.size().bytes);
     const sink = gzip ? gzipInto(out) : { write: (b: Uint8Array) => out.write(b), end: async () => {} };
     try {

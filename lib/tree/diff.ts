@@ -57,9 +57,9 @@ function snapshotChanges(tree: TreeView, base: TreeView, upper: number): Changes
     }
   }
   // Owners and devices are metadata: a chown touches no file but changes the entry.
-  for (const field of ["owners", "devices"] as const) {
-    const now = tree.meta[field] as Record<string, unknown>;
-    const then = base.meta[field] as Record<string, unknown>;
+  for (const field of ["owners", "devices", "xattrs"] as const) {
+    const now = (tree.meta[field] ?? {}) as Record<string, unknown>;
+    const then = (base.meta[field] ?? {}) as Record<string, unknown>;
     for (const key of new Set([...Object.keys(now), ...Object.keys(then)])) {
       if (JSON.stringify(now[key]) !== JSON.stringify(then[key])) paths.add(unescapePath(key).toString("latin1"));
     }

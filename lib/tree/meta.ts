@@ -16,6 +16,12 @@ export interface TreeMeta {
   /** Device nodes by escaped path; on disk an empty file stands for each. */
   devices: Record<string, Device>;
   /**
+   * Extended attributes by escaped path, name → value in hex (file capabilities such as
+   * security.capability, ACLs as system.posix_acl_*): recorded, not applied, so they need
+   * no privilege and reach layers the same whoever builds.
+   */
+  xattrs?: Record<string, Record<string, string>>;
+  /**
    * The fs this one is a snapshot of (`root.from(base)`): its directory then holds only
    * what changed, as an overlayfs upper directory does (deletions are whiteouts: char
    * devices 0:0), and readers see the layers merged.
@@ -34,6 +40,7 @@ export function asMeta(value: unknown): TreeMeta {
   return {
     owners: v && typeof v.owners === "object" ? v.owners as TreeMeta["owners"] : {},
     devices: v && typeof v.devices === "object" ? v.devices as TreeMeta["devices"] : {},
+    ...(v?.xattrs && typeof v.xattrs === "object" ? { xattrs: v.xattrs } : {}),
     ...(v?.base ? { base: v.base } : {}),
   };
 }

@@ -22,6 +22,7 @@ import { isWhiteout, locate, readMergedDir, walkMerged, type Found } from "./lay
 import { asMeta, emptyMeta, type TreeMeta } from "./meta.ts";
 import { type CopiedLinks, copyHost, materialize } from "./copy.ts";
 import { type RunOptions, runInTree } from "./run.ts";
+import { aclGroupBits, readXattrs } from "../engine/xattrs.ts";
 import { TreeView } from "./view.ts";
 
 export type Source = string | Node;
@@ -365,7 +366,37 @@ export class Root {
       const setgid = (st.mode & 0o2000) !== 0 && st.gid !== 0 && !st.isDirectory(); // a setgid directory only passes its group on
       if (setuid || setgid) this.privileged.set(escapePath(to.subarray(prefix)), { host: hostPath, uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 });
     });
+    this.recordHostXattrs(hostPath, target);
     this.sync();
+  }
+
+  /**
+   * Record the extended attributes of host path `hostPath` (a tree of them, for a
+   * directory), copied to `target`: capabilities and ACLs are kept as cp -a keeps them,
+   * in the tree's metadata. A file with an ACL gets its own group bits, not the ACL's mask.
+   */
+  private recordHostXattrs(hostPath: string, target: Buffer): void {
+    const found = readXattrs([hostPath], { recursive: fs.lstatSync(hostPath).isDirectory(), say: (m) => this.ctx.warn(m) });
+    for (const [host, attrs] of found) {
+      const rel = Buffer.concat([target, Buffer.from(host.slice(hostPath.length))]);
+      (this.meta.xattrs ??= {})[escapePath(rel)] = attrs;
+      const group = attrs["system.posix_acl_access"] ? aclGroupBits(attrs["system.posix_acl_access"]) : undefined;
+      if (group !== undefined) {
+        const file = this.upper(rel);
+        const mode = fs.lstatSync(file).mode & 0o7777;
+        fs.chmodSync(file, (mode & ~0o070) | (group << 3));
+      }
+    }
+  }
+
+  /** Record an extended attribute (`value`: bytes, or a string as UTF-8): layers carry it as a pax SCHILY.xattr record. */
+  async xattr(p: string, name: string, value: string | Uint8Array): Promise<void> {
+    if (!/^(user|trusted|security|system)\.[^\0=]+$/.test(name)) {
+      throw this.fail(`${JSON.stringify(name)} is not an extended attribute name`, "a name like user.comment or security.capability");
+    }
+    this.sync();
+    if (!this.find(this.resolve(p))) throw this.fail(`cannot set ${name} on ${p}: no such file in the tree`);
+    (this.meta.xattrs ??= {})[this.key(p)] = { ...this.meta.xattrs?.[this.key(p)], [name]: Buffer.from(value).toString("hex") };
   }
 
   /**
@@ -395,6 +426,7 @@ export class Root {
     }
     Object.assign(this.meta.owners, otherMeta.owners);
     Object.assign(this.meta.devices, otherMeta.devices);
+    if (otherMeta.xattrs) this.meta.xattrs = { ...this.meta.xattrs, ...otherMeta.xattrs };
   }
 
   /**
@@ -407,7 +439,8 @@ export class Root {
    */
   async run(argv: string[], options: RunOptions = {}): Promise<{ stdout: string; stderr: string }> {
     this.sync();
-    const { stdout, stderr, opaque } = await runInTree(this.ctx, this.dir, this.base?.dirs ?? [], argv, options);
+    const { stdout, stderr, opaque, xattrs } = await runInTree(this.ctx, this.dir, this.base?.dirs ?? [], argv, options);
+    for (const [key, attrs] of xattrs) (this.meta.xattrs ??= {})[key] = { ...this.meta.xattrs?.[key], ...attrs };
     // What the kernel marked opaque is now a plain directory: hide the base's children there.
     makeWhiteouts(opaque.flatMap((rel) => this.opaqueWhiteouts(rel)), this.ctx.name);
     this.sync();

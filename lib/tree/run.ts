@@ -15,7 +15,9 @@ import { exitFailure } from "../engine/errors.ts";
 import { removeTree } from "../engine/io.ts";
 import type { BuildContext } from "../engine/types.ts";
 import { requireTool } from "../host.ts";
-import { $ } from "../runtime.ts";
+import { $, childProcess } from "../runtime.ts";
+import { escapePath } from "../formats/entry.ts";
+import { readXattrs, unquote, type Xattrs } from "../engine/xattrs.ts";
 
 export interface RunOptions {
   /** Environment of the command (besides PATH, HOME=/root, LC_ALL=C). */
@@ -32,7 +34,7 @@ const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
  * Run `argv` chrooted into the tree whose own directory is `upper`, over `lowers` (top
  * first; none for a tree that stands alone). Output goes to the target's log.
  */
-export async function runInTree(ctx: BuildContext, upper: string, lowers: readonly string[], argv: string[], options: RunOptions = {}): Promise<{ stdout: string; stderr: string; opaque: Buffer[] }> {
+export async function runInTree(ctx: BuildContext, upper: string, lowers: readonly string[], argv: string[], options: RunOptions = {}): Promise<{ stdout: string; stderr: string; opaque: Buffer[]; xattrs: Map<string, Xattrs> }> {
   await requireTool("unshare", ctx.name);
   const scratch = fs.mkdtempSync(path.join(ctx.tmp, "run-"));
   const merged = path.join(scratch, "merged");
@@ -61,24 +63,27 @@ export async function runInTree(ctx: BuildContext, upper: string, lowers: readon
     throw Object.assign(exitFailure(97, "overlayfs could not be mounted in a user namespace here (Linux ≥ 5.11 allows it); build the fs with from(base, { snapshot: false })"), { command: argv.join(" ") });
   }
   if (result.exitCode !== 0) throw Object.assign(exitFailure(result.exitCode), { command: argv.join(" ") });
-  const opaque = lowers.length ? await plainOpaqueDirs(ctx, upper) : [];
-  return { stdout: result.stdout, stderr: result.stderr, opaque };
+  const { opaque, xattrs } = await afterRun(ctx, upper);
+  return { stdout: result.stdout, stderr: result.stderr, opaque, xattrs };
 }
 
 /**
- * Directories of `upper` the kernel marked opaque, each replaced by a fresh directory
- * holding the same entries (no attribute): the caller then hides what the base has
- * there with whiteouts. Returns their paths relative to `upper`.
+ * What the command left in `upper` that a plain directory cannot show: directories the
+ * kernel marked opaque, each replaced by a fresh directory holding the same entries (the
+ * caller then hides the base's children there with whiteouts), and the extended
+ * attributes the command set (setcap, setfattr), to record in the tree's metadata.
  */
-async function plainOpaqueDirs(ctx: BuildContext, upper: string): Promise<Buffer[]> {
+async function afterRun(ctx: BuildContext, upper: string): Promise<{ opaque: Buffer[]; xattrs: Map<string, Xattrs> }> {
+  await requireTool("getfattr", ctx.name);
+  const found = readXattrs([upper], { recursive: true });
   const opaque: Buffer[] = [];
-  const getfattr = await requireTool("getfattr", ctx.name);
-  const dump = await $({ nothrow: true })`${getfattr} -R --absolute-names -d -m ${"^user\\.overlay\\.opaque$"} ${upper}`;
-  const prefix = Buffer.from(upper + "/");
-  for (const line of dump.stdout.split("\n")) {
+  const xattrs = new Map<string, Xattrs>();
+  const prefix = upper + "/";
+  const marked = childProcess().spawnSync("getfattr", ["-R", "--absolute-names", "-h", "-d", "-m", "^user\\.overlay\\.opaque$", upper], { maxBuffer: 1 << 26 });
+  for (const line of marked.stdout.toString("latin1").split("\n")) {
     if (!line.startsWith("# file: ")) continue;
     const host = unquote(line.slice(8));
-    if (!host.subarray(0, prefix.length).equals(prefix)) continue;
+    if (!host.subarray(0, prefix.length).equals(Buffer.from(prefix))) continue;
     const rel = host.subarray(prefix.length);
     const st = fs.lstatSync(host);
     const aside = Buffer.concat([host, Buffer.from(".crecipe-opaque")]);
@@ -91,21 +96,6 @@ async function plainOpaqueDirs(ctx: BuildContext, upper: string): Promise<Buffer
     fs.chmodSync(host, st.mode & 0o7777);
     opaque.push(rel);
   }
-  return opaque;
-}
-
-/** getfattr's quoting of a file name: \ooo octal escapes and \\ for a backslash. */
-function unquote(text: string): Buffer {
-  const bytes: number[] = [];
-  const raw = Buffer.from(text, "utf8");
-  for (let i = 0; i < raw.length; i++) {
-    if (raw[i] === 0x5c && raw[i + 1] === 0x5c) {
-      bytes.push(0x5c);
-      i++;
-    } else if (raw[i] === 0x5c && /^[0-7]{3}$/.test(raw.subarray(i + 1, i + 4).toString("latin1"))) {
-      bytes.push(parseInt(raw.subarray(i + 1, i + 4).toString("latin1"), 8));
-      i += 3;
-    } else bytes.push(raw[i]);
-  }
-  return Buffer.from(bytes);
+  for (const [host, attrs] of found) if (host.startsWith(prefix)) xattrs.set(escapePath(Buffer.from(host.slice(prefix.length))), attrs);
+  return { opaque, xattrs };
 }

@@ -37,7 +37,7 @@ export class TreeView {
 
   constructor(readonly name: string, readonly layers: readonly ViewLayer[], readonly meta: TreeMeta) {
     this.prefixes = layers.map((l) => Buffer.from(l.dir + "/"));
-    this.noMeta = Object.keys(meta.owners).length === 0 && Object.keys(meta.devices).length === 0;
+    this.noMeta = Object.keys(meta.owners).length === 0 && Object.keys(meta.devices).length === 0 && Object.keys(meta.xattrs ?? {}).length === 0;
   }
 
   /** The tree built by `tree` (and the layers under it), as a dependency of `ctx`'s target. */
@@ -86,6 +86,10 @@ export class TreeView {
     if (device) {
       Object.assign(entry, { type: device.type, mode: device.mode, devMajor: device.major, devMinor: device.minor, size: 0 });
       delete entry.hash;
+    }
+    const xattrs = this.meta.xattrs?.[key];
+    if (xattrs && entry.type !== "hardlink") {
+      entry.xattrs = Object.fromEntries(Object.entries(xattrs).map(([name, hex]) => [name, Buffer.from(hex, "hex")]));
     }
     return entry;
   }
