@@ -3,7 +3,7 @@
  * builds nothing. The one registry of declared names lives here.
  */
 import { CrecipeError } from "./errors.ts";
-import { sha256, stableStringify } from "./hash.ts";
+import { hashable, sha256, UnstorableValue } from "./hash.ts";
 import { captureSite } from "./site.ts";
 import { type Builder, NODE, type Node, type TargetOptions } from "./types.ts";
 
@@ -42,7 +42,7 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
     });
   }
   const kind = opts.kind ?? "target";
-  const identity = sha256(stableStringify([kind, builder.toString(), opts.options ?? null]));
+  const identity = sha256(JSON.stringify([kind, builder.toString(), hashableOptions(name, opts.options ?? null)]));
   const existing = registry.get(name);
   const site = captureSite(target);
   if (existing) {
@@ -69,6 +69,20 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
   registry.set(name, node);
   if (building > 0) lateDeclarations.add(name);
   return node;
+}
+
+/**
+ * Options are hashed, never stored: a function in them counts by its text, a Map or a
+ * BigInt by what it holds. Only what has no content to hash is refused: a circular
+ * structure, a Symbol.
+ */
+function hashableOptions(name: string, options: unknown): unknown {
+  try {
+    return hashable(options, "options");
+  } catch (error) {
+    if (!(error instanceof UnstorableValue)) throw error;
+    throw new CrecipeError(`the options of target ${name} cannot be hashed: ${error.message}`, { target: name, fix: error.hint });
+  }
 }
 
 /** The node declared under `name`, if any. */
