@@ -26,6 +26,13 @@ export function declaredLate(name: string): boolean {
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.+@-]*$/;
 
 /**
+ * A name is a file name in the out dir, plus a suffix: NAME.json, NAME.lock, NAME.log, a
+ * temp dir NAME.PID.XXXXXX, and the longest, a tree's manifest NAME.<16 hex>.list. A file
+ * name is at most 255 bytes (NAME_MAX on Linux and most file systems).
+ */
+const MAX_NAME_BYTES = 255 - ".0123456789abcdef.list".length;
+
+/**
  * Declare a target. Declaring the same name again with an equal definition returns the
  * same node; a different definition is an error naming both places.
  *
@@ -39,6 +46,12 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
   if (!NAME_RE.test(name)) {
     throw new CrecipeError(`bad target name ${JSON.stringify(name)}`, {
       fix: "use letters, digits and . _ + @ - (no slash, not starting with a dot)",
+    });
+  }
+  const bytes = Buffer.byteLength(name);
+  if (bytes > MAX_NAME_BYTES) {
+    throw new CrecipeError(`target name ${JSON.stringify(name.slice(0, 40) + "…")} is too long: ${bytes} bytes, at most ${MAX_NAME_BYTES}`, {
+      fix: `use a shorter name: it names files in the out dir (NAME.<16 hex>.list must fit in 255 bytes)`,
     });
   }
   const kind = opts.kind ?? "target";
