@@ -65,18 +65,47 @@ export function readState(l: Layout, name: string): ReadResult {
   } catch {
     return { ok: false, reason: "missing" };
   }
+  let state: unknown;
   try {
-    const state = JSON.parse(text) as TargetState;
-    if (state && typeof state === "object" && typeof state.v === "number" && state.v !== STATE_VERSION) {
-      return { ok: false, reason: "older", version: state.v };
-    }
-    if (state.v !== STATE_VERSION || typeof state.identity !== "string" || typeof state.stamp !== "string" || !Array.isArray(state.deps)) {
-      return { ok: false, reason: "corrupt", detail: "unexpected contents" };
-    }
-    return { ok: true, state };
+    state = JSON.parse(text);
   } catch (error) {
     return { ok: false, reason: "corrupt", detail: (error as Error).message };
   }
+  if (isObject(state) && typeof state.v === "number" && state.v !== STATE_VERSION) return { ok: false, reason: "older", version: state.v };
+  const problem = shapeProblem(state);
+  if (problem) return { ok: false, reason: "corrupt", detail: problem };
+  return { ok: true, state: state as TargetState };
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const OUTPUTS = new Set(["file", "dir", "symlink", "none"]);
+
+/**
+ * What in a parsed state file is not a TargetState, or undefined: everything a reader
+ * looks at is checked, so valid JSON of another shape is a rebuild, never a crash.
+ */
+function shapeProblem(state: unknown): string | undefined {
+  if (!isObject(state)) return "not a JSON object";
+  const expect: [keyof TargetState, string, (v: unknown) => boolean][] = [
+    ["v", "the version", (v) => v === STATE_VERSION],
+    ["identity", "a string", (v) => typeof v === "string"],
+    ["stamp", "a string", (v) => typeof v === "string"],
+    ["output", "file, dir, symlink or none", (v) => OUTPUTS.has(v as string)],
+    ["sig", "a string", (v) => typeof v === "string"],
+    ["outHash", "a string or null", (v) => v === null || typeof v === "string"],
+    ["manifest", "a file name", (v) => v === undefined || (typeof v === "string" && !v.includes("/"))],
+    ["precious", "true or false", (v) => typeof v === "boolean"],
+    ["deps", "a list", Array.isArray],
+  ];
+  for (const [key, what, ok] of expect) {
+    if (!ok(state[key])) return `${key} is not ${what}`;
+  }
+  for (const [index, dep] of (state.deps as unknown[]).entries()) {
+    const target = isObject(dep) && typeof dep.target === "string" && typeof dep.stamp === "string" && !("file" in dep);
+    const file = isObject(dep) && typeof dep.file === "string" && (dep.hash === null || typeof dep.hash === "string") && typeof dep.sig === "string";
+    if (!target && !file) return `deps[${index}] is neither a target nor a host file`;
+  }
+  return undefined;
 }
 
 /** Write by temp file + rename: a reader sees the old state or the new one, never half. */
