@@ -4,6 +4,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { DENIED, OutDirError, systemError } from "./errors.ts";
 
 /** 2: tree outputs are stamped by their manifest (engine/manifest.ts) and signed by their top directory. */
 export const STATE_VERSION = 2;
@@ -138,4 +139,34 @@ export function recordedTargets(l: Layout): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * A write crecipe does in the out dir (a lock, a state, a log, an output, a temp dir) that
+ * failed for want of permission, as an OutDirError; during a build (`building`), naming
+ * the target whose file it is. `own` is a directory whose failures are not the out dir's
+ * fault: what a builder does in its own temp dir is its business.
+ */
+export function outDirFailure(error: unknown, l: Layout, options: { building?: boolean; own?: string } = {}): OutDirError | undefined {
+  if (error instanceof OutDirError) return error;
+  const e = systemError(error);
+  if (!e || !DENIED.has(e.code!)) return undefined;
+  const inside = (p: unknown, dir: string): p is string => typeof p === "string" && (p === dir || p.startsWith(dir + path.sep));
+  const where = [e.path, e.dest].find((p): p is string => inside(p, l.outDir) && !(options.own !== undefined && inside(p, options.own)));
+  if (where === undefined) return undefined;
+  return new OutDirError(l.outDir, where, e.code!, { target: options.building ? targetOf(l, where) : undefined, cause: error });
+}
+
+/** The target a file of the out dir belongs to (out/NAME, state/NAME.json, tmp/NAME.PID.X/…), if any. */
+function targetOf(l: Layout, file: string): string | undefined {
+  const [top, dir, name] = path.relative(l.outDir, file).split(path.sep);
+  if (top !== ".crecipe") return top || undefined;
+  const suffix: Record<string, RegExp> = {
+    state: /\.json(\.\d+\.tmp)?$/,
+    lock: /\.lock$/,
+    log: /\.log$/,
+    tmp: /\.\d+\.[a-z0-9]+$/,
+    tree: /\.[0-9a-f]{16}\.(list|stat)$/,
+  };
+  return name && suffix[dir]?.test(name) ? name.replace(suffix[dir], "") : undefined;
 }
