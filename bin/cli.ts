@@ -10,6 +10,7 @@ import { build, CrecipeError, type Node } from "../lib/mod.ts";
 import { formatError } from "../lib/engine/report.ts";
 import { BuildError, CycleError, InterruptedError, OutDirError } from "../lib/engine/errors.ts";
 import { layout, outDirFailure } from "../lib/engine/state.ts";
+import { buildsStarted } from "../lib/engine/node.ts";
 import { thrownAt } from "../lib/engine/site.ts";
 import { clean, describeGraph, explain, listTargets, resolveTargets } from "../lib/engine/inspect.ts";
 
@@ -94,10 +95,13 @@ export async function main(args: Args, importTs: ImportTs): Promise<number> {
   }
   const jobs = args.jobs === undefined ? undefined : Number(args.jobs);
   if (jobs !== undefined && !(Number.isInteger(jobs) && jobs > 0)) throw new CrecipeError(`-j wants a positive number, got ${args.jobs}`);
+  const builds = buildsStarted();
   const module = await loadRecipe(recipe, importTs);
   if (args.clean) return clean(outDir), EXIT.ok;
-  const targets: Node[] = resolveTargets(module, names, recipe);
   if (args.list) return process.stdout.write(await listTargets(outDir)), EXIT.ok;
+  // A script that built what it wanted while it loaded (top-level `await build(…)`) is done.
+  if (names.length === 0 && module.default === undefined && buildsStarted() > builds) return EXIT.ok;
+  const targets: Node[] = resolveTargets(module, names, recipe);
   if (args.graph !== undefined) return process.stdout.write(describeGraph(outDir, targets, args.graph === "dot" ? "dot" : "text")), EXIT.ok;
   if (args.why !== undefined) {
     const [node] = resolveTargets(module, [args.why], recipe);

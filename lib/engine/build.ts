@@ -17,7 +17,7 @@ import { WaitGraph } from "./cycles.ts";
 import { isDirty, type Verdict } from "./dirty.ts";
 import { BuildError, CrecipeError, CycleError, describeFailure, InterruptedError } from "./errors.ts";
 import { lock, type Lock, tryLock } from "./lock.ts";
-import { declaredLate, isNode, markBuilding } from "./node.ts";
+import { countBuild, declaredLate, isNode, markBuilding } from "./node.ts";
 import { consoleReporter, type Reporter } from "./report.ts";
 import { upToDate, writeSummary } from "./summary.ts";
 import { type Layout, layout, lockFile, logFile, outDirFailure, outputPath, readState, type TargetState, tmpDir, writeState } from "./state.ts";
@@ -59,6 +59,7 @@ export async function build(nodes: Node | readonly Node[], options: BuildOptions
   for (const n of list) {
     if (!isNode(n)) throw new CrecipeError(`build() takes targets; got ${typeof n}`, { fix: "pass nodes returned by fs(), target(), image(), …" });
   }
+  countBuild();
   const engine = new Engine(options);
   const started = performance.now();
   const unchanged = options.check ? undefined : upToDate(engine.layout, list);

@@ -11,11 +11,22 @@ export type { Builder, Node, TargetOptions };
 
 const registry = new Map<string, Node>();
 let building = 0;
+let builds = 0;
 const lateDeclarations = new Set<string>();
 
 /** The engine marks build time: a target declared then cannot be checked by a no-op run. */
 export function markBuilding(delta: 1 | -1): void {
   building += delta;
+}
+
+/** build() counts its calls, no-ops too: a script that built while it loaded needs no default export. */
+export function countBuild(): void {
+  builds++;
+}
+
+/** How many times build() was called in this process. */
+export function buildsStarted(): number {
+  return builds;
 }
 
 /** Was this target first declared while a build was running? */
