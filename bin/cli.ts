@@ -81,10 +81,10 @@ export function parseArgs(argv: string[]): Args {
 export async function main(args: Args, importTs: ImportTs): Promise<number> {
   if (args.help) return console.log(HELP), EXIT.ok;
   if (args.version) return console.log(VERSION), EXIT.ok;
+  if (args.out === "") throw new CrecipeError("-o wants a directory", { fix: "crecipe -o DIR RECIPE.ts (the default is out)" });
   const outDir = args.out ?? "out";
   if (args.xclean) {
-    fs.rmSync(outDir, { recursive: true, force: true });
-    console.error(`crecipe: removed ${outDir}/`);
+    xclean(outDir);
     if (args._.length === 0) return EXIT.ok;
   }
   const [recipe, ...names] = args._.map(String);
@@ -138,6 +138,23 @@ async function loadRecipe(recipe: string, importTs: ImportTs): Promise<Record<st
       cause: error,
     });
   }
+}
+
+/** --xclean: remove the out dir, only if it is one (it has .crecipe/): never anything else. */
+function xclean(outDir: string): void {
+  const abs = path.resolve(outDir);
+  if (!fs.existsSync(abs)) return void console.error(`crecipe: ${outDir}/ does not exist; nothing to remove`);
+  if (!fs.statSync(path.join(abs, ".crecipe"), { throwIfNoEntry: false })?.isDirectory()) {
+    throw new CrecipeError(`${outDir} is not a crecipe out dir (it has no .crecipe/); not removing it`, {
+      fix: "give --xclean the out dir a build used (-o DIR), or remove it yourself",
+    });
+  }
+  const cwd = process.cwd();
+  if (cwd === abs || cwd.startsWith(abs + path.sep)) {
+    throw new CrecipeError(`${outDir} holds the current directory; not removing it`, { fix: "run crecipe --xclean from outside it" });
+  }
+  fs.rmSync(abs, { recursive: true, force: true });
+  console.error(`crecipe: removed ${outDir}/`);
 }
 
 /** Run main and turn errors into one readable block and an exit code (a stack only with -v). */
