@@ -67,7 +67,19 @@ async function transform(source, text) {
       "import.meta.main": "false",
     },
   });
-  return result.code;
+  // The cache file starts with a header line (prepareOne): the map must skip it, or every
+  // line a stack trace names in a recipe is off by one.
+  return skipLines(result.code, 1);
+}
+
+/** Shift an inline source map down by `lines` generated lines. */
+function skipLines(code, lines) {
+  const prefix = "//# sourceMappingURL=data:application/json;base64,";
+  const at = code.lastIndexOf(prefix);
+  if (at < 0) return code;
+  const map = JSON.parse(Buffer.from(code.slice(at + prefix.length).trim(), "base64").toString("utf8"));
+  map.mappings = ";".repeat(lines) + map.mappings;
+  return code.slice(0, at) + prefix + Buffer.from(JSON.stringify(map)).toString("base64") + "\n";
 }
 
 /** esbuild's complaint about a source file, as one LoadError a person can read. */

@@ -3,16 +3,20 @@
  * cannot do lives here.
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import minimist from "minimist";
 import { build, CrecipeError, type Node } from "../lib/mod.ts";
-import { formatFailure } from "../lib/engine/report.ts";
-import { BuildError, CycleError, InterruptedError } from "../lib/engine/errors.ts";
+import { formatError } from "../lib/engine/report.ts";
+import { BuildError, CycleError, InterruptedError, OutDirError } from "../lib/engine/errors.ts";
+import { layout, outDirFailure } from "../lib/engine/state.ts";
+import { buildsStarted } from "../lib/engine/node.ts";
+import { thrownAt } from "../lib/engine/site.ts";
 import { clean, describeGraph, explain, listTargets, resolveTargets } from "../lib/engine/inspect.ts";
 
 const VERSION = JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")).version;
 
-/** Exit codes, also in the README. */
+/** Exit codes, also in the README; a signal N stops a build with 128 + N (130 for Ctrl-C). */
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
 const HELP = `crecipe ${VERSION} — build container filesystems, layers, images and initrds from recipes
@@ -38,7 +42,8 @@ options:
       --version     print the version
   -h, --help        this help
 
-exit codes: 0 ok, 1 a target failed, 2 bad usage or recipe error, 130 interrupted`;
+exit codes: 0 ok, 1 a target failed (or a cycle, or the out dir cannot be written),
+2 bad usage or a recipe error, 128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM)`;
 
 /** What minimist gives back for our options. */
 interface Args {
@@ -58,8 +63,11 @@ interface Args {
   help?: boolean;
 }
 
-export async function main(argv: string[], importTs: (file: string) => Promise<Record<string, unknown>>): Promise<number> {
-  const args: Args = minimist(argv, {
+type ImportTs = (file: string) => Promise<Record<string, unknown>>;
+
+/** argv as minimist reads it; an unknown option is a usage error. */
+export function parseArgs(argv: string[]): Args {
+  return minimist(argv, {
     string: ["jobs", "out", "why", "graph"],
     boolean: ["dry-run", "check", "list", "clean", "xclean", "verbose", "quiet", "version", "help"],
     alias: { j: "jobs", o: "out", n: "dry-run", v: "verbose", q: "quiet", h: "help" },
@@ -68,12 +76,15 @@ export async function main(argv: string[], importTs: (file: string) => Promise<R
       return true;
     },
   });
+}
+
+export async function main(args: Args, importTs: ImportTs): Promise<number> {
   if (args.help) return console.log(HELP), EXIT.ok;
   if (args.version) return console.log(VERSION), EXIT.ok;
+  if (args.out === "") throw new CrecipeError("-o wants a directory", { fix: "crecipe -o DIR RECIPE.ts (the default is out)" });
   const outDir = args.out ?? "out";
   if (args.xclean) {
-    fs.rmSync(outDir, { recursive: true, force: true });
-    console.error(`crecipe: removed ${outDir}/`);
+    xclean(outDir);
     if (args._.length === 0) return EXIT.ok;
   }
   const [recipe, ...names] = args._.map(String);
@@ -84,10 +95,13 @@ export async function main(argv: string[], importTs: (file: string) => Promise<R
   }
   const jobs = args.jobs === undefined ? undefined : Number(args.jobs);
   if (jobs !== undefined && !(Number.isInteger(jobs) && jobs > 0)) throw new CrecipeError(`-j wants a positive number, got ${args.jobs}`);
-  const module = await importTs(path.resolve(recipe));
+  const builds = buildsStarted();
+  const module = await loadRecipe(recipe, importTs);
   if (args.clean) return clean(outDir), EXIT.ok;
-  const targets: Node[] = resolveTargets(module, names, recipe);
   if (args.list) return process.stdout.write(await listTargets(outDir)), EXIT.ok;
+  // A script that built what it wanted while it loaded (top-level `await build(…)`) is done.
+  if (names.length === 0 && module.default === undefined && buildsStarted() > builds) return EXIT.ok;
+  const targets: Node[] = resolveTargets(module, names, recipe);
   if (args.graph !== undefined) return process.stdout.write(describeGraph(outDir, targets, args.graph === "dot" ? "dot" : "text")), EXIT.ok;
   if (args.why !== undefined) {
     const [node] = resolveTargets(module, [args.why], recipe);
@@ -98,19 +112,69 @@ export async function main(argv: string[], importTs: (file: string) => Promise<R
   return EXIT.ok;
 }
 
-/** Run main and turn errors into one readable block and an exit code. */
-export async function run(argv: string[], importTs: (file: string) => Promise<Record<string, unknown>>): Promise<number> {
+/**
+ * Import the recipe. Whatever goes wrong is a recipe error (exit 2) in one block: no such
+ * file, a directory, a compile error, or an exception while its top level ran (with the
+ * file and line it came from). A build the recipe ran itself keeps its own error.
+ */
+async function loadRecipe(recipe: string, importTs: ImportTs): Promise<Record<string, unknown>> {
+  const st = fs.statSync(recipe, { throwIfNoEntry: false });
+  if (!st) throw new CrecipeError(`no recipe ${recipe}: no such file`);
+  if (st.isDirectory()) throw new CrecipeError(`${recipe} is a directory, not a recipe: name a .ts file`);
   try {
-    return await main(argv, importTs);
+    return await importTs(path.resolve(recipe));
   } catch (error) {
-    if (error instanceof BuildError) return console.error(formatFailure(error)), EXIT.failed;
-    if (error instanceof InterruptedError) return EXIT.interrupted;
-    if (error instanceof CycleError || error instanceof CrecipeError) {
-      console.error(`crecipe: error: ${error.message}${error.fix ? `\n  fix: ${error.fix}` : ""}`);
-      return error instanceof CycleError ? EXIT.failed : EXIT.usage;
+    if (error instanceof BuildError || error instanceof CycleError || error instanceof InterruptedError || error instanceof OutDirError) throw error;
+    const where = thrownAt(error);
+    if (error instanceof CrecipeError) {
+      if (where && !error.where && !error.message.includes(where)) error.where = where;
+      throw error;
     }
-    if ((error as Error)?.name === "LoadError") return console.error(`crecipe: error: ${(error as Error).message}`), EXIT.usage;
-    console.error(error);
-    return EXIT.failed;
+    if ((error as Error)?.name === "LoadError") throw new CrecipeError((error as Error).message, { cause: error });
+    const what = error instanceof Error ? `${error.name}: ${error.message}` : `it threw ${String(error)}`;
+    throw new CrecipeError(`${recipe} failed while loading: ${what}`, {
+      where,
+      fix: `correct the recipe${where ? " there" : ""} (crecipe -v shows the whole stack)`,
+      cause: error,
+    });
   }
+}
+
+/** --xclean: remove the out dir, only if it is one (it has .crecipe/): never anything else. */
+function xclean(outDir: string): void {
+  const abs = path.resolve(outDir);
+  if (!fs.existsSync(abs)) return void console.error(`crecipe: ${outDir}/ does not exist; nothing to remove`);
+  if (!fs.statSync(path.join(abs, ".crecipe"), { throwIfNoEntry: false })?.isDirectory()) {
+    throw new CrecipeError(`${outDir} is not a crecipe out dir (it has no .crecipe/); not removing it`, {
+      fix: "give --xclean the out dir a build used (-o DIR), or remove it yourself",
+    });
+  }
+  const cwd = process.cwd();
+  if (cwd === abs || cwd.startsWith(abs + path.sep)) {
+    throw new CrecipeError(`${outDir} holds the current directory; not removing it`, { fix: "run crecipe --xclean from outside it" });
+  }
+  fs.rmSync(abs, { recursive: true, force: true });
+  console.error(`crecipe: removed ${outDir}/`);
+}
+
+/** Run main and turn errors into one readable block and an exit code (a stack only with -v). */
+export async function run(argv: string[], importTs: ImportTs): Promise<number> {
+  let args: Args | undefined;
+  try {
+    args = parseArgs(argv);
+    return await main(args, importTs);
+  } catch (caught) {
+    // A file crecipe keeps in the out dir that cannot be written (--clean, --xclean, a lock).
+    const error = outDirFailure(caught, layout(args?.out || "out")) ?? caught;
+    if (error instanceof InterruptedError) return 128 + (os.constants.signals[error.signal as NodeJS.Signals] ?? 2);
+    console.error(formatError(error, args?.verbose ?? argv.some((a) => a === "-v" || a === "--verbose")));
+    return exitCode(error);
+  }
+}
+
+/** The exit code of an error: see EXIT. */
+function exitCode(error: unknown): number {
+  if (error instanceof BuildError || error instanceof CycleError || error instanceof OutDirError) return EXIT.failed;
+  if (error instanceof CrecipeError) return EXIT.usage; // a recipe error, bad usage
+  return EXIT.failed; // a system error, or a bug in crecipe
 }

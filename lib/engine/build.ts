@@ -15,12 +15,12 @@ import { removeTree } from "./io.ts";
 import { commit } from "./commit.ts";
 import { WaitGraph } from "./cycles.ts";
 import { isDirty, type Verdict } from "./dirty.ts";
-import { BuildError, CrecipeError, CycleError, InterruptedError } from "./errors.ts";
+import { BuildError, CrecipeError, CycleError, describeFailure, InterruptedError } from "./errors.ts";
 import { lock, type Lock, tryLock } from "./lock.ts";
-import { declaredLate, isNode, markBuilding } from "./node.ts";
+import { countBuild, declaredLate, isNode, markBuilding } from "./node.ts";
 import { consoleReporter, type Reporter } from "./report.ts";
 import { upToDate, writeSummary } from "./summary.ts";
-import { type Layout, layout, lockFile, logFile, outputPath, readState, type TargetState, tmpDir, writeState } from "./state.ts";
+import { type Layout, layout, lockFile, logFile, outDirFailure, outputPath, readState, type TargetState, tmpDir, writeState } from "./state.ts";
 import type { Node, Result } from "./types.ts";
 
 export type { Verdict };
@@ -59,6 +59,7 @@ export async function build(nodes: Node | readonly Node[], options: BuildOptions
   for (const n of list) {
     if (!isNode(n)) throw new CrecipeError(`build() takes targets; got ${typeof n}`, { fix: "pass nodes returned by fs(), target(), image(), …" });
   }
+  countBuild();
   const engine = new Engine(options);
   const started = performance.now();
   const unchanged = options.check ? undefined : upToDate(engine.layout, list);
@@ -73,7 +74,7 @@ export async function build(nodes: Node | readonly Node[], options: BuildOptions
     const settled = await Promise.allSettled(list.map((n) => engine.result(n, undefined)));
     const failed = settled.find((s) => s.status === "rejected") as PromiseRejectedResult | undefined;
     engine.reporter.summary(engine.counts, (performance.now() - started) / 1000);
-    if (failed) throw failed.reason;
+    if (failed) throw outDirFailure(failed.reason, engine.layout, { building: true }) ?? failed.reason;
     const results = settled.map((s) => (s as PromiseFulfilledResult<Result>).value);
     engine.summarize(list);
     return isNode(nodes) ? results[0] : results;
@@ -183,7 +184,12 @@ export class Engine {
   }
 
   private refreshSignatures(name: string, seen: TargetState, refreshed: NonNullable<Verdict["refresh"]>): void {
-    const held = tryLock(lockFile(this.layout, name));
+    let held;
+    try {
+      held = tryLock(lockFile(this.layout, name));
+    } catch {
+      return; // a read-only out dir: the next run checks the content again, which is still right
+    }
     if (!("release" in held)) return; // someone is building it: they will write a fresh state
     try {
       const read = readState(this.layout, name);
@@ -296,7 +302,7 @@ export class Engine {
     } catch (error) {
       fs.closeSync(logFd);
       this.discard(workDir);
-      throw this.asBuildError(node.name, error, recorded.lastCommand(), logPath);
+      throw this.asBuildError(node.name, error, recorded.lastCommand(), logPath, workDir);
     }
     fs.closeSync(logFd);
     try {
@@ -310,34 +316,29 @@ export class Engine {
       }, this.controller.signal);
       return this.resultOf(node, state, true);
     } catch (error) {
-      throw this.asBuildError(node.name, error, undefined, logPath);
+      throw this.asBuildError(node.name, error, undefined, logPath, workDir);
     } finally {
       this.discard(workDir);
     }
   }
 
-  private asBuildError(name: string, error: unknown, command: string | undefined, logPath: string): unknown {
+  /**
+   * What a builder's failure becomes: a BuildError for this target, with the command, how
+   * it ended and the log; a dependency's, a cycle's or an interruption's error as it is;
+   * a file of the out dir that cannot be written (outside the builder's own `workDir`)
+   * as an OutDirError.
+   */
+  private asBuildError(name: string, error: unknown, command: string | undefined, logPath: string, workDir: string): unknown {
     if (error instanceof InterruptedError || error instanceof CycleError) return error;
     if (error instanceof BuildError && error.target !== name) return error; // a dependency's failure, already described
-    const e = error as { message?: string; exitCode?: number | null; fix?: string; command?: string };
+    const denied = outDirFailure(error, this.layout, { building: true, own: workDir });
+    if (denied) return denied;
+    const failure = describeFailure(error, command);
     let tail: string[] = [];
     try {
       tail = fs.readFileSync(logPath, "utf8").split("\n").filter((l) => l.length).slice(-15);
     } catch { /* no log */ }
-    const processFailure = typeof e?.exitCode === "number";
-    // A CrecipeError already says what went wrong; a bare process failure gets the exit code.
-    const message = processFailure && !(error instanceof CrecipeError)
-      ? `command failed with exit code ${e.exitCode}`
-      : String(e?.message ?? error).split("\n")[0];
-    return new BuildError(message, {
-      target: name,
-      command: e?.command ?? (processFailure ? command : undefined),
-      exitCode: processFailure ? e.exitCode : undefined,
-      logPath: this.show(logPath),
-      logTail: tail,
-      fix: e?.fix,
-      cause: error,
-    });
+    return new BuildError(failure.message, { ...failure, target: name, logPath: this.show(logPath), logTail: tail, cause: error });
   }
 
   /** Remove temp dirs left by processes that died (kill -9, power loss). */

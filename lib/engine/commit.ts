@@ -6,7 +6,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { hashFile, hostContentHash, kindOf, outputSignature, sha256, stableStringify } from "./hash.ts";
+import { CrecipeError } from "./errors.ts";
+import { hashFile, hostContentHash, kindOf, outputSignature, sha256, stableStringify, storedValue, UnstorableValue } from "./hash.ts";
 import { manifestName, writeManifest } from "./manifest.ts";
 import { type Dep, type Layout, outputPath, STATE_VERSION, stateFile, type TargetState, treeDir } from "./state.ts";
 import type { Node } from "./types.ts";
@@ -30,7 +31,7 @@ export interface Built {
 export async function commit(layout: Layout, node: Node, built: Built, signal: AbortSignal): Promise<TargetState> {
   const kind = kindOf(fs.lstatSync(built.out, { throwIfNoEntry: false }));
   const output: TargetState["output"] = kind === "missing" ? "none" : kind === "dir" ? "dir" : kind === "symlink" ? "symlink" : "file";
-  const valueJson = built.value === undefined ? null : JSON.parse(stableStringify(built.value));
+  const valueJson = storable(node.name, built.value);
   let outHash: string | undefined;
   let manifest: string | undefined;
   const manifestTemp = path.join(built.workDir, "manifest");
@@ -96,6 +97,16 @@ export async function commit(layout: Layout, node: Node, built: Built, signal: A
   }
   removeStaleManifests(layout, node.name, manifest);
   return state;
+}
+
+/** The builder's value as it will be stored, or an error naming the target and what in it JSON cannot keep. */
+function storable(name: string, value: unknown): unknown {
+  try {
+    return storedValue(value);
+  } catch (error) {
+    if (!(error instanceof UnstorableValue)) throw error;
+    throw new CrecipeError(`the value it returned cannot be stored as JSON: ${error.message}`, { target: name, fix: error.hint });
+  }
 }
 
 /** Manifests of earlier builds of this target (the state no longer names them). */

@@ -51,7 +51,13 @@ export async function isDirty(node: Node, read: ReadResult, options: DirtyOption
   const refresh: NonNullable<Verdict["refresh"]> = { deps: new Map() };
   if (state.output !== "none") {
     const out = outputPath(options.layout, node.name);
-    const changed = checkOutput(out, state, options);
+    let changed: ReturnType<typeof checkOutput>;
+    try {
+      changed = checkOutput(out, state, options);
+    } catch (error) {
+      // A manifest that is not one, an output this user cannot read: rebuild, and say why.
+      return { dirty: true, reason: `its output ${options.show(out)} cannot be checked`, state, unreadable: (error as Error).message };
+    }
     if (changed === "missing") return { dirty: true, reason: `its output ${options.show(out)} is missing`, state };
     if (changed?.edit) {
       return { dirty: true, reason: `its output ${options.show(out)} was modified by hand (${changed.edit})`, state, handEdit: { path: options.show(out), what: changed.edit } };
@@ -61,9 +67,16 @@ export async function isDirty(node: Node, read: ReadResult, options: DirtyOption
   const targetDeps: { dep: Node; stamp: string }[] = [];
   for (const [index, dep] of state.deps.entries()) {
     if ("file" in dep) {
-      const now = hostSignature(dep.file);
-      if (now.sig === dep.sig) continue;
-      const hash = now.kind === "missing" ? null : hostContentHash(dep.file) ?? null;
+      let now: ReturnType<typeof hostSignature>;
+      let hash: string | null;
+      try {
+        now = hostSignature(dep.file);
+        if (now.sig === dep.sig) continue;
+        hash = now.kind === "missing" ? null : hostContentHash(dep.file) ?? null;
+      } catch (error) {
+        // Unreadable now (its permissions changed): rebuild; the builder's read says what to do.
+        return { dirty: true, reason: `host file ${dep.file} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, state };
+      }
       if (hash !== dep.hash) return { dirty: true, reason: `host file ${dep.file} changed`, state };
       refresh.deps.set(index, now.sig);
     } else {

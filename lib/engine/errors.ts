@@ -2,32 +2,54 @@
  * Errors a person can act on. Every error crecipe raises for a user mistake or a failed
  * step is a CrecipeError: it says which target, what failed, and what to do.
  */
+import * as os from "node:os";
+import { thrownAt } from "./site.ts";
+
 export class CrecipeError extends Error {
   /** What to do about it, one line. */
   fix?: string;
   /** The target this error belongs to, when there is one. */
   target?: string;
-  constructor(message: string, options: { fix?: string; target?: string; cause?: unknown } = {}) {
+  /** The place in a recipe it came from ("r.ts:3:7"), when the message does not say it. */
+  where?: string;
+  constructor(message: string, options: { fix?: string; target?: string; where?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "CrecipeError";
     this.fix = options.fix;
     this.target = options.target;
+    this.where = options.where;
   }
 }
 
-/** A builder failed: carries the command, exit code and log for the one-block report. */
+/** A builder failed: carries the command, how it ended and the log for the one-block report. */
 export class BuildError extends CrecipeError {
   command?: string;
   exitCode?: number | null;
+  /** The signal that killed the command ("SIGKILL"), when one did. */
+  signal?: string;
   logPath?: string;
   logTail?: string[];
   constructor(
     message: string,
-    details: { target: string; command?: string; exitCode?: number | null; logPath?: string; logTail?: string[]; fix?: string; cause?: unknown },
+    details: {
+      target: string;
+      where?: string;
+      command?: string;
+      exitCode?: number | null;
+      signal?: string;
+      logPath?: string;
+      logTail?: string[];
+      fix?: string;
+      cause?: unknown;
+    },
   ) {
     super(message, details);
     this.name = "BuildError";
-    Object.assign(this, details);
+    this.command = details.command;
+    this.exitCode = details.exitCode;
+    this.signal = details.signal;
+    this.logPath = details.logPath;
+    this.logTail = details.logTail;
   }
 }
 
@@ -51,9 +73,131 @@ export class InterruptedError extends CrecipeError {
 }
 
 /**
- * A process a builder ran exited non-zero. The failure report shows it as "command failed
- * with exit code N", with the command and the log's last lines; `fix` says what to do.
+ * A process a builder ran exited non-zero or was killed. The failure report shows it as
+ * "command failed with exit code N" (or "command killed by SIGKILL"), with the command and
+ * the log's last lines; `fix` says what to do.
  */
-export function exitFailure(exitCode: number | null, fix?: string): Error {
-  return Object.assign(new Error(`exit code ${exitCode}`), { exitCode, fix });
+export class CommandError extends CrecipeError {
+  exitCode: number | null;
+  signal?: string;
+  command?: string;
+  constructor(exitCode: number | null, options: { fix?: string; signal?: string; command?: string } = {}) {
+    super(commandOutcome(exitCode, options.signal), { fix: options.fix });
+    this.name = "CommandError";
+    this.exitCode = exitCode;
+    this.signal = options.signal;
+    this.command = options.command;
+  }
+}
+
+/** How a command ended, as the report says it. */
+export function commandOutcome(exitCode: number | null | undefined, signal?: string | null): string {
+  if (signal) return `command killed by ${signal}`;
+  if (typeof exitCode === "number") return `command failed with exit code ${exitCode}`;
+  return "command failed without an exit code";
+}
+
+/**
+ * What a builder's failure says, by what it threw: a command that failed or was killed
+ * (zx's ProcessOutput, a CommandError) says how it ended; a CrecipeError says it already;
+ * a system error names the file; an exception in the builder's code (a TypeError) gives
+ * the recipe line it came from. `lastCommand` is the builder's last command, if any.
+ */
+export function describeFailure(error: unknown, lastCommand: string | undefined): {
+  message: string;
+  command?: string;
+  exitCode?: number;
+  signal?: string;
+  fix?: string;
+  where?: string;
+} {
+  const e = error as { message?: unknown; exitCode?: unknown; signal?: unknown; fix?: unknown; command?: unknown } | undefined;
+  const text = (v: unknown) => (typeof v === "string" ? v : undefined);
+  const exitCode = typeof e?.exitCode === "number" ? e.exitCode : undefined;
+  const signal = text(e?.signal);
+  const command = text(e?.command);
+  const fix = text(e?.fix);
+  if (exitCode !== undefined || signal !== undefined || error instanceof CommandError) {
+    return {
+      message: error instanceof CrecipeError ? error.message : commandOutcome(exitCode, signal),
+      command: command ?? lastCommand,
+      exitCode,
+      signal,
+      fix: fix ?? (signal === "SIGKILL" ? "it was killed from outside crecipe (by the out-of-memory killer? see dmesg)" : undefined),
+    };
+  }
+  if (error instanceof CrecipeError) return { message: error.message.split("\n")[0], command, fix };
+  const system = describeSystemError(error);
+  if (system) return system;
+  return { message: String(e?.message ?? error).split("\n")[0], command, fix, where: thrownAt(error) };
+}
+
+/** A process a builder ran failed: see CommandError. */
+export function exitFailure(exitCode: number | null, fix?: string, signal?: string): CommandError {
+  return new CommandError(exitCode, { fix, signal });
+}
+
+/**
+ * The out dir cannot be written: it is read-only, or another user's. Nothing a recipe can
+ * fix: it names the out dir, the file, and the target whose file it is when there is one.
+ */
+export class OutDirError extends CrecipeError {
+  constructor(readonly outDir: string, readonly path: string, readonly code: string, options: { target?: string; cause?: unknown } = {}) {
+    const readOnly = code === "EROFS";
+    super(`cannot write to the out dir ${outDir}: ${readOnly ? "it is on a read-only file system" : "permission denied"} (${path})`, {
+      fix: readOnly
+        ? "choose another out dir with -o DIR"
+        : `choose another out dir with -o DIR, or fix its permissions so that ${whoAmI()} can write in it`,
+      target: options.target,
+      cause: options.cause,
+    });
+    this.name = "OutDirError";
+  }
+}
+
+/** Error codes that say "you may not write here". */
+export const DENIED = new Set(["EACCES", "EPERM", "EROFS"]);
+
+/** What Node's fs errors carry: errno, syscall, path, and for a rename or link its destination. */
+export type SystemError = NodeJS.ErrnoException & { dest?: string };
+
+/** A Node system error (an errno), or undefined. */
+export function systemError(error: unknown): SystemError | undefined {
+  const e = error as SystemError | undefined;
+  return e instanceof Error && typeof e.code === "string" && typeof e.syscall === "string" ? e : undefined;
+}
+
+/**
+ * A system error on a host file as one readable sentence and a fix: "permission denied:
+ * cannot open /etc/shadow". Undefined for anything else.
+ */
+export function describeSystemError(error: unknown): { message: string; fix?: string } | undefined {
+  const e = systemError(error);
+  if (!e) return undefined;
+  const what = `${e.syscall} ${e.path ?? ""}${e.dest ? ` → ${e.dest}` : ""}`.trim();
+  switch (e.code) {
+    case "EACCES":
+    case "EPERM":
+      return {
+        message: `permission denied: cannot ${what}`,
+        fix: `${whoAmI()} may not ${e.syscall} ${e.path ?? "it"}: change its permissions, or run crecipe as a user who may`,
+      };
+    case "EROFS":
+      return { message: `read-only file system: cannot ${what}` };
+    case "ENOENT":
+      return { message: `no such file or directory: cannot ${what}`, fix: `check the path ${e.path ?? ""}`.trim() };
+    case "ENOSPC":
+      return { message: `no space left on the device: cannot ${what}`, fix: "free some space, or choose an out dir on another file system (-o DIR)" };
+    default:
+      return { message: `${e.code}: cannot ${what}` };
+  }
+}
+
+/** "user alice" (or "uid 1001" when the user has no name), for fixes about permissions. */
+function whoAmI(): string {
+  try {
+    return `user ${os.userInfo().username}`;
+  } catch {
+    return `uid ${process.getuid?.() ?? "?"}`;
+  }
 }

@@ -9,18 +9,117 @@ export function sha256(data: string | Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
-/** JSON with sorted keys, so equal options always hash alike. Nodes appear by name. */
+/**
+ * JSON with sorted keys, so equal options always hash alike. For hashing only (target
+ * options): nodes appear by name, functions by their text, bigints, Maps, Sets, regexps
+ * and non-finite numbers by what they hold, so different options never hash alike.
+ * A circular structure or a Symbol cannot be hashed: an UnstorableValue says where.
+ */
 export function stableStringify(value: unknown): string {
-  return JSON.stringify(value, (_key, v) => {
-    if (v && typeof v === "object" && !Array.isArray(v)) {
-      if (typeof (v as { [NODE]?: unknown })[NODE] === "string") return { target: (v as { name: string }).name };
-      if (v instanceof Uint8Array) return { bytes: Buffer.from(v).toString("base64") };
-      return Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]));
+  return JSON.stringify(hashable(value, "value")) ?? "undefined";
+}
+
+/** What stableStringify writes, before it is written; `root` names `value` in an UnstorableValue. */
+export function hashable(value: unknown, root: string): unknown {
+  return canonical(value, "hash", root, new Set());
+}
+
+/**
+ * A builder's value as it is stored: plain JSON with sorted keys. A value JSON would not
+ * give back as it was (a circular one, a BigInt, a Map, a function, a Date…) is refused:
+ * an UnstorableValue says where in it and what it is. `undefined` stands for null at the
+ * top and drops from objects (reading the key back gives undefined again).
+ */
+export function storedValue(value: unknown): unknown {
+  return value === undefined ? null : canonical(value, "store", "value", new Set());
+}
+
+/** A value that cannot be stored (or options that cannot be hashed): where in it, what, and what to do. */
+export class UnstorableValue extends Error {
+  constructor(readonly where: string, readonly what: string, readonly hint: string) {
+    super(`${where} is ${what}`);
+    this.name = "UnstorableValue";
+  }
+}
+
+const plain = (v: object) => {
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+};
+
+const member = (where: string, key: string) => /^[A-Za-z_$][\w$]*$/.test(key) ? `${where}.${key}` : `${where}[${JSON.stringify(key)}]`;
+
+/**
+ * The JSON-ready form of `value`. "hash" keeps what JSON.stringify did for plain data (the
+ * identities of existing targets do not change) and encodes the rest; "store" refuses
+ * anything but plain data.
+ */
+function canonical(value: unknown, mode: "hash" | "store", where: string, ancestors: Set<object>): unknown {
+  const refuse = (what: string, hint: string): never => {
+    throw new UnstorableValue(where, what, hint);
+  };
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "undefined":
+      return undefined;
+    case "number":
+      if (Number.isFinite(value)) return value;
+      return mode === "hash" ? `number:${value}` : refuse(String(value), "JSON has no NaN or Infinity: use null or a string");
+    case "bigint":
+      return mode === "hash" ? `bigint:${value}` : refuse("a BigInt", "store it as a string (String(n)) or a number");
+    case "function":
+      return mode === "hash" ? `fn:${value.toString()}` : refuse("a function", "return data, not functions");
+    case "symbol":
+      return refuse("a Symbol", "use a string");
+  }
+  if (value === null) return null;
+  const object = value as object;
+  if (ancestors.has(object)) refuse("a circular reference (to an object that contains it)", "make it a tree: drop the back reference");
+  if (typeof (object as { [NODE]?: unknown })[NODE] === "string") {
+    if (mode === "hash") return { target: (object as { name: string }).name };
+    refuse(`the target ${(object as { name: string }).name}`, "return its name, or the path need() gives");
+  }
+  ancestors.add(object);
+  try {
+    if (mode === "hash" && typeof (object as { toJSON?: unknown }).toJSON === "function") {
+      return canonical((object as { toJSON(key: string): unknown }).toJSON(""), mode, where, ancestors); // a Date, a Buffer, a URL: as JSON has them
     }
-    if (typeof v === "function") return `fn:${v.toString()}`;
-    if (typeof v === "bigint") return `bigint:${v}`;
-    return v;
-  });
+    if (Array.isArray(object)) {
+      return Array.from(object, (item, index) => {
+        // JSON makes undefined in an array null: fine for a hash, not for a stored value.
+        if (item === undefined && mode === "store") throw new UnstorableValue(`${where}[${index}]`, "undefined", "use null");
+        const encoded = canonical(item, mode, `${where}[${index}]`, ancestors);
+        return encoded === undefined ? null : encoded;
+      });
+    }
+    if (object instanceof Uint8Array) {
+      if (mode === "hash") return { bytes: Buffer.from(object).toString("base64") };
+      refuse(`a ${object.constructor.name}`, "return it as a string (base64), or write it to the output file");
+    }
+    if (object instanceof Map) {
+      if (mode === "hash") return { map: canonical([...object], mode, where, ancestors) };
+      refuse("a Map", "return Object.fromEntries(map), or [...map]");
+    }
+    if (object instanceof Set) {
+      if (mode === "hash") return { set: canonical([...object], mode, where, ancestors) };
+      refuse("a Set", "return [...set]");
+    }
+    if (object instanceof RegExp && mode === "hash") return `regexp:${object}`;
+    if (mode === "store" && !plain(object)) {
+      const kind = object.constructor?.name ?? "object";
+      refuse(`a ${kind}`, object instanceof Date ? "return date.toISOString()" : "return plain data (objects, arrays, strings, numbers, booleans, null)");
+    }
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(object).sort()) {
+      const encoded = canonical((object as Record<string, unknown>)[key], mode, member(where, key), ancestors);
+      if (encoded !== undefined) out[key] = encoded;
+    }
+    return out;
+  } finally {
+    ancestors.delete(object);
+  }
 }
 
 export type PathKind = "file" | "dir" | "symlink" | "missing" | "other";

@@ -3,7 +3,7 @@
  * builds nothing. The one registry of declared names lives here.
  */
 import { CrecipeError } from "./errors.ts";
-import { sha256, stableStringify } from "./hash.ts";
+import { hashable, sha256, UnstorableValue } from "./hash.ts";
 import { captureSite } from "./site.ts";
 import { type Builder, NODE, type Node, type TargetOptions } from "./types.ts";
 
@@ -11,11 +11,22 @@ export type { Builder, Node, TargetOptions };
 
 const registry = new Map<string, Node>();
 let building = 0;
+let builds = 0;
 const lateDeclarations = new Set<string>();
 
 /** The engine marks build time: a target declared then cannot be checked by a no-op run. */
 export function markBuilding(delta: 1 | -1): void {
   building += delta;
+}
+
+/** build() counts its calls, no-ops too: a script that built while it loaded needs no default export. */
+export function countBuild(): void {
+  builds++;
+}
+
+/** How many times build() was called in this process. */
+export function buildsStarted(): number {
+  return builds;
 }
 
 /** Was this target first declared while a build was running? */
@@ -24,6 +35,13 @@ export function declaredLate(name: string): boolean {
 }
 
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.+@-]*$/;
+
+/**
+ * A name is a file name in the out dir, plus a suffix: NAME.json, NAME.lock, NAME.log, a
+ * temp dir NAME.PID.XXXXXX, and the longest, a tree's manifest NAME.<16 hex>.list. A file
+ * name is at most 255 bytes (NAME_MAX on Linux and most file systems).
+ */
+const MAX_NAME_BYTES = 255 - ".0123456789abcdef.list".length;
 
 /**
  * Declare a target. Declaring the same name again with an equal definition returns the
@@ -41,8 +59,14 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
       fix: "use letters, digits and . _ + @ - (no slash, not starting with a dot)",
     });
   }
+  const bytes = Buffer.byteLength(name);
+  if (bytes > MAX_NAME_BYTES) {
+    throw new CrecipeError(`target name ${JSON.stringify(name.slice(0, 40) + "…")} is too long: ${bytes} bytes, at most ${MAX_NAME_BYTES}`, {
+      fix: `use a shorter name: it names files in the out dir (NAME.<16 hex>.list must fit in 255 bytes)`,
+    });
+  }
   const kind = opts.kind ?? "target";
-  const identity = sha256(stableStringify([kind, builder.toString(), opts.options ?? null]));
+  const identity = sha256(JSON.stringify([kind, builder.toString(), hashableOptions(name, opts.options ?? null)]));
   const existing = registry.get(name);
   const site = captureSite(target);
   if (existing) {
@@ -69,6 +93,20 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
   registry.set(name, node);
   if (building > 0) lateDeclarations.add(name);
   return node;
+}
+
+/**
+ * Options are hashed, never stored: a function in them counts by its text, a Map or a
+ * BigInt by what it holds. Only what has no content to hash is refused: a circular
+ * structure, a Symbol.
+ */
+function hashableOptions(name: string, options: unknown): unknown {
+  try {
+    return hashable(options, "options");
+  } catch (error) {
+    if (!(error instanceof UnstorableValue)) throw error;
+    throw new CrecipeError(`the options of target ${name} cannot be hashed: ${error.message}`, { target: name, fix: error.hint });
+  }
 }
 
 /** The node declared under `name`, if any. */

@@ -2,7 +2,7 @@
  * Progress like redo's: one line per target as it starts (nested deps indented), one
  * live status line on a TTY, a summary at the end, and one block per failure.
  */
-import type { BuildError } from "./errors.ts";
+import { BuildError, CrecipeError, describeSystemError, OutDirError } from "./errors.ts";
 
 export interface Reporter {
   start(name: string, depth: number, reason: string): void;
@@ -76,16 +76,49 @@ export function consoleReporter(options: ReporterOptions = {}): Reporter {
   };
 }
 
-/** The one block a failing target prints: target, command, exit code, log tail, log path, fix. */
-export function formatFailure(error: BuildError): string {
+/**
+ * The one block a failing target prints: target, command, how it ended, log tail, log
+ * path, fix. An out dir that cannot be written prints as its target's failure.
+ */
+export function formatFailure(error: BuildError | OutDirError): string {
   const lines = [`crecipe: FAILED ${error.target ?? "?"}: ${error.message}`];
-  if (error.command) lines.push(`  command:   ${error.command}`);
-  if (error.exitCode !== undefined && error.exitCode !== null) lines.push(`  exit code: ${error.exitCode}`);
-  if (error.logTail?.length) {
+  const built = error instanceof BuildError ? error : undefined;
+  if (error.where) lines.push(`  at:        ${error.where}`);
+  if (built?.command) lines.push(`  command:   ${built.command}`);
+  if (typeof built?.exitCode === "number") lines.push(`  exit code: ${built.exitCode}`);
+  if (built?.logTail?.length) {
     lines.push(`  last lines of the log:`);
-    for (const l of error.logTail) lines.push(`  | ${l}`);
+    for (const l of built.logTail) lines.push(`  | ${l}`);
   }
-  if (error.logPath) lines.push(`  log:       ${error.logPath}`);
+  if (built?.logPath) lines.push(`  log:       ${built.logPath}`);
   if (error.fix) lines.push(`  fix:       ${error.fix}`);
   return lines.join("\n");
+}
+
+/**
+ * Any error as the one block the CLI prints: a failed target as formatFailure does it;
+ * another CrecipeError as its message, its place in a recipe and its fix; anything else
+ * (a bug in crecipe) as its message and how to see more. A stack only when `verbose`.
+ */
+export function formatError(error: unknown, verbose = false): string {
+  let text: string;
+  if (error instanceof BuildError || (error instanceof OutDirError && error.target)) text = formatFailure(error);
+  else if (error instanceof CrecipeError) {
+    text = `crecipe: error: ${error.message}`;
+    if (error.where) text += `\n  at:  ${error.where}`;
+    if (error.fix) text += `\n  fix: ${error.fix}`;
+  } else if (describeSystemError(error)) {
+    const system = describeSystemError(error)!;
+    text = `crecipe: error: ${system.message}${system.fix ? `\n  fix: ${system.fix}` : ""}`;
+  } else {
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    text = `crecipe: error: ${message}`;
+    if (!verbose) text += `\n  fix: this looks like a bug in crecipe: run again with -v for the stack, and report it`;
+  }
+  if (verbose) {
+    for (let e: unknown = error; e instanceof Error; e = e.cause) {
+      if (e.stack) text += `\n${e === error ? "" : "caused by: "}${e.stack}`;
+    }
+  }
+  return text;
 }

@@ -5,8 +5,10 @@
  */
 import { fileURLToPath } from "node:url";
 
-const FRAME = /\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/;
+// "at fn (/abs/file.ts:3:7)" or "at /abs/file.ts:3:7"; not node:internal/… frames.
+const FRAME = /(?:^|[\s(])((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/;
 const libDir = fileURLToPath(new URL("../", import.meta.url));
+const binDir = fileURLToPath(new URL("../../bin/", import.meta.url));
 /** crecipe's own code, as a source file or in the bundle bin/boot.js makes of it. */
 const ours = (file: string) => file.startsWith(libDir) || /\/bundle\/[0-9a-f]{12}\/[0-9a-f]{24}\//.test(file);
 
@@ -48,6 +50,20 @@ export function callerFile(fn: Function): string | undefined {
   const holder: { stack?: string } = {};
   Error.captureStackTrace(holder, fn);
   return frames(holder.stack)[0]?.file;
+}
+
+/**
+ * Where a recipe threw `error`: its first frame outside crecipe (lib/, the CLI and its
+ * loader) and outside node_modules, as "recipe.ts:LINE:COL", or undefined.
+ */
+export function thrownAt(error: unknown): string | undefined {
+  const stack = (error as { stack?: unknown } | undefined)?.stack;
+  if (typeof stack !== "string") return undefined;
+  for (const f of frames(stack)) {
+    if (ours(f.file) || f.file.startsWith(binDir) || f.file.includes("/node_modules/")) continue;
+    return `${relative(f.file)}:${f.line}:${f.column}`;
+  }
+  return undefined;
 }
 
 function relative(file: string): string {

@@ -37,12 +37,15 @@ const stateSignature = (layout: Layout, name: string) => {
 
 /** The results of `roots` when nothing changed since the summary, else undefined. */
 export function upToDate(layout: Layout, roots: readonly Node[]): { results: Result[]; count: number } | undefined {
-  let summary: Summary;
   try {
-    summary = JSON.parse(fs.readFileSync(file(layout, roots), "utf8"));
+    return check(layout, roots, JSON.parse(fs.readFileSync(file(layout, roots), "utf8")));
   } catch {
-    return undefined;
+    return undefined; // no summary, one of another shape, a host file this user cannot read: the ordinary path says
   }
+}
+
+/** upToDate on a parsed summary: one of another shape throws, and is no summary. */
+function check(layout: Layout, roots: readonly Node[], summary: Summary): { results: Result[]; count: number } | undefined {
   if (summary.v !== VERSION || summary.states !== stateDirTime(layout)) return undefined;
   const names = Object.keys(summary.targets);
   for (const name of names) {

@@ -243,8 +243,8 @@ export default one;`);
     const r = crecipe(dir, ["r.ts"]);
     assert.equal(r.status, 2);
     assert.match(r.err, /target "x" is declared twice/);
-    assert.match(r.err, /first at +r\.ts:5:\d+/);
-    assert.match(r.err, /then at +r\.ts:6:\d+/);
+    assert.match(r.err, /first at +r\.ts:4:\d+/);
+    assert.match(r.err, /then at +r\.ts:5:\d+/);
   });
 });
 
