@@ -127,7 +127,7 @@ export function runDocker(image: Node<ImageValue>, args: string[] = []): Node {
     const { bin, id } = await ensureLoaded(ctx, image);
     const result = await $({ nothrow: true })`${bin} run --rm --network=none ${id} ${args}`;
     if (result.exitCode !== 0) {
-      throw exitFailure(result.exitCode);
+      throw exitFailure(result.exitCode, undefined, result.signal ?? undefined);
     }
     fs.writeFileSync(ctx.out, result.stdout);
   }, { kind: "rundocker", options: { image, args } });

@@ -40,7 +40,7 @@ export function local(tree: Node | string, options: LocalOptions = {}): Node {
       'root=$5; out=$7; shift 7; exec chroot "$root" "$@" > "$out"';
     const overlay = await $({ nothrow: true })`unshare -rm sh -c ${script} sh ${ctx.outDir} ${lowers} ${upper} ${work} ${merged} ${mounted} ${ctx.out} ${command}`;
     if (overlay.exitCode === 0) return;
-    if (fs.existsSync(mounted)) throw exitFailure(overlay.exitCode);
+    if (fs.existsSync(mounted)) throw exitFailure(overlay.exitCode, undefined, overlay.signal ?? undefined);
     if (/unshare failed/.test(overlay.stderr)) {
       throw new CrecipeError(`user namespaces are disabled: unshare -r failed (${overlay.stderr.trim()})`, { target: ctx.name, fix: USERNS_FIX });
     }
@@ -50,6 +50,6 @@ export function local(tree: Node | string, options: LocalOptions = {}): Node {
     fs.mkdirSync(copy);
     materialize(view.dirs, copy);
     const result = await $({ nothrow: true })`unshare -r chroot ${copy} ${command} > ${ctx.out}`;
-    if (result.exitCode !== 0) throw exitFailure(result.exitCode);
+    if (result.exitCode !== 0) throw exitFailure(result.exitCode, undefined, result.signal ?? undefined);
   }, { kind: "runlocal", options: { fs: fsNode, command } });
 }

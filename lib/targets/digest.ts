@@ -67,14 +67,16 @@ async function compress(ctx: BuildContext, of: Node, tool: string, args: string[
   const out = fs.openSync(ctx.out, "w");
   const errors = fs.openSync(`${ctx.tmp}/stderr`, "w+");
   let code: number | null;
+  let killedBy: string | undefined;
   try {
     const child = childProcess().spawn(tool, argv, { stdio: [isDir ? "pipe" : "ignore", out, errors] });
     const untrack = child.pid ? ctx.trackChild(child.pid) : () => {};
     let gone = false;
     const exited = new Promise<number | null>((resolve, reject) => {
       child.on("error", reject);
-      child.on("close", (status) => {
+      child.on("close", (status, signal) => {
         gone = true;
+        killedBy = signal ?? undefined;
         resolve(status);
       });
     });
@@ -103,7 +105,7 @@ async function compress(ctx: BuildContext, of: Node, tool: string, args: string[
   }
   if (code !== 0) {
     ctx.log(fs.readFileSync(`${ctx.tmp}/stderr`, "utf8")); // the failure report shows the log's last lines
-    throw exitFailure(code);
+    throw exitFailure(code, undefined, killedBy);
   }
   ctx.trustOutputHash(hashFile(ctx.out));
 }

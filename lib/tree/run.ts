@@ -11,7 +11,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { exitFailure } from "../engine/errors.ts";
+import { CommandError } from "../engine/errors.ts";
 import { removeTree } from "../engine/io.ts";
 import type { BuildContext } from "../engine/types.ts";
 import { requireTool } from "../host.ts";
@@ -60,9 +60,9 @@ export async function runInTree(ctx: BuildContext, upper: string, lowers: readon
   const result = await $({ nothrow: true, env: { ...process.env, ...env }, input: options.input })`${unshare} sh -c ${script} sh ${ctx.outDir} ${lowerOption} ${upper} ${work} ${merged} ${options.cwd ?? ""} ${argv}`;
   removeTree(scratch); // overlayfs leaves work/work with mode 000
   if (result.exitCode === 97) {
-    throw Object.assign(exitFailure(97, "overlayfs could not be mounted in a user namespace here (Linux ≥ 5.11 allows it); build the fs with from(base, { snapshot: false })"), { command: argv.join(" ") });
+    throw new CommandError(97, { command: argv.join(" "), fix: "overlayfs could not be mounted in a user namespace here (Linux ≥ 5.11 allows it); build the fs with from(base, { snapshot: false })" });
   }
-  if (result.exitCode !== 0) throw Object.assign(exitFailure(result.exitCode), { command: argv.join(" ") });
+  if (result.exitCode !== 0) throw new CommandError(result.exitCode, { command: argv.join(" "), signal: result.signal ?? undefined });
   const { opaque, xattrs } = await afterRun(ctx, upper);
   return { stdout: result.stdout, stderr: result.stderr, opaque, xattrs };
 }
