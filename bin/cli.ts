@@ -7,12 +7,22 @@ import * as os from "node:os";
 import * as path from "node:path";
 import minimist from "minimist";
 import { build, CrecipeError, type Node } from "../lib/mod.ts";
-import { formatError } from "../lib/engine/report.ts";
-import { BuildError, CycleError, InterruptedError, OutDirError } from "../lib/engine/errors.ts";
-import { layout, outDirFailure } from "../lib/engine/state.ts";
-import { buildsStarted } from "../lib/engine/node.ts";
-import { thrownAt } from "../lib/engine/site.ts";
-import { clean, describeGraph, explain, listTargets, resolveTargets } from "../lib/engine/inspect.ts";
+import {
+  BuildError,
+  buildsStarted,
+  clean,
+  CycleError,
+  describeGraph,
+  explain,
+  formatError,
+  InterruptedError,
+  layout,
+  listTargets,
+  OutDirError,
+  outDirFailure,
+  resolveTargets,
+  thrownAt,
+} from "../lib/inspect.ts";
 
 const VERSION = JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")).version;
 

@@ -1,29 +1,38 @@
 /**
  * crecipe: build container root filesystems, layers, images and initrds from small
- * recipes. This is the one public import.
+ * recipes, and run them in a chroot, a VM or Docker. This is the recipe author's API: a
+ * recipe declares targets with these helpers and exports them; declaring builds nothing,
+ * `crecipe RECIPE.ts` (or `build()`) builds what is out of date.
  *
  * ```ts
- * import { $, build, file, here } from "crecipe";
+ * import { $, file, fs, here, image, layer, run } from "crecipe";
  * export const hello = file("hello", async (out) => { await $`cc -o ${out} ${here("hello.c")}`; });
- * export default hello;
+ * export const simple = fs("simple", async (root) => {
+ *   await root.copyIn([hello, "/bin/sh"], "/bin/");
+ *   await root.symlink("bin/hello", "/init");
+ * });
+ * export default [run.local(simple), image("simple", [layer(simple)])];
  * ```
+ *
+ * Tools that look at builds rather than declare them use `crecipe/inspect` (lib/inspect.ts).
+ *
+ * @module
  */
-export { $ } from "./runtime.ts";
+export { $, type Shell } from "./runtime.ts";
 export { build, type BuildOptions } from "./engine/build.ts";
-export { currentContext } from "./engine/context.ts";
-export type { BuildContext, Node, Result, TargetOptions } from "./engine/types.ts";
+export { type BuildContext, type Builder, NODE, type Node, type Result, type TargetOptions } from "./engine/types.ts";
 export { BuildError, CrecipeError, CycleError } from "./engine/errors.ts";
-export { declared, isNode, lookup, target } from "./engine/node.ts";
+export { target } from "./engine/node.ts";
 export { file, here, value } from "./targets/basic.ts";
-export { fs_ as fs } from "./targets/fs.ts";
+export { fs_ as fs, type FsBuilder } from "./targets/fs.ts";
 export { files, list } from "./targets/list.ts";
-export { layer, type LayerValue, sourceDateEpoch } from "./targets/layer.ts";
+export { layer, type LayerValue } from "./targets/layer.ts";
 export { image, imageTar, type ImageValue } from "./targets/image.ts";
 export { type ImageConfig } from "./formats/oci.ts";
 export { gz, sha256, zstd } from "./targets/digest.ts";
-export { load, run } from "./run/mod.ts";
-export { initrd } from "./targets/initrd.ts";
-export { memoryFor } from "./run/kvm.ts";
-export { Root } from "./tree/root.ts";
-export type { TreeMeta } from "./tree/meta.ts";
-export { bootstrap, type BootstrapOptions, hostMirror } from "./debian/bootstrap.ts";
+export { type KvmOptions, load, type Loaders, type LocalOptions, run, type Runners } from "./run/mod.ts";
+export { initrd, type InitrdOptions } from "./targets/initrd.ts";
+export type { Root, Source } from "./tree/root.ts";
+export type { RunOptions } from "./tree/run.ts";
+export type { Device, TreeMeta } from "./tree/meta.ts";
+export { bootstrap, type BootstrapOptions } from "./debian/bootstrap.ts";

@@ -64,7 +64,8 @@ function contextOptions(): Record<string, unknown> {
   };
 }
 
-type Shell = Zx["$"];
+/** zx's `$`: a tagged template that runs a command (see the zx documentation). */
+export type Shell = typeof import("zx")["$"];
 const isTemplate = (v: unknown): v is TemplateStringsArray => Array.isArray(v) && "raw" in (v as object);
 
 function bound(extra: Record<string, unknown>): Shell {

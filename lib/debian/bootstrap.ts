@@ -18,6 +18,7 @@ import { sourceDateEpoch } from "../targets/layer.ts";
 import { untar } from "../tree/untar.ts";
 import type { TreeMeta } from "../tree/meta.ts";
 
+/** What bootstrap() installs, and from where. */
 export interface BootstrapOptions {
   /** Debian suite (default bookworm). */
   suite?: string;
@@ -29,6 +30,7 @@ export interface BootstrapOptions {
   exclude?: string[];
   /** dpkg path-exclude patterns: files never unpacked, e.g. "/usr/share/doc/*". */
   pathExclude?: string[];
+  /** Archive components (default ["main"]). */
   components?: string[];
   /** Mirror URL (default: the host's first Debian source in /etc/apt, else mmdebstrap's default). */
   mirror?: string;

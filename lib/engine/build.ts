@@ -26,20 +26,27 @@ import type { Node, Result } from "./types.ts";
 export type { Verdict };
 export { removeTree };
 
+/** How build() builds: where, how many at once, what it prints. */
 export interface BuildOptions {
   /** Out dir (default "out" under the current directory). */
   outDir?: string;
   /** Targets built at once (default: number of CPUs). */
   jobs?: number;
+  /** Show the commands run. */
   verbose?: boolean;
+  /** Print only failures. */
   quiet?: boolean;
   /** Print why each target rebuilds. */
   why?: boolean;
   /** Compare every tree output with its manifest, not only its top directory (slower: a stat per entry). */
   check?: boolean;
-  reporter?: Reporter;
   /** Install SIGINT/SIGTERM handlers that clean up and exit (the CLI does). */
   handleSignals?: boolean;
+}
+
+/** What the engine takes besides BuildOptions: who prints progress (the CLI's verbs use a quiet one). */
+export interface EngineOptions extends BuildOptions {
+  reporter?: Reporter;
 }
 
 /**
@@ -53,6 +60,7 @@ export interface BuildOptions {
  * ```
  */
 export async function build<T>(node: Node<T>, options?: BuildOptions): Promise<Result<T>>;
+/** Build several targets at once; their results in the same order. */
 export async function build(nodes: readonly Node[], options?: BuildOptions): Promise<Result[]>;
 export async function build(nodes: Node | readonly Node[], options: BuildOptions = {}): Promise<Result | Result[]> {
   const list = isNode(nodes) ? [nodes] : [...nodes];
@@ -118,7 +126,7 @@ export class Engine {
   private firstFailure: unknown;
   private readonly warned = new Set<string>();
 
-  constructor(private readonly options: BuildOptions = {}) {
+  constructor(private readonly options: EngineOptions = {}) {
     // Builders and their commands create files with the same modes whatever the
     // caller's umask: outputs must not depend on who ran the build.
     try {

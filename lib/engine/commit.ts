@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CrecipeError } from "./errors.ts";
-import { hashFile, hostContentHash, kindOf, outputSignature, sha256, stableStringify, storedValue, UnstorableValue } from "./hash.ts";
+import { hashFile, hostContentHash, kindOf, outputSignature, sha256Hex, stableStringify, storedValue, UnstorableValue } from "./hash.ts";
 import { manifestName, writeManifest } from "./manifest.ts";
 import { type Dep, type Layout, outputPath, STATE_VERSION, stateFile, type TargetState, treeDir } from "./state.ts";
 import type { Node } from "./types.ts";
@@ -47,7 +47,7 @@ export async function commit(layout: Layout, node: Node, built: Built, signal: A
   // A signal that came while the builder or the manifest worked is handled now, before anything moves.
   await new Promise((resolve) => setImmediate(resolve));
   if (signal.aborted) throw signal.reason;
-  const stamp = sha256(`${outHash ?? ""}\0${stableStringify(valueJson)}`);
+  const stamp = sha256Hex(`${outHash ?? ""}\0${stableStringify(valueJson)}`);
   const final = outputPath(layout, node.name);
   const old = path.join(built.workDir, "old");
   const state: TargetState = {

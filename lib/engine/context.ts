@@ -8,7 +8,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CrecipeError } from "./errors.ts";
-import { hostContentHash, hostSignature, sha256, withXattrs } from "./hash.ts";
+import { hostContentHash, hostSignature, sha256Hex, withXattrs } from "./hash.ts";
 import { isNode } from "./node.ts";
 import type { Dep } from "./state.ts";
 import type { BuildContext, Node, Result } from "./types.ts";
@@ -51,6 +51,15 @@ export interface Recorded {
   trustedHash(): string | undefined;
 }
 
+/** need() hands back a path; a target that only returns a value has none, and "" would be misread. */
+function pathOf(dep: Node, result: Result): string {
+  if (result.path !== undefined && result.path !== null) return result.path;
+  throw new CrecipeError(`${dep.name} has no output file, only a value: read it with (await ctx.result(${dep.name})).value`, {
+    target: dep.name,
+    fix: "ctx.need() is for targets that write a file or a tree; ctx.result() returns the result of any target, its value included",
+  });
+}
+
 export function makeContext(host: ContextHost): Recorded {
   const deps = new Map<string, Dep>();
   let lastCommand: string | undefined;
@@ -69,8 +78,8 @@ export function makeContext(host: ContextHost): Recorded {
     finalPath: host.finalPath,
     signal: host.signal,
     verbose: host.verbose,
-    need: async (dep) => (await need(dep)).path ?? "",
-    needAll: (list) => Promise.all(list.map(async (d) => (await need(d)).path ?? "")),
+    need: async (dep) => pathOf(dep, await need(dep)),
+    needAll: (list) => Promise.all(list.map(async (d) => pathOf(d, await need(d)))),
     result: (dep) => need(dep) as never,
     dependOn(...paths) {
       for (const p of paths) {
@@ -84,7 +93,7 @@ export function makeContext(host: ContextHost): Recorded {
       const abs = path.resolve(p);
       const { sig } = hostSignature(abs);
       const data = await fs.promises.readFile(abs);
-      deps.set(`f:${abs}`, { file: abs, hash: withXattrs(abs, sha256(data)), sig });
+      deps.set(`f:${abs}`, { file: abs, hash: withXattrs(abs, sha256Hex(data)), sig });
       return data;
     },
     log(...args) {

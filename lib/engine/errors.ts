@@ -5,6 +5,13 @@
 import * as os from "node:os";
 import { thrownAt } from "./site.ts";
 
+/**
+ * The base of crecipe's errors: what failed (the message), which target, and what to do.
+ *
+ * ```ts
+ * throw new CrecipeError("no kernel to boot", { fix: "sudo apt-get install linux-image-amd64" });
+ * ```
+ */
 export class CrecipeError extends Error {
   /** What to do about it, one line. */
   fix?: string;
@@ -12,6 +19,7 @@ export class CrecipeError extends Error {
   target?: string;
   /** The place in a recipe it came from ("r.ts:3:7"), when the message does not say it. */
   where?: string;
+  /** `message` says what failed; `options.fix` what to do. */
   constructor(message: string, options: { fix?: string; target?: string; where?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "CrecipeError";
@@ -23,12 +31,17 @@ export class CrecipeError extends Error {
 
 /** A builder failed: carries the command, how it ended and the log for the one-block report. */
 export class BuildError extends CrecipeError {
+  /** The command that failed, when a command did. */
   command?: string;
+  /** Its exit code. */
   exitCode?: number | null;
   /** The signal that killed the command ("SIGKILL"), when one did. */
   signal?: string;
+  /** The target's log. */
   logPath?: string;
+  /** The log's last lines. */
   logTail?: string[];
+  /** `details` carries the target and what the report shows. */
   constructor(
     message: string,
     details: {
@@ -55,6 +68,7 @@ export class BuildError extends CrecipeError {
 
 /** A dependency cycle, printed as `a → b → a`. */
 export class CycleError extends CrecipeError {
+  /** `cycle`: the targets in order, the first again at the end. */
   constructor(readonly cycle: string[]) {
     super(`dependency cycle: ${cycle.join(" → ")}`, {
       fix: "a target cannot need itself, directly or through others: remove one of these needs",
@@ -66,6 +80,7 @@ export class CycleError extends CrecipeError {
 
 /** The build was interrupted (SIGINT/SIGTERM). */
 export class InterruptedError extends CrecipeError {
+  /** `signal`: the signal's name. */
   constructor(readonly signal: string) {
     super(`interrupted by ${signal}`);
     this.name = "InterruptedError";

@@ -5,7 +5,7 @@ import { NODE } from "./types.ts";
 import { walkSorted } from "./walk.ts";
 import { readXattrs } from "./xattrs.ts";
 
-export function sha256(data: string | Uint8Array): string {
+export function sha256Hex(data: string | Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
@@ -166,7 +166,7 @@ export function hostSignature(p: string): { kind: PathKind; sig: string } {
  */
 export function withXattrs(p: string, contentHash: string): string {
   const attrs = readXattrs([p]).get(p);
-  return attrs ? sha256(`${contentHash}\0${stableStringify(attrs)}`) : contentHash;
+  return attrs ? sha256Hex(`${contentHash}\0${stableStringify(attrs)}`) : contentHash;
 }
 
 /** The content hash of a host input: a file, a symlink (its target) or a whole directory. */
@@ -174,7 +174,7 @@ export function hostContentHash(p: string): string | undefined {
   const st = fs.lstatSync(p, { throwIfNoEntry: false });
   if (!st) return undefined;
   if (st.isFile()) return withXattrs(p, hashFile(p, st));
-  if (st.isSymbolicLink()) return sha256(`symlink\0${fs.readlinkSync(p)}`);
+  if (st.isSymbolicLink()) return sha256Hex(`symlink\0${fs.readlinkSync(p)}`);
   if (st.isDirectory()) {
     const h = createHash("sha256");
     walkSorted(p, (rel, full, s) => {
@@ -189,7 +189,7 @@ export function hostContentHash(p: string): string | undefined {
     if (attrs.size) h.update(stableStringify([...attrs].sort(([a], [b]) => (a < b ? -1 : 1))));
     return `tree:${h.digest("hex")}`;
   }
-  return sha256(`other\0${st.mode}\0${st.rdev}`);
+  return sha256Hex(`other\0${st.mode}\0${st.rdev}`);
 }
 
 let chunk: Buffer | undefined;

@@ -19,7 +19,7 @@ import * as fs from "node:fs";
 import { type Entry, type EntryType, escapePath } from "../formats/entry.ts";
 import { formatLine, parseOwnLine } from "../formats/filelist.ts";
 import { CrecipeError } from "./errors.ts";
-import { hashFile, sha256 } from "./hash.ts";
+import { hashFile, sha256Hex } from "./hash.ts";
 import { breathe, OutputFile, readLines } from "./io.ts";
 import { walkSorted, walkSortedAsync } from "./walk.ts";
 
@@ -206,5 +206,5 @@ export function verifyTree(dir: string, manifestPath: string): string | undefine
 
 /** A manifest's file name for a target and its content hash: state and manifest pair up. */
 export function manifestName(target: string, outHash: string): string {
-  return `${target}.${sha256(outHash).slice(0, 16)}`;
+  return `${target}.${sha256Hex(outHash).slice(0, 16)}`;
 }

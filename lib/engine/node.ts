@@ -3,7 +3,7 @@
  * builds nothing. The one registry of declared names lives here.
  */
 import { CrecipeError } from "./errors.ts";
-import { hashable, sha256, UnstorableValue } from "./hash.ts";
+import { hashable, sha256Hex, UnstorableValue } from "./hash.ts";
 import { captureSite } from "./site.ts";
 import { type Builder, NODE, type Node, type TargetOptions } from "./types.ts";
 
@@ -66,7 +66,7 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
     });
   }
   const kind = opts.kind ?? "target";
-  const identity = sha256(JSON.stringify([kind, builder.toString(), hashableOptions(name, opts.options ?? null)]));
+  const identity = sha256Hex(JSON.stringify([kind, builder.toString(), hashableOptions(name, opts.options ?? null)]));
   const existing = registry.get(name);
   const site = captureSite(target);
   if (existing) {

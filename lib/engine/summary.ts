@@ -9,7 +9,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { hostSignature, outputSignature, sha256 } from "./hash.ts";
+import { hostSignature, outputSignature, sha256Hex } from "./hash.ts";
 import { lookup } from "./node.ts";
 import { type Layout, outputPath, readState, stateFile, type TargetState, writeFileAtomic } from "./state.ts";
 import type { Node, Result } from "./types.ts";
@@ -26,7 +26,7 @@ interface Summary {
 }
 
 const file = (layout: Layout, roots: readonly Node[]) =>
-  path.join(layout.stateDir, "summary", `${sha256(roots.map((n) => n.name).join("\0")).slice(0, 16)}.json`);
+  path.join(layout.stateDir, "summary", `${sha256Hex(roots.map((n) => n.name).join("\0")).slice(0, 16)}.json`);
 
 const stateDirTime = (layout: Layout) => fs.statSync(path.join(layout.stateDir, "state"), { throwIfNoEntry: false })?.mtimeMs ?? -1;
 

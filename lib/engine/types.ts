@@ -4,10 +4,15 @@
  */
 
 /** Marks target nodes so hashing and `isNode` can recognise them. */
-export const NODE = Symbol.for("crecipe.node");
+export const NODE: unique symbol = Symbol.for("crecipe.node") as never;
 
+/**
+ * What builds a target: it writes the output at `ctx.out` (or returns a value), and
+ * reaches other targets and host files through `ctx`, which records them as dependencies.
+ */
 export type Builder<T = unknown> = (ctx: BuildContext) => Promise<T> | T;
 
+/** How `target()` declares a target besides its name and builder. */
 export interface TargetOptions {
   /** A kind shown in listings ("file", "fs", "layer", …). */
   kind?: string;
@@ -21,12 +26,19 @@ export interface TargetOptions {
 
 /** A declared target. Immutable; compare by identity. */
 export interface Node<T = unknown> {
+  /** The marker that makes it a node (its name). */
   readonly [NODE]: string;
+  /** Its name: the output is out/NAME. */
   readonly name: string;
+  /** What kind of target it is ("fs", "layer", …), for listings. */
   readonly kind: string;
+  /** What builds it. */
   readonly builder: Builder<T>;
+  /** The inputs that define it besides its builder's text. */
   readonly options: unknown;
+  /** Kept by --clean. */
   readonly precious: boolean;
+  /** A one-line description for --list. */
   readonly description?: string;
   /** Hash of kind, builder text and options: a change means "rebuild". */
   readonly identity: string;
@@ -36,6 +48,7 @@ export interface Node<T = unknown> {
 
 /** A built target as builders and scripts see it. */
 export interface Result<T = unknown> {
+  /** The target's name. */
   name: string;
   /** Absolute path of the output in the out dir, or undefined for a value-only target. */
   path: string | undefined;
@@ -52,6 +65,7 @@ export interface Result<T = unknown> {
   manifest?: string;
 }
 
+/** What a builder gets: where to write, and how to depend on targets and host files. */
 export interface BuildContext {
   /** The target's name. */
   readonly name: string;
@@ -65,6 +79,7 @@ export interface BuildContext {
   readonly finalPath: string;
   /** Aborted on Ctrl-C or when the build stops. */
   readonly signal: AbortSignal;
+  /** Whether the build runs with -v. */
   readonly verbose: boolean;
   /** Build another target (if needed) and depend on it; resolves to its output path. */
   need(node: Node): Promise<string>;

@@ -14,13 +14,19 @@ export const MEDIA = {
   layer: "application/vnd.oci.image.layer.v1.tar",
 } as const;
 
+/** What an image runs and how it is named: its OCI config's fields. */
 export interface ImageConfig {
+  /** The program that runs (before `cmd`). */
   entrypoint?: string[];
   /** Default ["/init"], as in the cookbook. */
   cmd?: string[];
+  /** Environment, as NAME=value (default: a standard PATH). */
   env?: string[];
+  /** The working directory. */
   workdir?: string;
+  /** The user it runs as ("1000:1000", "app"). */
   user?: string;
+  /** Labels (org.opencontainers.image.* and your own). */
   labels?: Record<string, string>;
   /** The name:tag Docker and OCI tools see (default NAME:latest). */
   tag?: string;

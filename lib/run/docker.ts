@@ -122,7 +122,7 @@ export function loadDocker(image: Node<ImageValue>): Node<string> {
 export function runDocker(image: Node<ImageValue>, args: string[] = []): Node {
   const loaded = loadDocker(image);
   return target(`${image.name.replace(/\.image$/, "")}.rundocker`, async (ctx) => {
-    await ctx.need(loaded);
+    await ctx.result(loaded);
     // Loaded again here if the daemon lost it since (pruned, restarted with a new store).
     const { bin, id } = await ensureLoaded(ctx, image);
     const result = await $({ nothrow: true })`${bin} run --rm --network=none ${id} ${args}`;

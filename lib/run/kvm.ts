@@ -15,6 +15,7 @@ import { bootableKernel, chooseAccel, findKernel } from "./kernel.ts";
 import { cacheDir, readTextOr, requireTool } from "../host.ts";
 import { childProcess } from "../runtime.ts";
 
+/** How run.kvm boots a tree. */
 export interface KvmOptions extends InitrdOptions {
   /** Guest memory in MiB (default: memoryFor(initrd size)). */
   memory?: number;

@@ -14,6 +14,7 @@ import { asFs } from "../targets/fs.ts";
 import { materialize } from "../tree/copy.ts";
 import { TreeView } from "../tree/view.ts";
 
+/** What run.local runs. */
 export interface LocalOptions {
   /** The program to run inside (default /init) and its arguments. */
   command?: string[];

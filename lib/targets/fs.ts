@@ -3,8 +3,9 @@ import * as fs from "node:fs";
 import { CrecipeError } from "../engine/errors.ts";
 import { lookup, type Node, target } from "../engine/node.ts";
 import type { TreeMeta } from "../tree/meta.ts";
-import { Root } from "../tree/root.ts";
+import { type Root, TreeRoot } from "../tree/root.ts";
 
+/** What fills an fs: it gets the tree's Root handle. */
 export type FsBuilder = (root: Root) => Promise<unknown> | unknown;
 
 /**
@@ -29,7 +30,7 @@ export function fs_(name: string, builder?: FsBuilder, options: { precious?: boo
   return target(name, async (ctx) => {
     fs.mkdirSync(ctx.out, { mode: 0o755 });
     fs.chmodSync(ctx.out, 0o755);
-    const root = new Root(ctx, ctx.out);
+    const root = new TreeRoot(ctx, ctx.out);
     await builder(root);
     return root.finish();
   }, { kind: "fs", options: builder.toString(), ...options });

@@ -18,11 +18,13 @@ import { type ImageConfig, imageMetadata, type LayerRef, parseReference } from "
 import { type LayerValue, sourceDateEpoch } from "./layer.ts";
 import { type TarItem, writeTar } from "./tarball.ts";
 
+/** What an image target's value says: the digests a registry or a runtime knows it by. */
 export interface ImageValue {
   /** sha256:… of the config: Docker's image ID. */
   id: string;
   /** sha256:… of the OCI manifest. */
   manifest: string;
+  /** The reference Docker and OCI tools see (name:tag). */
   tag: string;
   /** The layers' digests (sha256 hex), base first: their diff_ids and blob names. */
   layers: string[];

@@ -17,6 +17,7 @@ import { sourceDateEpoch } from "./layer.ts";
 import { rdinit } from "./rdinit.ts";
 import { zlib } from "../runtime.ts";
 
+/** How initrd() packs a tree. */
 export interface InitrdOptions {
   /** gzip the archive (default false: under TCG the kernel's gunzip costs more than it saves). */
   gzip?: boolean;
@@ -28,6 +29,14 @@ interface Item {
   sig?: string;
 }
 
+/**
+ * NAME.initrd: the tree as an initramfs (cpio newc) with crecipe's static /rdinit, what
+ * run.kvm boots; deterministic (sorted, one mtime, owners as recorded).
+ *
+ * ```ts
+ * export const libsInitrd = initrd(libs);
+ * ```
+ */
 export function initrd(tree: Node | string, options: InitrdOptions = {}): Node {
   const fsNode = asFs(tree);
   const helper = rdinit();

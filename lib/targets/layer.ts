@@ -24,7 +24,9 @@ export function sourceDateEpoch(): number {
 
 /** What a layer target's value says: its sha256 (diff_id and blob digest) and size. */
 export interface LayerValue {
+  /** sha256 hex of the tar. */
   digest: string;
+  /** Its length in bytes. */
   size: number;
 }
 

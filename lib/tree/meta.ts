@@ -3,13 +3,19 @@
  * metadata so no root is needed), and, for a snapshot, the fs it stands on.
  */
 
+/** A device node a tree holds (recorded by root.mknod or a tarball; no root needed). */
 export interface Device {
+  /** Character or block device. */
   type: "char" | "block";
+  /** Its major number. */
   major: number;
+  /** Its minor number. */
   minor: number;
+  /** Its permission bits. */
   mode: number;
 }
 
+/** What an fs target's value records besides its files. */
 export interface TreeMeta {
   /** uid, gid by escaped path (formats/entry's escapePath); absent means 0:0. */
   owners: Record<string, [number, number]>;

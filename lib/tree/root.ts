@@ -25,7 +25,68 @@ import { type RunOptions, runInTree } from "./run.ts";
 import { aclGroupBits, readXattrs } from "../engine/xattrs.ts";
 import { TreeView } from "./view.ts";
 
+/** What copyIn copies: a host path, or a target (its output). */
 export type Source = string | Node;
+
+/**
+ * The handle an fs() builder gets to fill its tree. Paths are inside the tree ("/bin/sh"
+ * and "bin/sh" are the same) and resolved as a chroot would: a symlink in the tree leads
+ * to a place in the tree, never on the host. Nothing it does writes outside the tree.
+ *
+ * ```ts
+ * export const app = fs("app", async (root) => {
+ *   await root.from(base);                          // a snapshot of base: nothing copied
+ *   await root.copyIn([hello, "/bin/busybox"], "/bin/");
+ *   await root.write("/etc/motd", "hello\n");
+ *   await root.run(["/bin/busybox", "adduser", "-D", "app"]);
+ *   await root.remove("/usr/share/doc", { recursive: true });
+ * });
+ * ```
+ */
+export interface Root {
+  /** The build context of the fs target (ctx.read, ctx.dependOn, ctx.log). */
+  readonly ctx: BuildContext;
+  /** The tree's own directory on the host (for a snapshot: only what this fs changed). */
+  readonly dir: string;
+  /** What the tree records besides its files: owners, devices, extended attributes, its base. */
+  readonly meta: TreeMeta;
+  /**
+   * The host path of `p` inside the tree, to work on with other tools. In a snapshot an
+   * existing file is copied up first, so changing it never changes the base; removing it
+   * there is recorded as a deletion.
+   */
+  path(p: string, options?: { followLast?: boolean }): string;
+  /** Whether `p` exists in the tree (a dangling symlink exists). */
+  exists(p: string): boolean;
+  /** Create a directory and its parents (mode default 0755; umask never leaks in). */
+  mkdir(p: string, mode?: number): Promise<void>;
+  /** Write a file (mode default 0644), replacing what stands at `p`. */
+  write(p: string, content: string | Uint8Array, mode?: number): Promise<void>;
+  /** `ln -s target linkPath` inside the tree. */
+  symlink(target: string, linkPath: string): Promise<void>;
+  /** Change a file's mode. */
+  chmod(p: string, mode: number): Promise<void>;
+  /** Remove `p` (a directory only with `recursive`); in a snapshot, a whiteout hides the base's. */
+  remove(p: string, options?: { recursive?: boolean }): Promise<void>;
+  /** Record an owner: layers and initrds carry it; the disk does not need root. */
+  chown(p: string, uid: number, gid: number): Promise<void>;
+  /** Record a device node (an empty file stands for it on disk). */
+  mknod(p: string, type: "char" | "block", major: number, minor: number, mode?: number): Promise<void>;
+  /** Record an extended attribute (layers carry it as a pax SCHILY.xattr record). */
+  xattr(p: string, name: string, value: string | Uint8Array): Promise<void>;
+  /**
+   * Copy host paths or targets' outputs into the tree (`dest` ending in "/" is a directory
+   * to copy into), as `cp -a` does; a host symlink brings what it points to along. Host
+   * paths become dependencies; their extended attributes come along.
+   */
+  copyIn(sources: Source | readonly Source[], dest: string): Promise<void>;
+  /** Start from another fs: a snapshot of it when the tree is still empty, else a copy of its files. */
+  from(other: Node, options?: { snapshot?: boolean }): Promise<void>;
+  /** Run a command chrooted in the tree, as root in a user namespace (a Dockerfile's RUN). */
+  run(argv: string[], options?: RunOptions): Promise<{ stdout: string; stderr: string }>;
+  /** The cookbook's libs.fs.do: the shared libraries every ELF file in the tree loads, copied in. */
+  addSharedLibraries(): Promise<string[]>;
+}
 
 const SLASH = Buffer.from("/");
 const join = (parts: Buffer[]) => parts.length ? Buffer.concat(parts.flatMap((p, i) => (i ? [SLASH, p] : [p]))) : Buffer.alloc(0);
@@ -43,7 +104,8 @@ const splitPath = (p: Buffer) => {
 };
 const DOTDOT = Buffer.from("..");
 
-export class Root {
+/** The Root crecipe hands to fs() builders. */
+export class TreeRoot implements Root {
   /** Owners and device nodes recorded by chown()/mknod(), and the base of a snapshot. */
   readonly meta: TreeMeta = emptyMeta();
   private base?: TreeView;

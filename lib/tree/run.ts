@@ -19,6 +19,7 @@ import { $, childProcess } from "../runtime.ts";
 import { escapePath } from "../formats/entry.ts";
 import { readXattrs, unquote, type Xattrs } from "../engine/xattrs.ts";
 
+/** How root.run runs its command. */
 export interface RunOptions {
   /** Environment of the command (besides PATH, HOME=/root, LC_ALL=C). */
   env?: Record<string, string>;

@@ -246,6 +246,21 @@ export default one;`);
     assert.match(r.err, /first at +r\.ts:4:\d+/);
     assert.match(r.err, /then at +r\.ts:5:\d+/);
   });
+
+  it("need() of a target that only returns a value names ctx.result() as the fix", () => {
+    const dir = project(`
+import { file, target } from ${JSON.stringify(modUrl)};
+import { writeFileSync } from "node:fs";
+export const v = target("v", async () => 42);
+export const f = file("f", async (out, ctx) => { writeFileSync(out, String(await ctx.need(v))); });
+export const g = file("g", async (out, ctx) => { writeFileSync(out, String((await ctx.result(v)).value)); });
+export default f;`);
+    const r = crecipe(dir, ["r.ts"]);
+    assert.equal(r.status, 1);
+    assert.match(r.err, /FAILED f: v has no output file, only a value: read it with \(await ctx\.result\(v\)\)\.value/);
+    ok(crecipe(dir, ["r.ts", "g"]));
+    assert.equal(read(dir, "out/g"), "42");
+  });
 });
 
 describe("parallel and concurrent", () => {

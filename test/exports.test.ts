@@ -1,0 +1,38 @@
+/**
+ * The public surface is pinned (as zx's test/export.test.js does): lib/mod.ts, the recipe
+ * author's API, and lib/inspect.ts, the one for tools, export exactly these names, under
+ * Node and under Deno. A change here is a change of the API: make it on purpose.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
+import { it } from "node:test";
+import { repo } from "./helpers.ts";
+
+const MOD = ["$", "BuildError", "CrecipeError", "CycleError", "NODE", "bootstrap", "build", "file", "files", "fs", "gz", "here", "image", "imageTar", "initrd", "layer", "list", "load", "run", "sha256", "target", "value", "zstd"];
+const INSPECT = ["BuildError", "CommandError", "CrecipeError", "CycleError", "InterruptedError", "OutDirError", "buildsStarted", "clean", "currentContext", "declared", "describeGraph", "explain", "formatError", "formatFailure", "hostMirror", "isNode", "layout", "listTargets", "lookup", "memoryFor", "outDirFailure", "resolveTargets", "sourceDateEpoch", "thrownAt"];
+const RUN = ["docker", "kvm", "local"];
+
+it("lib/mod.ts and lib/inspect.ts export exactly the pinned names (Node)", async () => {
+  const mod = await import("../lib/mod.ts");
+  assert.deepEqual(Object.keys(mod).sort(), [...MOD].sort());
+  assert.deepEqual(Object.keys(mod.run).sort(), RUN);
+  assert.deepEqual(Object.keys(mod.load).sort(), ["docker"]);
+  const inspect = await import("../lib/inspect.ts");
+  assert.deepEqual(Object.keys(inspect).sort(), [...INSPECT].sort());
+});
+
+it("lib/mod.ts and lib/inspect.ts export the same names under Deno", () => {
+  const deno = path.join(repo, "node_modules", ".bin", "deno");
+  const script = `const m = await import(${JSON.stringify(path.join(repo, "lib/mod.ts"))}); const i = await import(${JSON.stringify(path.join(repo, "lib/inspect.ts"))});
+console.log(JSON.stringify([Object.keys(m).sort(), Object.keys(i).sort()]));`;
+  const r = spawnSync(deno, ["eval", `--config=${path.join(repo, "deno.json")}`, script], { cwd: repo, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), [[...MOD].sort(), [...INSPECT].sort()]);
+});
+
+it("deno doc --lint finds nothing missing in lib/mod.ts", () => {
+  const deno = path.join(repo, "node_modules", ".bin", "deno");
+  const r = spawnSync(deno, ["doc", "--lint", "lib/mod.ts"], { cwd: repo, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+});
