@@ -16,7 +16,8 @@ import { commit } from "./commit.ts";
 import { WaitGraph } from "./cycles.ts";
 import { isDirty, type Verdict } from "./dirty.ts";
 import { BuildError, CrecipeError, CycleError, InterruptedError } from "./errors.ts";
-import { lock, type Lock, tryLock } from "./lock.ts";
+import { lock, type Lock, sweepLockDir, tryLock, waitMessage } from "./lock.ts";
+import { holderId, parseHolderId, provablyDead, self } from "./holder.ts";
 import { declaredLate, isNode, markBuilding } from "./node.ts";
 import { consoleReporter, type Reporter } from "./report.ts";
 import { upToDate, writeSummary } from "./summary.ts";
@@ -213,14 +214,14 @@ export class Engine {
 
   private async rebuildLocked(node: Node, reason: string, frame: Frame): Promise<Result> {
     const lockPath = lockFile(this.layout, node.name);
-    let waited = false;
-    const held = await lock(lockPath, (holder) => {
-      waited = true;
-      this.reporter.info(`${node.name} is being built by another crecipe (pid ${holder.split(" ")[0]}); waiting`);
-    }, this.controller.signal);
+    const held = await lock(lockPath, {
+      signal: this.controller.signal,
+      onWait: (holder) => this.reporter.info(waitMessage(node.name, holder, this.show(lockPath))),
+      onTakeover: (what) => this.reporter.warn(`${node.name}: ${what}`),
+    });
     this.locks.add(held);
     try {
-      if (waited) {
+      if (held.waited) {
         // The other process may have built it meanwhile: look again.
         const again = await this.decide(node, frame);
         if (!again.dirty) {
@@ -253,7 +254,8 @@ export class Engine {
   private async runBuilder(node: Node, frame: Frame): Promise<Result> {
     const tmpRoot = tmpDir(this.layout);
     this.sweepTemps(tmpRoot);
-    const workDir = path.join(tmpRoot, `${node.name}.${process.pid}.${Math.random().toString(36).slice(2, 8)}`);
+    // Named after its holder (holder.ts), so a sweeper keeps it while this process may be alive.
+    const workDir = path.join(tmpRoot, `${node.name}.${holderId(self)}.${Math.random().toString(36).slice(2, 8)}`);
     const out = path.join(workDir, "out");
     const scratch = path.join(workDir, "scratch");
     fs.mkdirSync(scratch, { recursive: true });
@@ -339,11 +341,15 @@ export class Engine {
     });
   }
 
-  /** Remove temp dirs left by processes that died (kill -9, power loss). */
+  /**
+   * Remove temp dirs (and lock-dir records) left by processes that died (kill -9, power
+   * loss): only those whose holder is provably dead; one in another pid namespace may be alive.
+   */
   private sweptTemps = false;
   private sweepTemps(tmpRoot: string): void {
     if (this.sweptTemps) return;
     this.sweptTemps = true;
+    sweepLockDir(path.join(this.layout.stateDir, "lock"));
     let names: string[] = [];
     try {
       names = fs.readdirSync(tmpRoot);
@@ -351,9 +357,8 @@ export class Engine {
       return;
     }
     for (const name of names) {
-      const pid = Number(name.split(".").at(-2));
-      if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
-      removeTree(path.join(tmpRoot, name));
+      const holder = parseHolderId(name.split(".").at(-2) ?? "");
+      if (holder && provablyDead(holder)) removeTree(path.join(tmpRoot, name));
     }
   }
 
@@ -396,12 +401,3 @@ export class Engine {
 
 /** Signals that stop a build: Ctrl-C, kill, a closed terminal, Ctrl-\\. */
 const HANDLED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"];
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
