@@ -18,6 +18,7 @@ import { isDirty, type Verdict } from "./dirty.ts";
 import { BuildError, CrecipeError, CycleError, InterruptedError } from "./errors.ts";
 import { lock, type Lock, sweepLockDir, tryLock, waitMessage } from "./lock.ts";
 import { holderId, parseHolderId, provablyDead, self } from "./holder.ts";
+import { watchForCycles } from "./waits.ts";
 import { declaredLate, isNode, markBuilding } from "./node.ts";
 import { consoleReporter, type Reporter } from "./report.ts";
 import { upToDate, writeSummary } from "./summary.ts";
@@ -214,11 +215,19 @@ export class Engine {
 
   private async rebuildLocked(node: Node, reason: string, frame: Frame): Promise<Result> {
     const lockPath = lockFile(this.layout, node.name);
-    const held = await lock(lockPath, {
-      signal: this.controller.signal,
-      onWait: (holder) => this.reporter.info(waitMessage(node.name, holder, this.show(lockPath))),
-      onTakeover: (what) => this.reporter.warn(`${node.name}: ${what}`),
-    });
+    const lockOf = (name: string) => lockFile(this.layout, name);
+    const cycles = watchForCycles(node.name, { lockOf, edges: () => this.waits.edges(), signal: this.controller.signal });
+    let held: Lock;
+    try {
+      held = await lock(lockPath, {
+        signal: this.controller.signal,
+        onWait: (holder) => this.reporter.info(waitMessage(node.name, holder, this.show(lockPath))),
+        onTakeover: (what) => this.reporter.warn(`${node.name}: ${what}`),
+        onPoll: () => cycles.poll(),
+      });
+    } finally {
+      cycles.end();
+    }
     this.locks.add(held);
     try {
       if (held.waited) {

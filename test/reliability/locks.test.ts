@@ -115,7 +115,7 @@ describe("locks", () => {
       waiter = crecipeAsync(dir, ["r.ts"]);
       let err = "";
       waiter.child.stderr.on("data", (d) => (err += d));
-      await waitFor(() => err.includes("stops waiting"));
+      await waitFor(() => err.includes("stops waiting") && list(lockDir(dir)).some((f) => f.endsWith(".wait")));
       await new Promise((r) => setTimeout(r, 1500)); // a few polls more: the message is not repeated
       waiter.child.kill("SIGINT");
       const w = await finishes(waiter);
@@ -170,6 +170,41 @@ describe("locks", () => {
     } finally {
       inner.kill("SIGKILL");
       outer?.child.kill("SIGKILL");
+    }
+  });
+
+  it("a dependency cycle across two processes ends both with an error, not a wait", async () => {
+    // x needs y and y needs x; each builder first waits until the other has started, so
+    // each process holds its own target's lock when it asks for the other's.
+    const dir = project(`
+import { file, here } from ${JSON.stringify(modUrl)};
+import { existsSync, writeFileSync } from "node:fs";
+const until = async (name: string) => { while (!existsSync(here(name))) await new Promise((r) => setTimeout(r, 50)); };
+export const x: any = file("x", async (out, ctx) => {
+  writeFileSync(here("x-started"), "");
+  await until("y-started");
+  await ctx.need(y);
+  writeFileSync(out, "x");
+});
+export const y: any = file("y", async (out, ctx) => {
+  writeFileSync(here("y-started"), "");
+  await until("x-started");
+  await ctx.need(x);
+  writeFileSync(out, "y");
+});
+export default x;`);
+    const one = crecipeAsync(dir, ["r.ts", "x"]);
+    const two = crecipeAsync(dir, ["r.ts", "y"]);
+    try {
+      const [a, b] = [await finishes(one), await finishes(two)];
+      for (const r of [a, b]) {
+        assert.equal(r.code, 1, r.err);
+        assert.match(r.err, /dependency cycle: (x → y → x|y → x → y)/);
+      }
+      assert.deepEqual(list(lockDir(dir)), [], "no lock or wait record left");
+    } finally {
+      one.child.kill("SIGKILL");
+      two.child.kill("SIGKILL");
     }
   });
 });
