@@ -16,7 +16,9 @@ import { commit } from "./commit.ts";
 import { WaitGraph } from "./cycles.ts";
 import { isDirty, type Verdict } from "./dirty.ts";
 import { BuildError, CrecipeError, CycleError, describeFailure, InterruptedError } from "./errors.ts";
-import { lock, type Lock, tryLock } from "./lock.ts";
+import { lock, type Lock, sweepLockDir, sweepTempDir, tryLock, waitMessage } from "./lock.ts";
+import { holderId, self } from "./holder.ts";
+import { watchForCycles } from "./waits.ts";
 import { countBuild, declaredLate, isNode, markBuilding } from "./node.ts";
 import { consoleReporter, type Reporter } from "./report.ts";
 import { upToDate, writeSummary } from "./summary.ts";
@@ -227,14 +229,22 @@ export class Engine {
 
   private async rebuildLocked(node: Node, reason: string, frame: Frame): Promise<Result> {
     const lockPath = lockFile(this.layout, node.name);
-    let waited = false;
-    const held = await lock(lockPath, (holder) => {
-      waited = true;
-      this.reporter.info(`${node.name} is being built by another crecipe (pid ${holder.split(" ")[0]}); waiting`);
-    }, this.controller.signal);
+    const lockOf = (name: string) => lockFile(this.layout, name);
+    const cycles = watchForCycles(node.name, { lockOf, edges: () => this.waits.edges(), signal: this.controller.signal });
+    let held: Lock;
+    try {
+      held = await lock(lockPath, {
+        signal: this.controller.signal,
+        onWait: (holder) => this.reporter.info(waitMessage(node.name, holder, this.show(lockPath))),
+        onTakeover: (what) => this.reporter.warn(`${node.name}: ${what}`),
+        onPoll: () => cycles.poll(),
+      });
+    } finally {
+      cycles.end();
+    }
     this.locks.add(held);
     try {
-      if (waited) {
+      if (held.waited) {
         // The other process may have built it meanwhile: look again.
         const again = await this.decide(node, frame);
         if (!again.dirty) {
@@ -267,7 +277,8 @@ export class Engine {
   private async runBuilder(node: Node, frame: Frame): Promise<Result> {
     const tmpRoot = tmpDir(this.layout);
     this.sweepTemps(tmpRoot);
-    const workDir = path.join(tmpRoot, `${node.name}.${process.pid}.${Math.random().toString(36).slice(2, 8)}`);
+    // Named after its holder (holder.ts), so a sweeper keeps it while this process may be alive.
+    const workDir = path.join(tmpRoot, `${node.name}.${holderId(self)}.${Math.random().toString(36).slice(2, 8)}`);
     const out = path.join(workDir, "out");
     const scratch = path.join(workDir, "scratch");
     fs.mkdirSync(scratch, { recursive: true });
@@ -349,22 +360,16 @@ export class Engine {
     return new BuildError(failure.message, { ...failure, target: name, logPath: this.show(logPath), logTail: tail, cause: error });
   }
 
-  /** Remove temp dirs left by processes that died (kill -9, power loss). */
+  /**
+   * Remove temp dirs (and lock-dir records) left by processes that died (kill -9, power
+   * loss): only those whose holder is provably dead; one in another pid namespace may be alive.
+   */
   private sweptTemps = false;
   private sweepTemps(tmpRoot: string): void {
     if (this.sweptTemps) return;
     this.sweptTemps = true;
-    let names: string[] = [];
-    try {
-      names = fs.readdirSync(tmpRoot);
-    } catch {
-      return;
-    }
-    for (const name of names) {
-      const pid = Number(name.split(".").at(-2));
-      if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
-      removeTree(path.join(tmpRoot, name));
-    }
+    sweepLockDir(path.join(this.layout.stateDir, "lock"));
+    sweepTempDir(tmpRoot);
   }
 
   private discard(dir: string): void {
@@ -406,12 +411,3 @@ export class Engine {
 
 /** Signals that stop a build: Ctrl-C, kill, a closed terminal, Ctrl-\\. */
 const HANDLED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"];
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}

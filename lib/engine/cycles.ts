@@ -26,6 +26,11 @@ export class WaitGraph {
     this.waits.get(from)?.delete(to);
   }
 
+  /** Every wait recorded now, for other processes to follow (waits.ts). */
+  edges(): [string, string][] {
+    return [...this.waits].flatMap(([from, tos]) => [...tos].map((to): [string, string] => [from, to]));
+  }
+
   private pathBetween(start: string, goal: string, seen: Set<string>): string[] | undefined {
     if (start === goal) return [start];
     if (seen.has(start)) return undefined;

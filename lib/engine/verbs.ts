@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Engine, type Verdict } from "./build.ts";
 import { removeTree } from "./io.ts";
+import { sweepTempDir } from "./lock.ts";
 import { CrecipeError } from "./errors.ts";
 import { declared, isNode, lookup, type Node } from "./node.ts";
 import { layout, logFile, outputPath, readState, recordedTargets, removeState, treeDir } from "./state.ts";
@@ -146,6 +147,7 @@ export function clean(outDir: string): void {
     fs.rmSync(logFile(l, name), { force: true });
     removed++;
   }
-  removeTree(path.join(l.stateDir, "tmp"));
+  // A build running now keeps its temp dirs; an older crecipe's unnamed ones go at once.
+  sweepTempDir(path.join(l.stateDir, "tmp"), 0);
   console.error(`crecipe: removed ${removed} outputs${kept.length ? `; kept ${kept.join(", ")} (precious: --xclean removes them)` : ""}`);
 }
