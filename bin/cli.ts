@@ -9,6 +9,7 @@ import { build, CrecipeError, type Node } from "../lib/mod.ts";
 import { formatFailure } from "../lib/engine/report.ts";
 import { BuildError, CycleError, InterruptedError } from "../lib/engine/errors.ts";
 import { clean, describeGraph, explain, listTargets, resolveTargets } from "../lib/engine/inspect.ts";
+import { runVerb, VERBS } from "./verbs.ts";
 
 const VERSION = JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")).version;
 
@@ -18,6 +19,8 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 const HELP = `crecipe ${VERSION} — build container filesystems, layers, images and initrds from recipes
 
 usage: crecipe [options] RECIPE.ts [TARGET…]
+       crecipe serve [DIR]                   serve an out dir over HTTP (--help for more)
+       crecipe fetch URL -o FILE --seed OLD  download by the chunks OLD lacks (--help for more)
 
 Builds the recipe's default export (a target or an array of targets), or the named
 targets (export names or target names). Outputs go to out/ (see -o).
@@ -59,6 +62,7 @@ interface Args {
 }
 
 export async function main(argv: string[], importTs: (file: string) => Promise<Record<string, unknown>>): Promise<number> {
+  if (VERBS.includes(argv[0])) return await runVerb(argv);
   const args: Args = minimist(argv, {
     string: ["jobs", "out", "why", "graph"],
     boolean: ["dry-run", "check", "list", "clean", "xclean", "verbose", "quiet", "version", "help"],

@@ -27,3 +27,7 @@ export { memoryFor } from "./run/kvm.ts";
 export { Root } from "./tree/root.ts";
 export type { TreeMeta } from "./tree/meta.ts";
 export { bootstrap, type BootstrapOptions, hostMirror } from "./debian/bootstrap.ts";
+export { chunks, type ChunksValue } from "./targets/chunks.ts";
+export { type ChunkIndex, chunkIndex, decodeChunkIndex, encodeChunkIndex } from "./formats/chunks.ts";
+export { serve, type ServeOptions, type Serving } from "./net/serve.ts";
+export { fetchChunked, FetchError, type FetchOptions, type FetchProgress, type FetchReport, formatBytes } from "./net/fetch.ts";
