@@ -40,6 +40,25 @@
  * | 68+36·n | 32 | sha256 of everything before: a truncated or damaged index is refused |
  *
  * A chunk's offset is the sum of the sizes before it (not stored: 8 bytes a chunk saved).
+ *
+ * Then, optional, the block section: hints that let a client download less than a whole
+ * chunk where an edit begins or ends. Without them an edit costs the edited bytes plus,
+ * on average, most of a chunk on each side; with them, a few KB. Each chunk is cut into
+ * 4 KiB blocks twice: counted from its start (forward) and from its end (backward, the
+ * first block short); each block is named by the first 8 bytes of its sha256. A client
+ * that has the chunk before an edit reads, in its seed, the bytes after that chunk and
+ * keeps the forward blocks that match; likewise backward from the chunk after the edit.
+ * The chunk's own sha256 is still checked whole, so a hint can only cost a download.
+ *
+ * | offset | size | field |
+ * |---|---|---|
+ * | M = 100+36·n | 8 | magic `CRBLOCKS` |
+ * | M+8 | 4 | block size: 4096 |
+ * | M+12 | 4 | bytes of a block's hash: 8 |
+ * | M+16 | … | per chunk, in file order: its b = ceil(size/4096) forward hashes, then its b backward hashes |
+ *
+ * A client reads the first M bytes (a Range request), and later only the hashes of the
+ * chunks next to what it lacks, at offsets it computes from the sizes.
  * The same bytes always give the same index, byte for byte.
  */
 import { createHash, type Hash } from "node:crypto";
@@ -70,7 +89,14 @@ export interface ChunkIndex {
   size: number;
   digest: string;
   chunks: Chunk[];
+  /** Per chunk, its forward then backward block hashes (the block section); absent when read from the main part only. */
+  blocks?: Buffer[];
 }
+
+/** Bytes of a block (in the block section) and of a block's hash. */
+export const BLOCK_SIZE = 4096;
+export const BLOCK_HASH = 8;
+const BLOCKS_MAGIC = Buffer.from("CRBLOCKS", "latin1");
 
 const MAGIC = Buffer.from("CRCHUNKS", "latin1");
 const VERSION = 1;
@@ -187,7 +213,8 @@ export function chunkSizes(data: Uint8Array, params: ChunkParams = CHUNK_PARAMS)
 }
 
 /**
- * Chunks and hashes a file fed in blocks: each chunk's sha256 and the whole file's.
+ * Chunks and hashes a file fed in blocks: each chunk's sha256 and block hashes, and the
+ * whole file's sha256.
  *
  * ```ts
  * const indexer = new ChunkIndexer();
@@ -198,37 +225,91 @@ export function chunkSizes(data: Uint8Array, params: ChunkParams = CHUNK_PARAMS)
 export class ChunkIndexer {
   private readonly chunker: Chunker;
   private readonly fileHash = createHash("sha256");
-  private chunkHash: Hash = createHash("sha256");
-  private chunkStart = 0;
+  /** The current chunk's bytes (a chunk is at most `max`). */
+  private readonly chunk: Buffer;
+  private filled = 0;
   private offset = 0;
   private readonly chunks: Chunk[] = [];
+  private readonly blocks: Buffer[] = [];
 
   constructor(readonly params: ChunkParams = CHUNK_PARAMS) {
     this.chunker = new Chunker(params);
+    this.chunk = Buffer.allocUnsafe(params.max);
   }
 
   update(data: Uint8Array): void {
     this.fileHash.update(data);
     let from = 0;
     for (const cut of this.chunker.push(data)) {
-      this.chunkHash.update(data.subarray(from, cut));
-      this.close(this.offset + cut);
+      this.chunk.set(data.subarray(from, cut), this.filled);
+      this.filled += cut - from;
+      this.close();
       from = cut;
     }
-    if (from < data.length) this.chunkHash.update(data.subarray(from));
-    this.offset += data.length;
+    this.chunk.set(data.subarray(from), this.filled);
+    this.filled += data.length - from;
   }
 
   finish(): ChunkIndex {
-    if (this.chunker.finish() > 0) this.close(this.offset);
-    return { params: { ...this.params }, size: this.offset, digest: this.fileHash.digest("hex"), chunks: this.chunks };
+    if (this.chunker.finish() > 0) this.close();
+    return { params: { ...this.params }, size: this.offset, digest: this.fileHash.digest("hex"), chunks: this.chunks, blocks: this.blocks };
   }
 
-  private close(end: number): void {
-    this.chunks.push({ offset: this.chunkStart, size: end - this.chunkStart, digest: this.chunkHash.digest("hex") });
-    this.chunkHash = createHash("sha256");
-    this.chunkStart = end;
+  private close(): void {
+    const bytes = this.chunk.subarray(0, this.filled);
+    this.chunks.push({ offset: this.offset, size: bytes.length, digest: createHash("sha256").update(bytes).digest("hex") });
+    this.blocks.push(blockHashes(bytes));
+    this.offset += bytes.length;
+    this.filled = 0;
   }
+}
+
+/** The number of blocks of a chunk, each way. */
+export function blockCount(size: number): number {
+  return Math.ceil(size / BLOCK_SIZE);
+}
+
+/** A block's name: the first BLOCK_HASH bytes of its sha256. */
+export function blockHash(bytes: Uint8Array): Buffer {
+  return createHash("sha256").update(bytes).digest().subarray(0, BLOCK_HASH);
+}
+
+/** A chunk's forward block hashes, then its backward ones. */
+export function blockHashes(chunk: Uint8Array): Buffer {
+  const count = blockCount(chunk.length);
+  const out = Buffer.allocUnsafe(2 * count * BLOCK_HASH);
+  for (let j = 0; j < count; j++) {
+    blockHash(chunk.subarray(j * BLOCK_SIZE, Math.min(chunk.length, (j + 1) * BLOCK_SIZE))).copy(out, j * BLOCK_HASH);
+    const end = chunk.length - j * BLOCK_SIZE;
+    blockHash(chunk.subarray(Math.max(0, end - BLOCK_SIZE), end)).copy(out, (count + j) * BLOCK_HASH);
+  }
+  return out;
+}
+
+/** Length of an index's main part (what decodeChunkIndex reads), from its first 68 bytes. */
+export function mainLength(head: Uint8Array): number {
+  if (head.length < HEADER) throw new FormatError("chunk index: shorter than its header");
+  const n = Buffer.from(head.buffer, head.byteOffset, head.byteLength).readUInt32BE(64);
+  return HEADER + RECORD * n + TRAILER;
+}
+
+/**
+ * Where, in the index file, each chunk's block hashes are: `start[k]` is the offset of
+ * chunk k's forward hashes; its backward hashes follow them.
+ */
+export function blockOffsets(index: ChunkIndex): number[] {
+  let at = HEADER + RECORD * index.chunks.length + TRAILER + 16;
+  return index.chunks.map((chunk) => {
+    const here = at;
+    at += 2 * blockCount(chunk.size) * BLOCK_HASH;
+    return here;
+  });
+}
+
+/** Does the block section start at `offset` with the layout this reader knows? */
+export function checkBlocksHeader(bytes: Uint8Array): boolean {
+  const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return data.length >= 16 && data.subarray(0, 8).equals(BLOCKS_MAGIC) && data.readUInt32BE(8) === BLOCK_SIZE && data.readUInt32BE(12) === BLOCK_HASH;
 }
 
 /** The index of a whole buffer. */
@@ -263,7 +344,13 @@ export function encodeChunkIndex(index: ChunkIndex): Buffer {
   }
   if (offset !== index.size) throw new FormatError(`chunks cover ${offset} bytes of a ${index.size}-byte file`);
   createHash("sha256").update(out.subarray(0, at)).digest().copy(out, at);
-  return out;
+  if (!index.blocks) return out;
+  if (index.blocks.length !== n) throw new FormatError(`block hashes for ${index.blocks.length} chunks, ${n} expected`);
+  const head = Buffer.alloc(16);
+  BLOCKS_MAGIC.copy(head, 0);
+  head.writeUInt32BE(BLOCK_SIZE, 8);
+  head.writeUInt32BE(BLOCK_HASH, 12);
+  return Buffer.concat([out, head, ...index.blocks]);
 }
 
 /** Read an index, refusing anything damaged, truncated, of another version or inconsistent. */
@@ -273,8 +360,8 @@ export function decodeChunkIndex(bytes: Uint8Array): ChunkIndex {
   if (data[8] !== VERSION || data[9] !== ALGORITHM) throw new FormatError(`chunk index version ${data[8]}, algorithm ${data[9]}: this crecipe reads version ${VERSION}, algorithm ${ALGORITHM}`);
   const n = data.readUInt32BE(64);
   const end = HEADER + RECORD * n;
-  if (data.length !== end + TRAILER) throw new FormatError(`chunk index of ${data.length} bytes, ${end + TRAILER} expected for ${n} chunks: truncated?`);
-  if (!createHash("sha256").update(data.subarray(0, end)).digest().equals(data.subarray(end))) throw new FormatError("chunk index damaged: its checksum does not match");
+  if (data.length < end + TRAILER) throw new FormatError(`chunk index of ${data.length} bytes, ${end + TRAILER} expected for ${n} chunks: truncated?`);
+  if (!createHash("sha256").update(data.subarray(0, end)).digest().equals(data.subarray(end, end + TRAILER))) throw new FormatError("chunk index damaged: its checksum does not match");
   const params = { min: data.readUInt32BE(12), normal: data.readUInt32BE(16), max: data.readUInt32BE(20) };
   checkParams(params);
   const size = Number(data.readBigUInt64BE(24));
@@ -288,7 +375,15 @@ export function decodeChunkIndex(bytes: Uint8Array): ChunkIndex {
     offset += chunkSize;
   }
   if (offset !== size) throw new FormatError(`chunk index: chunks cover ${offset} bytes of a ${size}-byte file`);
-  return { params, size, digest: data.toString("hex", 32, 64), chunks };
+  const index: ChunkIndex = { params, size, digest: data.toString("hex", 32, 64), chunks };
+  // The block section, when it came along whole (it is optional, and never trusted: hints).
+  const rest = data.subarray(end + TRAILER);
+  if (rest.length && checkBlocksHeader(rest)) {
+    const offsets = blockOffsets(index);
+    const last = chunks.length ? offsets[n - 1] + 2 * blockCount(chunks[n - 1].size) * BLOCK_HASH : end + TRAILER + 16;
+    if (data.length === last) index.blocks = chunks.map((c, k) => Buffer.from(data.subarray(offsets[k], offsets[k] + 2 * blockCount(c.size) * BLOCK_HASH)));
+  }
+  return index;
 }
 
 /** Same split (so chunks of one file can be looked up among another's)? */

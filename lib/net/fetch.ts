@@ -27,7 +27,7 @@ import * as fs from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { CrecipeError } from "../engine/errors.ts";
 import { type ByteRange, formatRange, multipartBoundary, MultipartReader, parseContentRange } from "../formats/byteranges.ts";
-import { type ChunkIndex, Chunker, decodeChunkIndex, sameParams } from "../formats/chunks.ts";
+import { BLOCK_HASH, BLOCK_SIZE, blockCount, blockHash, blockOffsets, checkBlocksHeader, type ChunkIndex, Chunker, decodeChunkIndex, mainLength, sameParams } from "../formats/chunks.ts";
 import { client, type Client, consume, discard, readBody, TransientError } from "./http.ts";
 import { packBits, partialPaths, type PartialPaths, readState, removePartial, unpackBits, writeState } from "./partial.ts";
 
@@ -129,7 +129,7 @@ export async function fetchChunked(url: string, options: FetchOptions): Promise<
   const started = performance.now();
   const paths = partialPaths(options.out);
   const http = client(options.concurrency ?? 4);
-  const totals = { downloaded: 0, requests: 0, retries: 0, reused: 0, resumed: 0, fetched: 0 };
+  const totals = { downloaded: 0, index: 0, requests: 0, retries: 0, reused: 0, resumed: 0, fetched: 0 };
   try {
     for (let restart = 0; ; restart++) {
       const remote = await readIndex(http, url, options, totals);
@@ -140,7 +140,7 @@ export async function fetchChunked(url: string, options: FetchOptions): Promise<
         return {
           url, out: options.out, digest, chunks: remote.index.chunks.length, size: remote.index.size, done: remote.index.size,
           reused: totals.reused, resumed: totals.resumed, fetched: totals.fetched, downloaded: totals.downloaded,
-          indexBytes: remote.bytes.length, requests: totals.requests, retries: totals.retries, seconds,
+          indexBytes: totals.index, requests: totals.requests, retries: totals.retries, seconds,
         };
       } catch (error) {
         if (!(error instanceof ChangedError)) throw error;
@@ -157,40 +157,81 @@ export async function fetchChunked(url: string, options: FetchOptions): Promise<
   }
 }
 
+interface Totals {
+  downloaded: number;
+  index: number;
+  requests: number;
+  retries: number;
+  reused: number;
+  resumed: number;
+  fetched: number;
+}
+
 interface Remote {
   index: ChunkIndex;
+  /** The index's main part (what the id names and OUT.part.chunks keeps). */
   bytes: Buffer;
   /** sha256 of the index bytes: names the version a partial file follows. */
   id: string;
   etag?: string;
+  /** The index file's whole length when it has a block section to read hints from. */
+  blocksEnd?: number;
 }
 
 const INDEX_LIMIT = 256 << 20;
+/** The first read of an index: the whole main part for files up to about 120 MB (larger ones take one more request). */
+const INDEX_GUESS = 64 * 1024;
+
+/**
+ * The main part of URL.chunks, by one range request (two for a very large file): the
+ * block section after it is read later, and only where it is needed.
+ */
+async function readMainIndex(http: Client, indexUrl: string, signal: AbortSignal | undefined, totals: { downloaded: number; index: number }) {
+  const get = async (range: string) => {
+    const res = await http.request(indexUrl, { headers: { Range: range }, signal });
+    if (res.statusCode === 404) {
+      discard(res);
+      throw new FetchError(`${indexUrl}: no chunk index beside the file (404)`, {
+        fix: `build one beside it (chunks(target) in the recipe makes NAME.chunks) and serve it with the file`,
+      });
+    }
+    if (res.statusCode !== 200 && res.statusCode !== 206) {
+      discard(res);
+      throw new TransientError(`${indexUrl}: HTTP ${res.statusCode}`);
+    }
+    const body = await readBody(res, INDEX_LIMIT, signal);
+    totals.downloaded += body.length;
+    totals.index += body.length;
+    const total = res.statusCode === 200 ? body.length : parseContentRange(res.headers["content-range"])?.total;
+    return { body, total, whole: res.statusCode === 200 };
+  };
+  let { body, total, whole } = await get(`bytes=0-${INDEX_GUESS - 1}`);
+  let main: number;
+  try {
+    main = mainLength(body);
+  } catch (error) {
+    throw new TransientError(`${indexUrl}: ${(error as Error).message}`);
+  }
+  if (body.length < main && !whole) {
+    const rest = await get(`bytes=${body.length}-${main - 1}`);
+    body = Buffer.concat([body, rest.body.subarray(0, main - body.length)]);
+  }
+  return { body, main, total, whole };
+}
 
 /** GET URL.chunks and HEAD URL, tried again on transient failures. */
-async function readIndex(http: Client, url: string, options: FetchOptions, totals: { downloaded: number; retries: number }): Promise<Remote> {
+async function readIndex(http: Client, url: string, options: FetchOptions, totals: Totals): Promise<Remote> {
   const indexUrl = `${url}.chunks`;
   for (let failures = 0; ; failures++) {
     try {
-      const res = await http.request(indexUrl, { signal: options.signal });
-      if (res.statusCode === 404) {
-        discard(res);
-        throw new FetchError(`${indexUrl}: no chunk index beside the file (404)`, {
-          fix: `build one beside it (chunks(target) in the recipe makes NAME.chunks) and serve it with the file`,
-        });
-      }
-      if (res.statusCode !== 200) {
-        discard(res);
-        throw new TransientError(`${indexUrl}: HTTP ${res.statusCode}`);
-      }
-      const bytes = await readBody(res, INDEX_LIMIT, options.signal);
-      totals.downloaded += bytes.length;
+      const read = await readMainIndex(http, indexUrl, options.signal, totals);
       let index: ChunkIndex;
       try {
-        index = decodeChunkIndex(bytes);
+        index = decodeChunkIndex(read.whole ? read.body : read.body.subarray(0, read.main));
       } catch (error) {
         throw new TransientError(`${indexUrl}: ${(error as Error).message}`);
       }
+      const bytes = Buffer.from(read.body.subarray(0, read.main));
       const head = await http.request(url, { method: "HEAD", signal: options.signal });
       discard(head);
       const noHead = head.statusCode === 405 || head.statusCode === 501; // then no ETag, no early size check
@@ -200,7 +241,8 @@ async function readIndex(http: Client, url: string, options: FetchOptions, total
         throw new TransientError(`${url} has ${length} bytes, its index describes ${index.size}: the index is stale or the file is being replaced`);
       }
       const etag = !noHead && typeof head.headers.etag === "string" && !head.headers.etag.startsWith("W/") ? head.headers.etag : undefined;
-      return { index, bytes, id: createHash("sha256").update(bytes).digest("hex"), etag };
+      const blocksEnd = !index.blocks && read.total !== undefined && read.total > read.main ? read.total : undefined;
+      return { index, bytes, id: createHash("sha256").update(bytes).digest("hex"), etag, blocksEnd };
     } catch (error) {
       if (!(error instanceof TransientError)) throw error;
       if (failures >= (options.retries ?? 4)) {
@@ -227,6 +269,22 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** A chunk's place in a seed file. */
+interface SeedSpan {
+  file: string;
+  offset: number;
+  size: number;
+}
+
+/** The part of a chunk to download, the rest having come from seeds by the block hints. */
+interface Partial_ {
+  from: number;
+  to: number;
+  buffer?: Buffer;
+  /** Bytes of it taken from seeds. */
+  seeded: number;
+}
+
 /** A request: ranges of the file, and the chunks (indexes) they are for. */
 interface Batch {
   ranges: ByteRange[];
@@ -245,6 +303,10 @@ class Job {
   private lastSave = 0;
   private wholeFile = false;
   private readonly stop = new AbortController();
+  /** Where chunks placed from a seed came from (for the block hints next to them). */
+  private readonly sources = new Map<number, SeedSpan>();
+  /** Chunks to download only part of (the rest came from a seed, by the block hints). */
+  private readonly need = new Map<number, Partial_>();
 
   constructor(
     private readonly http: Client,
@@ -252,7 +314,7 @@ class Job {
     private readonly remote: Remote,
     private readonly options: FetchOptions,
     private readonly paths: PartialPaths,
-    private readonly totals: { downloaded: number; requests: number; retries: number; reused: number; resumed: number; fetched: number },
+    private readonly totals: Totals,
   ) {
     this.index = remote.index;
     this.done = new Uint8Array(this.index.chunks.length);
@@ -276,6 +338,7 @@ class Job {
         await this.useSeed(seed);
       }
       this.saveState(true);
+      await this.refine();
       await this.download();
       this.saveState(true);
       return await this.finish();
@@ -296,7 +359,8 @@ class Job {
     const { paths, index } = this;
     const state = readState(paths.state);
     const partSize = fs.statSync(paths.part, { throwIfNoEntry: false })?.size;
-    if (state && state.url === this.url && state.index === this.remote.id && partSize === index.size) {
+    // The same index (from whatever URL) names the same file: its verified chunks are good.
+    if (state && state.index === this.remote.id && partSize === index.size) {
       this.fd = fs.openSync(paths.part, "r+");
       const claimed = unpackBits(state.done, index.chunks.length);
       const buffer = Buffer.allocUnsafe(index.params.max);
@@ -332,8 +396,8 @@ class Job {
     writeState(this.paths.state, { version: 1, url: this.url, index: this.remote.id, done: packBits(this.done) });
   }
 
-  /** Put verified chunk bytes at every position that wants them. */
-  private place(digest: string, bytes: Buffer): number {
+  /** Put verified chunk bytes at every position that wants them; `from`: where in a seed they are. */
+  private place(digest: string, bytes: Buffer, from?: SeedSpan): number {
     const list = this.positions.get(digest);
     if (!list) return 0;
     this.positions.delete(digest);
@@ -342,6 +406,8 @@ class Job {
       if (this.done[k]) continue;
       writeAt(this.fd, bytes, this.index.chunks[k].offset);
       this.done[k] = 1;
+      if (from) this.sources.set(k, from);
+      this.need.delete(k);
       placed += bytes.length;
     }
     return placed;
@@ -360,7 +426,7 @@ class Job {
         this.totals.resumed += await this.copyFrom(paths.old, index.chunks.filter((_, k) => bits[k]));
       }
     } catch { /* a damaged leftover: nothing to reuse */ }
-    for (const file of [paths.old, paths.oldIndex, `${paths.old}.json`]) fs.rmSync(file, { force: true });
+    // Removed with the other partial files once the download is complete (hints may read it until then).
   }
 
   /** A seed file: by its own index when it has one that splits alike, else chunked here. */
@@ -391,7 +457,7 @@ class Job {
       for (const chunk of chunks) {
         if (!this.positions.has(chunk.digest) || chunk.size > buffer.length) continue;
         const bytes = readAt(fd, buffer, chunk.offset, chunk.size);
-        if (bytes && sha256(bytes) === chunk.digest) placed += this.place(chunk.digest, bytes);
+        if (bytes && sha256(bytes) === chunk.digest) placed += this.place(chunk.digest, bytes, { file, offset: chunk.offset, size: chunk.size });
         this.progress();
         await this.breathe();
       }
@@ -410,6 +476,7 @@ class Job {
     let filled = 0;
     let hash = createHash("sha256");
     let placed = 0;
+    let start = 0; // the current chunk's offset in the seed
     const add = (data: Buffer) => {
       hash.update(data);
       data.copy(chunk, filled);
@@ -417,8 +484,9 @@ class Job {
     };
     const close = () => {
       const digest = hash.digest("hex");
-      if (this.positions.has(digest)) placed += this.place(digest, chunk.subarray(0, filled));
+      if (this.positions.has(digest)) placed += this.place(digest, chunk.subarray(0, filled), { file, offset: start, size: filled });
       hash = createHash("sha256");
+      start += filled;
       filled = 0;
     };
     try {
@@ -453,7 +521,10 @@ class Job {
     let batch: Batch = { ranges: [], chunks: [] };
     let bytes = 0;
     for (const k of [...chunks].sort((a, b) => a - b)) {
-      const { offset, size } = this.index.chunks[k];
+      const chunk = this.index.chunks[k];
+      const partial = this.need.get(k);
+      const offset = chunk.offset + (partial?.from ?? 0);
+      const size = (partial?.to ?? chunk.size) - (partial?.from ?? 0);
       const last = batch.ranges.at(-1);
       if (last && offset - last.end - 1 <= gap && bytes + size <= maxBytes) {
         bytes += offset + size - 1 - last.end;
@@ -474,6 +545,149 @@ class Job {
   }
 
   private queue: Batch[] = [];
+
+  /**
+   * Block hints: where a run of missing chunks follows (or precedes) a chunk found in a
+   * seed, the bytes after (before) it in that seed are compared, 4 KiB block by block,
+   * with the hashes the index's block section gives for the edge chunk; what matches is
+   * taken from the seed and only the rest is downloaded. The chunk's sha256 is checked
+   * whole once assembled; a mismatch falls back to downloading it whole.
+   */
+  private async refine(): Promise<void> {
+    const { chunks } = this.index;
+    const fetching = new Set([...this.positions.values()].map((list) => list[0]));
+    const edges: { k: number; forward: boolean; span: SeedSpan }[] = [];
+    for (const k of fetching) {
+      const before = this.sources.get(k - 1);
+      const after = this.sources.get(k + 1);
+      if (before) edges.push({ k, forward: true, span: before });
+      if (after) edges.push({ k, forward: false, span: after });
+    }
+    if (edges.length === 0) return;
+    const hints = await this.blockHints(edges.map((e) => ({ k: e.k, forward: e.forward })));
+    if (!hints) return;
+    const block = Buffer.allocUnsafe(BLOCK_SIZE);
+    const matched = new Map<number, { prefix: number; suffix: number; before?: SeedSpan; after?: SeedSpan }>();
+    for (const edge of edges) {
+      const hashes = hints.get(`${edge.k}:${edge.forward}`);
+      if (!hashes) continue;
+      const size = chunks[edge.k].size;
+      const fd = fs.openSync(edge.span.file, "r");
+      let bytes = 0;
+      try {
+        for (let j = 0; j < blockCount(size); j++) {
+          const length = Math.min(BLOCK_SIZE, size - j * BLOCK_SIZE);
+          // forward: the blocks right after the chunk before; backward: right before the chunk after.
+          const at = edge.forward ? edge.span.offset + edge.span.size + j * BLOCK_SIZE : edge.span.offset - j * BLOCK_SIZE - length;
+          if (at < 0) break;
+          const read = readAt(fd, block, at, length);
+          if (!read || !blockHash(read).equals(hashes.subarray(j * BLOCK_HASH, (j + 1) * BLOCK_HASH))) break;
+          bytes += length;
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+      if (bytes === 0) continue;
+      const m = matched.get(edge.k) ?? { prefix: 0, suffix: 0 };
+      if (edge.forward) Object.assign(m, { prefix: bytes, before: edge.span });
+      else Object.assign(m, { suffix: bytes, after: edge.span });
+      matched.set(edge.k, m);
+    }
+    for (const [k, m] of matched) {
+      const chunk = chunks[k];
+      const prefix = Math.min(m.prefix, chunk.size);
+      const suffix = Math.min(m.suffix, chunk.size - prefix);
+      const buffer = Buffer.allocUnsafe(chunk.size);
+      if (prefix) copyFrom(m.before!.file, m.before!.offset + m.before!.size, buffer, 0, prefix);
+      if (suffix) copyFrom(m.after!.file, m.after!.offset - suffix, buffer, chunk.size - suffix, suffix);
+      if (prefix + suffix === chunk.size) {
+        if (sha256(buffer) === chunk.digest) this.totals.reused += this.place(chunk.digest, buffer);
+        continue;
+      }
+      this.need.set(k, { from: prefix, to: chunk.size - suffix, buffer, seeded: prefix + suffix });
+    }
+  }
+
+  /** The forward or backward block hashes of some chunks, from the index's block section (one request, or a few). */
+  private async blockHints(wanted: { k: number; forward: boolean }[]): Promise<Map<string, Buffer> | undefined> {
+    const { index } = this;
+    const out = new Map<string, Buffer>();
+    const where = (k: number, forward: boolean, offsets: number[]) => {
+      const length = blockCount(index.chunks[k].size) * BLOCK_HASH;
+      const start = offsets[k] + (forward ? 0 : length);
+      return { start, end: start + length - 1 };
+    };
+    const offsets = blockOffsets(index);
+    if (index.blocks) {
+      for (const w of wanted) {
+        const r = where(w.k, w.forward, offsets);
+        const base = offsets[w.k];
+        out.set(`${w.k}:${w.forward}`, index.blocks[w.k].subarray(r.start - base, r.end + 1 - base));
+      }
+      return out;
+    }
+    if (this.remote.blocksEnd === undefined) return undefined;
+    const headerAt = offsets.length ? offsets[0] - 16 : 0;
+    const ranges = [{ start: headerAt, end: headerAt + 15, key: "" }, ...wanted.map((w) => ({ ...where(w.k, w.forward, offsets), key: `${w.k}:${w.forward}` }))]
+      .sort((a, b) => a.start - b.start);
+    if (ranges.at(-1)!.end >= this.remote.blocksEnd) return undefined;
+    // Neighbours merged into one range (a server may merge them anyway), then sliced.
+    const spans: ByteRange[] = [];
+    for (const r of ranges) {
+      const last = spans.at(-1);
+      if (last && r.start <= last.end + 1) last.end = Math.max(last.end, r.end);
+      else spans.push({ start: r.start, end: r.end });
+    }
+    const maxRanges = this.options.maxRanges ?? 32;
+    try {
+      const got = new Map<number, Buffer>();
+      for (let i = 0; i < spans.length; i += maxRanges) {
+        for (const [start, bytes] of await this.readRanges(`${this.url}.chunks`, spans.slice(i, i + maxRanges))) got.set(start, bytes);
+      }
+      for (const r of ranges) {
+        const span = spans.find((p) => p.start <= r.start && r.end <= p.end)!;
+        const bytes = got.get(span.start)?.subarray(r.start - span.start, r.end + 1 - span.start);
+        if (!bytes || bytes.length !== r.end - r.start + 1) return undefined;
+        if (r.key === "") {
+          if (!checkBlocksHeader(bytes)) return undefined;
+        } else out.set(r.key, bytes);
+      }
+    } catch (error) {
+      if (this.stop.signal.aborted) throw error;
+      return undefined; // hints are an optimisation: without them, whole chunks
+    }
+    return out;
+  }
+
+  /** Small ranges of a file, by one request: start → bytes. */
+  private async readRanges(url: string, ranges: ByteRange[]): Promise<Map<number, Buffer>> {
+    const res = await this.http.request(url, { headers: { Range: formatRange(ranges) }, signal: this.stop.signal });
+    const got = new Map<number, Buffer>();
+    if (res.statusCode !== 206) {
+      discard(res);
+      throw new TransientError(`HTTP ${res.statusCode}`);
+    }
+    const boundary = multipartBoundary(res.headers["content-type"]);
+    let current: Buffer[] = [];
+    let start = -1;
+    const flush = () => start >= 0 && got.set(start, Buffer.concat(current));
+    const reader = boundary
+      ? new MultipartReader(boundary, {
+        part: (r) => (flush(), (start = r.start), (current = [])),
+        data: (bytes) => current.push(Buffer.from(bytes)),
+      })
+      : undefined;
+    if (!reader) start = parseContentRange(res.headers["content-range"])?.start ?? -1;
+    await consume(res, (data) => {
+      this.totals.downloaded += data.length;
+      this.totals.index += data.length;
+      if (reader) reader.push(data);
+      else current.push(Buffer.from(data));
+    }, this.stop.signal);
+    reader?.end();
+    flush();
+    return got;
+  }
 
   private async download(): Promise<void> {
     const missing = [...this.positions.values()].map((list) => list[0]);
@@ -545,13 +759,11 @@ class Job {
   private async checkIndexUnchanged(): Promise<void> {
     let bytes: Buffer;
     try {
-      const res = await this.http.request(`${this.url}.chunks`, { signal: this.stop.signal });
-      if (res.statusCode !== 200) return discard(res);
-      bytes = await readBody(res, INDEX_LIMIT, this.stop.signal);
+      const read = await readMainIndex(this.http, `${this.url}.chunks`, this.stop.signal, this.totals);
+      bytes = read.body.subarray(0, read.main);
     } catch {
       return;
     }
-    this.totals.downloaded += bytes.length;
     if (!bytes.equals(this.remote.bytes)) throw new ChangedError("its index changed");
   }
 
@@ -644,7 +856,18 @@ class Job {
   received(k: number, bytes: Buffer): void {
     const chunk = this.index.chunks[k];
     if (!this.positions.has(chunk.digest)) return; // here already (a duplicate, or from another answer)
-    if (sha256(bytes) !== chunk.digest) throw new WrongBytesError(chunk.offset);
+    const partial = this.need.get(k);
+    if (sha256(bytes) !== chunk.digest) {
+      if (partial) {
+        this.need.delete(k); // the hints misled (or the seed changed): the whole chunk, next try
+        return;
+      }
+      throw new WrongBytesError(chunk.offset);
+    }
+    if (partial) {
+      this.totals.reused += partial.seeded;
+      this.totals.fetched -= partial.seeded;
+    }
     this.totals.fetched += this.place(chunk.digest, bytes);
     this.saveState();
     this.progress();
@@ -652,6 +875,11 @@ class Job {
 
   wants(k: number): boolean {
     return this.positions.has(this.index.chunks[k].digest);
+  }
+
+  /** What of chunk k is to be received: [from, to) of it, into `buffer` (its seeded parts already there). */
+  needOf(k: number): Partial_ {
+    return this.need.get(k) ?? { from: 0, to: this.index.chunks[k].size, seeded: 0 };
   }
 
   chunkAt(offset: number, hint: number): number {
@@ -724,7 +952,10 @@ class Job {
   }
 }
 
-/** Maps the bytes of the parts of one answer onto the index's chunks, whole chunks only. */
+/**
+ * Maps the bytes of the parts of one answer onto the index's chunks: a chunk is taken
+ * when all of its wanted bytes came in one piece.
+ */
 class Receiver {
   private pos = 0;
   private current = -1;
@@ -741,20 +972,26 @@ class Receiver {
 
   data(bytes: Buffer): void {
     const chunks = this.job.chunks;
+    const end = chunks.length ? chunks.at(-1)!.offset + chunks.at(-1)!.size : 0;
     for (let at = 0; at < bytes.length;) {
-      if (this.pos >= chunks.at(-1)!.offset + chunks.at(-1)!.size) throw new TransientError("bytes past the end of the file");
-      const k = this.job.chunkAt(this.pos, this.current >= 0 ? this.current : -1);
+      if (this.pos >= end) throw new TransientError("bytes past the end of the file");
+      const k = this.job.chunkAt(this.pos, this.current);
       const chunk = chunks[k];
-      const n = Math.min(bytes.length - at, chunk.offset + chunk.size - this.pos);
-      if (this.pos === chunk.offset) {
-        this.buffer = this.job.wants(k) ? Buffer.allocUnsafe(chunk.size) : undefined;
+      const { from, to, buffer } = this.job.needOf(k);
+      const inChunk = this.pos - chunk.offset;
+      let n = Math.min(bytes.length - at, chunk.size - inChunk);
+      if (inChunk < from) n = Math.min(n, from - inChunk); // stop where its wanted bytes begin
+      if (inChunk === from && n > 0) {
+        this.buffer = this.job.wants(k) ? (buffer ?? Buffer.allocUnsafe(chunk.size)) : undefined;
         this.filled = 0;
       }
+      if (k !== this.current && inChunk !== from) this.buffer = undefined; // came in past its start
       this.current = k;
       if (this.buffer) {
-        bytes.copy(this.buffer, this.filled, at, at + n);
-        this.filled += n;
-        if (this.filled === chunk.size) {
+        const take = Math.max(0, Math.min(n, to - inChunk));
+        bytes.copy(this.buffer, inChunk, at, at + take);
+        this.filled += take;
+        if (this.filled === to - from) {
           const whole = this.buffer;
           this.buffer = undefined;
           this.job.received(k, whole);
@@ -762,8 +999,17 @@ class Receiver {
       }
       at += n;
       this.pos += n;
-      if (this.pos === chunk.offset + chunk.size) this.current = k + 1;
     }
+  }
+}
+
+/** Copy `length` bytes at `offset` of a file into `into` at `at`. */
+function copyFrom(file: string, offset: number, into: Buffer, at: number, length: number): void {
+  const fd = fs.openSync(file, "r");
+  try {
+    if (!readAt(fd, into.subarray(at), offset, length)) throw new Error(`${file} is shorter than it was`);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

@@ -55,10 +55,17 @@ export function client(sockets: number): Client {
   };
 }
 
+const WHAT: Record<string, string> = {
+  ECONNRESET: "the connection was reset", ECONNREFUSED: "the connection was refused", ETIMEDOUT: "the connection timed out",
+  EHOSTUNREACH: "the host is unreachable", ENOTFOUND: "the host name is unknown", EPIPE: "the connection was closed",
+};
+
 /** Network errors are worth another try; an abort is not. */
 function transient(error: Error): Error {
   if (error.name === "AbortError" || error instanceof TransientError) return error;
-  return new TransientError(`${(error as NodeJS.ErrnoException).code ?? error.message}`, { cause: error });
+  const code = (error as NodeJS.ErrnoException).code;
+  const what = code && WHAT[code];
+  return new TransientError(what ? `${what} (${code})` : (code ?? error.message), { cause: error });
 }
 
 /**

@@ -61,5 +61,5 @@ export function unpackBits(text: string, length: number): Uint8Array {
 
 /** Remove every file of a partial download. */
 export function removePartial(paths: PartialPaths, keepOld = false): void {
-  for (const file of [paths.part, paths.index, paths.state, ...(keepOld ? [] : [paths.old, paths.oldIndex])]) fs.rmSync(file, { force: true });
+  for (const file of [paths.part, paths.index, paths.state, ...(keepOld ? [] : [paths.old, paths.oldIndex, `${paths.old}.json`])]) fs.rmSync(file, { force: true });
 }
