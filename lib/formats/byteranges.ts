@@ -37,8 +37,8 @@ export function parseRange(header: string, size: number): ByteRange[] | "unsatis
       continue;
     }
     const start = Number(m[1]);
+    if (m[2] !== "" && Number(m[2]) < start) return undefined;
     const end = m[2] === "" ? size - 1 : Number(m[2]);
-    if (end < start) return undefined;
     if (start < size) ranges.push({ start, end: Math.min(end, size - 1) });
   }
   if (valid === 0) return undefined;
