@@ -65,8 +65,10 @@ export function parseContentRange(value: string | undefined): (ByteRange & { tot
  * after the last, and the body's total length (for Content-Length).
  */
 export function multipartFraming(ranges: readonly ByteRange[], size: number, contentType: string, boundary: string) {
-  const heads = ranges.map((r, i) =>
-    Buffer.from(`${i === 0 ? "" : "\r\n"}--${boundary}\r\nContent-Type: ${contentType}\r\nContent-Range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`, "latin1")
+  // Every delimiter is CRLF--boundary, the first too (an empty preamble), as nginx and
+  // Apache write it: zsync reads nothing else.
+  const heads = ranges.map((r) =>
+    Buffer.from(`\r\n--${boundary}\r\nContent-Type: ${contentType}\r\nContent-Range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`, "latin1")
   );
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`, "latin1");
   const length = heads.reduce((n, h, i) => n + h.length + ranges[i].end - ranges[i].start + 1, 0) + tail.length;

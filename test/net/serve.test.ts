@@ -94,7 +94,7 @@ describe("crecipe serve", () => {
     reader.end();
     assert.deepEqual(parts.map((p) => [p.start, p.end]), asked);
     for (const p of parts) assert.ok(Buffer.concat(p.bytes).equals(data.subarray(p.start, p.end + 1)));
-    assert.match(answer.body.toString("latin1", 0, 200), new RegExp(`^--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes 0-0/300000\r\n\r\n`));
+    assert.match(answer.body.toString("latin1", 0, 200), new RegExp(`^\r\n--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes 0-0/300000\r\n\r\n`));
   });
 
   it("416 for a range past the end; an invalid Range header is ignored (200)", async () => {
