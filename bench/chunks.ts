@@ -115,6 +115,8 @@ async function startServe(repo: string, dir: string) {
     url,
     /** Body bytes (and requests) the server sent while `run` ran. */
     async bytesOf(run: () => void): Promise<{ bytes: number; requests: number }> {
+      // Lines of earlier runs (spawnSync blocks this loop) are read in first.
+      await new Promise((r) => setTimeout(r, 300));
       const from = log.length;
       run();
       await new Promise((r) => setTimeout(r, 200)); // the last log lines

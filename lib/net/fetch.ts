@@ -179,8 +179,8 @@ interface Remote {
 }
 
 const INDEX_LIMIT = 256 << 20;
-/** The first read of an index: the whole main part for files up to about 120 MB (larger ones take one more request). */
-const INDEX_GUESS = 64 * 1024;
+/** The first read of an index: its header, which says how long its main part is (read next, exactly). */
+const INDEX_HEADER = 68;
 
 /**
  * The main part of URL.chunks, by one range request (two for a very large file): the
@@ -205,10 +205,10 @@ async function readMainIndex(http: Client, indexUrl: string, signal: AbortSignal
     const total = res.statusCode === 200 ? body.length : parseContentRange(res.headers["content-range"])?.total;
     return { body, total, whole: res.statusCode === 200 };
   };
-  let { body, total, whole } = await get(`bytes=0-${INDEX_GUESS - 1}`);
+  let { body, total, whole } = await get(`bytes=0-${INDEX_HEADER - 1}`);
   let main: number;
   try {
-    main = mainLength(body);
+    main = mainLength(body.subarray(0, INDEX_HEADER));
   } catch (error) {
     throw new TransientError(`${indexUrl}: ${(error as Error).message}`);
   }
@@ -267,6 +267,13 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     const onAbort = () => (clearTimeout(timer), reject(signal!.reason));
     signal?.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/** A chunk next to one found in a seed, and where that one is. */
+interface Edge {
+  k: number;
+  forward: boolean;
+  span: SeedSpan;
 }
 
 /** A chunk's place in a seed file. */
@@ -556,52 +563,80 @@ class Job {
   private async refine(): Promise<void> {
     const { chunks } = this.index;
     const fetching = new Set([...this.positions.values()].map((list) => list[0]));
-    const edges: { k: number; forward: boolean; span: SeedSpan }[] = [];
+    let edges: Edge[] = [];
     for (const k of fetching) {
       const before = this.sources.get(k - 1);
       const after = this.sources.get(k + 1);
       if (before) edges.push({ k, forward: true, span: before });
       if (after) edges.push({ k, forward: false, span: after });
     }
-    if (edges.length === 0) return;
-    const hints = await this.blockHints(edges.map((e) => ({ k: e.k, forward: e.forward })));
-    if (!hints) return;
-    const block = Buffer.allocUnsafe(BLOCK_SIZE);
     const matched = new Map<number, { prefix: number; suffix: number; before?: SeedSpan; after?: SeedSpan }>();
-    for (const edge of edges) {
-      const hashes = hints.get(`${edge.k}:${edge.forward}`);
-      if (!hashes) continue;
-      const size = chunks[edge.k].size;
-      const fd = fs.openSync(edge.span.file, "r");
-      let bytes = 0;
-      try {
-        for (let j = 0; j < blockCount(size); j++) {
-          const length = Math.min(BLOCK_SIZE, size - j * BLOCK_SIZE);
-          // forward: the blocks right after the chunk before; backward: right before the chunk after.
-          const at = edge.forward ? edge.span.offset + edge.span.size + j * BLOCK_SIZE : edge.span.offset - j * BLOCK_SIZE - length;
-          if (at < 0) break;
-          const read = readAt(fd, block, at, length);
-          if (!read || !blockHash(read).equals(hashes.subarray(j * BLOCK_HASH, (j + 1) * BLOCK_HASH))) break;
-          bytes += length;
+    // A chunk rebuilt whole from its neighbour's side passes the edge on to the next one.
+    for (let round = 0; edges.length && round < 8; round++) {
+      const hints = await this.blockHints(edges.map((e) => ({ k: e.k, forward: e.forward })));
+      if (!hints) return this.applyRefined(matched);
+      const next: Edge[] = [];
+      for (const edge of edges) {
+        const hashes = hints.get(`${edge.k}:${edge.forward}`);
+        if (!hashes) continue;
+        const bytes = this.matchBlocks(edge, hashes);
+        if (bytes === 0) continue;
+        const m = matched.get(edge.k) ?? { prefix: 0, suffix: 0 };
+        if (edge.forward) Object.assign(m, { prefix: bytes, before: edge.span });
+        else Object.assign(m, { suffix: bytes, after: edge.span });
+        matched.set(edge.k, m);
+        const size = chunks[edge.k].size;
+        const onward = edge.forward ? edge.k + 1 : edge.k - 1;
+        if (bytes === size && fetching.has(onward) && !matched.has(onward)) {
+          const span = edge.forward
+            ? { file: edge.span.file, offset: edge.span.offset + edge.span.size, size }
+            : { file: edge.span.file, offset: edge.span.offset - size, size };
+          next.push({ k: onward, forward: edge.forward, span });
         }
-      } finally {
-        fs.closeSync(fd);
       }
-      if (bytes === 0) continue;
-      const m = matched.get(edge.k) ?? { prefix: 0, suffix: 0 };
-      if (edge.forward) Object.assign(m, { prefix: bytes, before: edge.span });
-      else Object.assign(m, { suffix: bytes, after: edge.span });
-      matched.set(edge.k, m);
+      edges = next;
     }
+    this.applyRefined(matched);
+  }
+
+  /** Bytes of chunk `edge.k` that the seed holds next to `edge.span`, by its block hashes. */
+  private matchBlocks(edge: Edge, hashes: Buffer): number {
+    const size = this.index.chunks[edge.k].size;
+    const block = Buffer.allocUnsafe(BLOCK_SIZE);
+    const fd = fs.openSync(edge.span.file, "r");
+    let bytes = 0;
+    try {
+      for (let j = 0; j < blockCount(size); j++) {
+        const length = Math.min(BLOCK_SIZE, size - j * BLOCK_SIZE);
+        // forward: the blocks right after the chunk before; backward: right before the chunk after.
+        const at = edge.forward ? edge.span.offset + edge.span.size + j * BLOCK_SIZE : edge.span.offset - j * BLOCK_SIZE - length;
+        if (at < 0) break;
+        const read = readAt(fd, block, at, length);
+        if (!read || !blockHash(read).equals(hashes.subarray(j * BLOCK_HASH, (j + 1) * BLOCK_HASH))) break;
+        bytes += length;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    return bytes;
+  }
+
+  /** Chunks rebuilt whole are placed (once their sha256 matches); the others wait for their middle. */
+  private applyRefined(matched: Map<number, { prefix: number; suffix: number; before?: SeedSpan; after?: SeedSpan }>): void {
     for (const [k, m] of matched) {
-      const chunk = chunks[k];
+      const chunk = this.index.chunks[k];
+      if (!this.wants(k)) continue;
       const prefix = Math.min(m.prefix, chunk.size);
       const suffix = Math.min(m.suffix, chunk.size - prefix);
       const buffer = Buffer.allocUnsafe(chunk.size);
       if (prefix) copyFrom(m.before!.file, m.before!.offset + m.before!.size, buffer, 0, prefix);
       if (suffix) copyFrom(m.after!.file, m.after!.offset - suffix, buffer, chunk.size - suffix, suffix);
       if (prefix + suffix === chunk.size) {
-        if (sha256(buffer) === chunk.digest) this.totals.reused += this.place(chunk.digest, buffer);
+        if (sha256(buffer) === chunk.digest) {
+          this.totals.reused += this.place(chunk.digest, buffer);
+          continue;
+        }
+        this.need.delete(k);
         continue;
       }
       this.need.set(k, { from: prefix, to: chunk.size - suffix, buffer, seeded: prefix + suffix });
