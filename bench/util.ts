@@ -8,7 +8,7 @@ export interface Row {
   peerSeconds: number;
   goal?: string;
   /** What the figures are in (default seconds). */
-  unit?: "s" | "MB";
+  unit?: "s" | "MB" | "kB";
 }
 
 export interface Timing {
@@ -43,7 +43,7 @@ export function time(command: string[], options: { cwd?: string; runs?: number; 
 
 export function table(rows: Row[]): string {
   const head = ["case", "crecipe", "peer", "peer figure", "ratio", "goal"];
-  const show = (value: number, unit: Row["unit"]) => (unit === "MB" ? `${value.toFixed(0)} MB` : `${value.toFixed(3)} s`);
+  const show = (value: number, unit: Row["unit"]) => (unit === "MB" ? `${value.toFixed(0)} MB` : unit === "kB" ? `${value.toFixed(1)} kB` : `${value.toFixed(3)} s`);
   const body = rows.map((r) => [
     r.case,
     show(r.crecipe, r.unit),

@@ -23,6 +23,7 @@ import {
   resolveTargets,
   thrownAt,
 } from "../lib/inspect.ts";
+import { runVerb, VERBS } from "./verbs.ts";
 
 const VERSION = JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")).version;
 
@@ -32,6 +33,8 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 const HELP = `crecipe ${VERSION} — build container filesystems, layers, images and initrds from recipes
 
 usage: crecipe [options] RECIPE.ts [TARGET…]
+       crecipe serve [DIR]                   serve an out dir over HTTP (--help for more)
+       crecipe fetch URL -o FILE --seed OLD  download by the chunks OLD lacks (--help for more)
 
 Builds the recipe's default export (a target or an array of targets), or the named
 targets (export names or target names). Outputs go to out/ (see -o).
@@ -171,6 +174,7 @@ function xclean(outDir: string): void {
 export async function run(argv: string[], importTs: ImportTs): Promise<number> {
   let args: Args | undefined;
   try {
+    if (VERBS.includes(argv[0])) return await runVerb(argv);
     args = parseArgs(argv);
     return await main(args, importTs);
   } catch (caught) {

@@ -22,3 +22,5 @@ export { clean, describeGraph, explain, listTargets, resolveTargets } from "./en
 export { memoryFor } from "./run/kvm.ts";
 export { hostMirror } from "./debian/bootstrap.ts";
 export { sourceDateEpoch } from "./targets/layer.ts";
+export { type ChunkIndex, chunkIndex, decodeChunkIndex, encodeChunkIndex } from "./formats/chunks.ts";
+export { formatBytes } from "./net/fetch.ts";

@@ -36,3 +36,6 @@ export type { Root, Source } from "./tree/root.ts";
 export type { RunOptions } from "./tree/run.ts";
 export type { Device, TreeMeta } from "./tree/meta.ts";
 export { bootstrap, type BootstrapOptions } from "./debian/bootstrap.ts";
+export { chunks, type ChunksValue } from "./targets/chunks.ts";
+export { serve, type ServeOptions, type Serving } from "./net/serve.ts";
+export { fetchChunked, FetchError, type FetchOptions, type FetchProgress, type FetchReport } from "./net/fetch.ts";

@@ -1,0 +1,162 @@
+/**
+ * The chunk index (formats/chunks.ts): the split checked against a plain reading of its
+ * spec, a golden example byte for byte, determinism (however the bytes are fed, and as a
+ * crecipe target), what a damaged index gets, and the byte ranges parser.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import { parseRange } from "../../lib/formats/byteranges.ts";
+import { CHUNK_PARAMS, type ChunkParams, chunkIndex, chunkSizes, Chunker, decodeChunkIndex, encodeChunkIndex } from "../../lib/formats/chunks.ts";
+import { crecipe, tempDir } from "../helpers.ts";
+import { indexRecipe, pseudoRandom } from "./helpers.ts";
+
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest();
+
+/** The split as the header of formats/chunks.ts states it, one chunk at a time, nothing clever. */
+function referenceSizes(data: Buffer, { min, normal, max }: ChunkParams): number[] {
+  const gear = Array.from({ length: 256 }, (_, i) => sha(Buffer.concat([Buffer.from("crecipe gear "), Buffer.of(i)])).readUInt32BE(0));
+  const bits = Math.log2(normal);
+  const top = (n: number) => (2 ** 32 - 2 ** (32 - n)); // the top n bits of a 32-bit word
+  const sizes: number[] = [];
+  for (let start = 0; start < data.length;) {
+    let length = 0;
+    let hash = 0;
+    while (start + length < data.length) {
+      const byte = data[start + length];
+      length++;
+      if (length <= min) continue;
+      hash = (hash * 2 + gear[byte]) % 2 ** 32;
+      const mask = length - 1 < normal ? top(bits + 2) : top(bits - 2);
+      if ((hash & mask) >>> 0 === 0 || length === max) break;
+    }
+    sizes.push(length);
+    start += length;
+  }
+  return sizes;
+}
+
+const SMALL: ChunkParams = { min: 64, normal: 256, max: 1024 };
+
+describe("the chunk index format", () => {
+  it("the split is the one its spec describes, fed in blocks of any size", () => {
+    const data = pseudoRandom(300_000, "split");
+    for (const params of [SMALL, { min: 512, normal: 2048, max: 8192 }]) {
+      const reference = referenceSizes(data, params);
+      assert.deepEqual(chunkSizes(data, params), reference);
+      for (const block of [1, 7, 4096, 65537]) {
+        const chunker = new Chunker(params);
+        const ends: number[] = [];
+        for (let at = 0; at < data.length; at += block) ends.push(...chunker.push(data.subarray(at, at + block)).map((e) => at + e));
+        const sizes = ends.map((e, i) => e - (i ? ends[i - 1] : 0));
+        const last = chunker.finish();
+        if (last) sizes.push(last);
+        assert.deepEqual(sizes, reference, `fed ${block} bytes at a time`);
+      }
+    }
+    const big = pseudoRandom(3 << 20, "default params");
+    const sizes = chunkSizes(big);
+    assert.deepEqual(sizes, referenceSizes(big, CHUNK_PARAMS));
+    assert.ok(sizes.slice(0, -1).every((s) => s > CHUNK_PARAMS.min && s <= CHUNK_PARAMS.max));
+    const average = big.length / sizes.length;
+    assert.ok(average > 50_000 && average < 100_000, `average chunk ${average}`);
+  });
+
+  it("golden: 3000 bytes, min 64 / normal 256 / max 1024, field by field and byte for byte", () => {
+    const data = pseudoRandom(3000, "golden");
+    const index = chunkIndex(data, SMALL);
+    // The cut points, pinned: a change to the split changes them.
+    assert.deepEqual(index.chunks.map((c) => c.size), GOLDEN_SIZES);
+    const bytes = encodeChunkIndex(index);
+    const n = GOLDEN_SIZES.length;
+    const expected: Buffer[] = [
+      Buffer.from("CRCHUNKS"), Buffer.from([1, 1, 0, 0]),
+      u32(64), u32(256), u32(1024), Buffer.from("0000000000000bb8", "hex"), sha(data), u32(n),
+    ];
+    let offset = 0;
+    for (const size of GOLDEN_SIZES) {
+      expected.push(u32(size), sha(data.subarray(offset, offset + size)));
+      offset += size;
+    }
+    expected.push(sha(Buffer.concat(expected)));
+    expected.push(Buffer.from("CRBLOCKS"), u32(4096), u32(8));
+    offset = 0;
+    for (const size of GOLDEN_SIZES) { // one 4 KiB block each way: the chunk itself, twice
+      const block = sha(data.subarray(offset, offset + size)).subarray(0, 8);
+      expected.push(block, block);
+      offset += size;
+    }
+    assert.equal(bytes.toString("hex"), Buffer.concat(expected).toString("hex"));
+    assert.equal(bytes.length, 68 + 36 * n + 32 + 16 + 16 * n);
+    assert.equal(sha(bytes).toString("hex"), GOLDEN_SHA256);
+    const decoded = decodeChunkIndex(bytes);
+    assert.deepEqual({ ...decoded, blocks: undefined }, { ...index, blocks: undefined });
+    assert.deepEqual(decoded.blocks, index.blocks);
+    assert.deepEqual(decodeChunkIndex(bytes.subarray(0, 68 + 36 * n + 32)).chunks, index.chunks, "the main part alone reads");
+  });
+
+  it("deterministic, and an edit or an insertion changes only the chunks around it", () => {
+    const data = pseudoRandom(2 << 20, "edits");
+    assert.ok(encodeChunkIndex(chunkIndex(data)).equals(encodeChunkIndex(chunkIndex(Buffer.from(data)))));
+    const inserted = Buffer.concat([data.subarray(0, 1_000_000), Buffer.from("a few new bytes"), data.subarray(1_000_000)]);
+    const before = new Set(chunkIndex(data).chunks.map((c) => c.digest));
+    const after = chunkIndex(inserted).chunks;
+    const changed = after.filter((c) => !before.has(c.digest));
+    assert.ok(changed.length >= 1 && changed.length <= 3, `${changed.length} chunks changed`);
+    assert.ok(changed.every((c) => c.offset < 1_000_000 + 600_000 && c.offset + c.size > 1_000_000 - 300_000));
+  });
+
+  it("a damaged, truncated or unknown index is refused with a reason", () => {
+    const bytes = encodeChunkIndex(chunkIndex(pseudoRandom(100_000, "damage")));
+    const flipped = Buffer.from(bytes);
+    flipped[80] ^= 1;
+    assert.throws(() => decodeChunkIndex(flipped), /checksum does not match/);
+    assert.throws(() => decodeChunkIndex(bytes.subarray(0, 100)), /truncated/);
+    assert.throws(() => decodeChunkIndex(Buffer.from("not an index at all, not at all, no: not an index at all, really not")), /no CRCHUNKS magic/);
+    const future = Buffer.from(bytes);
+    future[8] = 2;
+    assert.throws(() => decodeChunkIndex(future), /version 2.*reads version 1/);
+  });
+
+  it("chunks(target) writes NAME.chunks, the same bytes in two builds", () => {
+    const dir = tempDir("crecipe-chunks-target-");
+    fs.writeFileSync(path.join(dir, "layer.src"), pseudoRandom(1 << 20, "target"));
+    const copies = ["a", "b"].map((name) => {
+      const sub = path.join(dir, name);
+      fs.mkdirSync(sub);
+      const run = crecipe(sub, ["-q", indexRecipe(sub, { "app.layer": path.join(dir, "layer.src") })]);
+      assert.equal(run.status, 0, run.stderr);
+      return fs.readFileSync(path.join(sub, "out/app.layer.chunks"));
+    });
+    assert.ok(copies[0].equals(copies[1]));
+    const index = decodeChunkIndex(copies[0]);
+    assert.equal(index.digest, sha(fs.readFileSync(path.join(dir, "layer.src"))).toString("hex"));
+    assert.ok(index.blocks, "with its block section");
+  });
+});
+
+describe("byte ranges", () => {
+  it("parses Range as RFC 9110 says", () => {
+    assert.deepEqual(parseRange("bytes=0-99", 1000), [{ start: 0, end: 99 }]);
+    assert.deepEqual(parseRange("bytes=0-99, 990-", 1000), [{ start: 0, end: 99 }, { start: 990, end: 999 }]);
+    assert.deepEqual(parseRange("bytes=-10", 1000), [{ start: 990, end: 999 }]);
+    assert.deepEqual(parseRange("bytes=-2000", 1000), [{ start: 0, end: 999 }]);
+    assert.deepEqual(parseRange("bytes=500-5000", 1000), [{ start: 500, end: 999 }]);
+    assert.equal(parseRange("bytes=1000-", 1000), "unsatisfiable");
+    assert.equal(parseRange("bytes=-0", 1000), "unsatisfiable");
+    assert.equal(parseRange("bytes=5-1", 1000), undefined);
+    assert.equal(parseRange("lines=1-2", 1000), undefined);
+    assert.equal(parseRange("bytes=a-b", 1000), undefined);
+  });
+});
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+}
+
+const GOLDEN_SIZES = [426, 320, 270, 354, 616, 288, 372, 284, 70];
+const GOLDEN_SHA256 = "0e134f9fdea53eb6c21f7a4d4f0454965d4ff432b398f78227ab702f5861d27c";

@@ -1,0 +1,270 @@
+/**
+ * crecipe fetch against crecipe serve, real processes and files: a 200 MB layer with one
+ * file changed, every fault the issue lists (through a misbehaving proxy), resume after
+ * kill -9, and the errors a user sees.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { decodeChunkIndex } from "../../lib/formats/chunks.ts";
+import { unpackBits } from "../../lib/net/partial.ts";
+import { cli, crecipe, processGone, tempDir, waitFor } from "../helpers.ts";
+import { indexRecipe, pseudoRandom, runFetch, sha256File, startFetch, startProxy, startServe, writeLayer } from "./helpers.ts";
+
+/** One line of stderr is the summary, always. */
+const SUMMARY = /^crecipe: fetched .* \(.*, sha256 [0-9a-f]{12}\): .* reused from seeds, .* downloaded \(index .*, \d+ requests.*\) in [\d.]+ s$/m;
+
+describe("fetch a 200 MB layer with one 100 KB file changed", () => {
+  const dir = tempDir("crecipe-fetch-big-");
+  const changed = 101_000; // file 1000 gets new contents, 1000 bytes longer: everything after it shifts
+  let server: Awaited<ReturnType<typeof startServe>>;
+  before(async () => {
+    writeLayer(path.join(dir, "old.layer"), 2000, 100_000);
+    writeLayer(path.join(dir, "new.layer"), 2000, 100_000, { 1000: { size: changed, seed: "changed" } });
+    const built = crecipe(dir, ["-q", indexRecipe(dir, { "app.layer": path.join(dir, "new.layer"), "old.layer": path.join(dir, "old.layer") })]);
+    assert.equal(built.status, 0, built.stderr);
+    server = await startServe(path.join(dir, "out"));
+  });
+  after(() => server?.stop());
+
+  it("downloads at most twice the changed bytes plus the index, and the file is the new one", async () => {
+    const run = await runFetch(dir, [`${server.url}app.layer`, "--seed", "old.layer", "-o", "got.layer"]);
+    assert.equal(run.code, 0, run.err);
+    assert.match(run.err, SUMMARY);
+    const report = run.report!;
+    // The index: its main part (36 bytes a chunk) and the block hints next to the change, not its whole block section.
+    const indexBytes = report.indexBytes as number;
+    assert.ok(indexBytes > 0 && indexBytes < fs.statSync(path.join(dir, "out/app.layer.chunks")).size / 4, `index ${indexBytes} bytes`);
+    assert.ok((report.downloaded as number) <= 2 * changed + indexBytes, `downloaded ${report.downloaded} > 2 × ${changed} + ${indexBytes}`);
+    assert.ok((report.fetched as number) >= changed, "the changed file itself came over the network");
+    assert.equal(report.reused as number + (report.fetched as number), fs.statSync(path.join(dir, "new.layer")).size);
+    assert.equal(sha256File(path.join(dir, "got.layer")), sha256File(path.join(dir, "new.layer")));
+    assert.equal(report.digest, sha256File(path.join(dir, "new.layer")));
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith("got.layer")), ["got.layer"], "no partial files left");
+    // What the server sent agrees: the index, a HEAD, and ranges of the changed region only.
+    const sent = server.log().split("\n").filter((l) => l.startsWith("GET /app.layer ")).reduce((n, l) => n + Number(l.split(" ").at(-1)), 0);
+    assert.ok(sent <= 2 * changed + 4096, `the server sent ${sent} bytes of the layer`);
+  });
+
+  it("uses the seed's own index beside it, and a seed that is the output itself", async () => {
+    fs.copyFileSync(path.join(dir, "out/old.layer"), path.join(dir, "inplace.layer"));
+    fs.copyFileSync(path.join(dir, "out/old.layer.chunks"), path.join(dir, "inplace.layer.chunks"));
+    const run = await runFetch(dir, [`${server.url}app.layer`, "--seed", "inplace.layer", "-o", "inplace.layer"]);
+    assert.equal(run.code, 0, run.err);
+    assert.equal(sha256File(path.join(dir, "inplace.layer")), sha256File(path.join(dir, "new.layer")));
+    assert.ok((run.report!.fetched as number) <= 2 * changed);
+  });
+});
+
+/** A 12 MB file and a seed with a byte changed every 256 KB: about 48 chunks to download, in more than one request. */
+function smallPair(dir: string) {
+  const v1 = pseudoRandom(12 << 20, "small v1");
+  fs.writeFileSync(path.join(dir, "small.v1"), v1);
+  const seed = Buffer.from(v1);
+  for (let at = 100_000; at < seed.length; at += 256 * 1024) seed[at] ^= 0xff;
+  fs.writeFileSync(path.join(dir, "seed.bin"), seed);
+  const v2 = Buffer.from(v1);
+  pseudoRandom(300_000, "small v2").copy(v2, 5 << 20);
+  fs.writeFileSync(path.join(dir, "small.v2"), v2);
+  return { v1, v2 };
+}
+
+describe("faults: the server misbehaves", () => {
+  const dir = tempDir("crecipe-fetch-faults-");
+  let server: Awaited<ReturnType<typeof startServe>>;
+  let recipe: string;
+  const v1sha = () => sha256File(path.join(dir, "small.v1"));
+  before(async () => {
+    smallPair(dir);
+    fs.copyFileSync(path.join(dir, "small.v1"), path.join(dir, "small.src"));
+    recipe = indexRecipe(dir, { "small.bin": path.join(dir, "small.src"), "stale.bin": path.join(dir, "small.v1") });
+    const built = crecipe(dir, ["-q", recipe]);
+    assert.equal(built.status, 0, built.stderr);
+    // stale.bin: the file changed on the server, its index did not (same size, other bytes).
+    fs.copyFileSync(path.join(dir, "small.v2"), path.join(dir, "out/stale.bin"));
+    server = await startServe(path.join(dir, "out"), ["-q"]);
+  });
+  after(() => server?.stop());
+
+  const fetchVia = (proxyUrl: string, out: string, name = "small.bin") => runFetch(dir, [`${proxyUrl}${name}`, "--seed", "seed.bin", "-o", out]);
+
+  it("a connection dropped in the middle of the body: tried again, only what is missing", async () => {
+    const proxy = await startProxy(server.port, { body: (data, sent, n) => (n < 2 && sent + data.length > 20_000 ? { cut: Math.max(0, 20_000 - sent) } : data) });
+    try {
+      const run = await fetchVia(proxy.url, "dropped.bin");
+      assert.equal(run.code, 0, run.err);
+      assert.match(run.err, /\d+ retried\)/);
+      assert.ok((run.report!.retries as number) >= 1);
+      assert.equal(sha256File(path.join(dir, "dropped.bin")), v1sha());
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("wrong bytes: refused, tried again; a server that always sends them is an error and no output", async () => {
+    const flip = (data: Buffer) => {
+      const copy = Buffer.from(data);
+      copy[copy.length >> 1] ^= 1;
+      return copy;
+    };
+    const once = await startProxy(server.port, { body: (data, _sent, n) => (n === 0 ? flip(data) : data) });
+    try {
+      const run = await fetchVia(once.url, "flipped.bin");
+      assert.equal(run.code, 0, run.err);
+      assert.ok((run.report!.retries as number) >= 1);
+      assert.equal(sha256File(path.join(dir, "flipped.bin")), v1sha());
+    } finally {
+      await once.close();
+    }
+    const always = await startProxy(server.port, { body: flip });
+    try {
+      const run = await fetchVia(always.url, "never.bin");
+      assert.equal(run.code, 1);
+      assert.match(run.err, /^crecipe: error: http:\/\/127\.0\.0\.1:\d+\/small\.bin: wrong bytes for the chunk at offset \d+ \(5 tries in a row\)\n  fix: the file on the server does not match its index .*small\.bin\.chunks: rebuild the index/m);
+      assert.ok(!fs.existsSync(path.join(dir, "never.bin")), "no output");
+      assert.ok(fs.existsSync(path.join(dir, "never.bin.part")), "the verified chunks are kept");
+    } finally {
+      await always.close();
+    }
+  });
+
+  it("a file changed on the server but not its index: the error says so", async () => {
+    const run = await runFetch(dir, [`${server.url}stale.bin`, "--seed", "seed.bin", "-o", "stale.out"]);
+    assert.equal(run.code, 1);
+    assert.match(run.err, /wrong bytes .*\n  fix: the file on the server does not match its index/);
+    assert.ok(!fs.existsSync(path.join(dir, "stale.out")));
+  });
+
+  it("a server that ignores Range: its whole answer is used, once", async () => {
+    const proxy = await startProxy(server.port, {
+      headers: (headers) => {
+        const { range: _range, "if-range": _ifRange, ...rest } = headers;
+        return rest;
+      },
+    });
+    try {
+      const run = await fetchVia(proxy.url, "whole.bin");
+      assert.equal(run.code, 0, run.err);
+      assert.equal(proxy.gets(), 1, `one GET of the file: ${run.err}`);
+      assert.equal(run.report!.requests, 1);
+      assert.ok((run.report!.downloaded as number) >= 12 << 20);
+      assert.equal(sha256File(path.join(dir, "whole.bin")), v1sha());
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("the file changes on the server during the download: starts over on the new index, ends with the new file", async () => {
+    let swapped = false;
+    const proxy = await startProxy(server.port, {
+      after: (n) => {
+        if (n !== 0 || swapped) return;
+        swapped = true; // a new release is published between two requests of the download
+        fs.copyFileSync(path.join(dir, "small.v2"), path.join(dir, "small.src"));
+        const r = spawnSync(process.execPath, [cli, "-q", recipe], { cwd: dir, encoding: "utf8" });
+        assert.equal(r.status, 0, r.stderr);
+      },
+    });
+    try {
+      const run = await fetchVia(proxy.url, "moving.bin");
+      assert.equal(run.code, 0, run.err);
+      assert.ok(swapped);
+      assert.equal(sha256File(path.join(dir, "moving.bin")), sha256File(path.join(dir, "small.v2")));
+      assert.ok((run.report!.resumed as number) > 0, "what the first version had in common was kept");
+    } finally {
+      await proxy.close();
+      fs.copyFileSync(path.join(dir, "small.v1"), path.join(dir, "small.src"));
+      assert.equal(crecipe(dir, ["-q", recipe]).status, 0);
+    }
+  });
+
+  it("a server that keeps failing: a clear error after a few tries, exit 1, the partial file kept and used next time", async () => {
+    const proxy = await startProxy(server.port, { body: () => "drop" });
+    try {
+      const run = await fetchVia(proxy.url, "failing.bin");
+      assert.equal(run.code, 1);
+      assert.match(run.err, /^crecipe: error: http:\/\/127\.0\.0\.1:\d+\/small\.bin: (the connection was reset \(ECONNRESET\)|the connection closed in the middle of the body) \(5 tries in a row\)\n  fix: check the server and run the same fetch again: the .* verified so far are kept in failing\.bin\.part$/m);
+      assert.ok(!fs.existsSync(path.join(dir, "failing.bin")));
+    } finally {
+      await proxy.close();
+    }
+    const again = await fetchVia(server.url, "failing.bin");
+    assert.equal(again.code, 0, again.err);
+    assert.ok((again.report!.resumed as number) > 0, "the seed's chunks placed the first time are kept");
+    assert.equal(sha256File(path.join(dir, "failing.bin")), v1sha());
+  });
+});
+
+describe("resume", () => {
+  it("kill -9 in the middle, run again: only what is missing is downloaded", async () => {
+    const dir = tempDir("crecipe-fetch-resume-");
+    fs.writeFileSync(path.join(dir, "big.src"), pseudoRandom(40 << 20, "resume"));
+    assert.equal(crecipe(dir, ["-q", indexRecipe(dir, { "big.bin": path.join(dir, "big.src") })]).status, 0);
+    const server = await startServe(path.join(dir, "out"), ["-q"]);
+    const slow = await startProxy(server.port, { delayMs: 10 });
+    try {
+      const first = startFetch(dir, [`${slow.url}big.bin`, "-o", "big.bin"]);
+      const state = path.join(dir, "big.bin.part.json");
+      const doneBytes = () => {
+        try {
+          const index = decodeChunkIndex(fs.readFileSync(path.join(dir, "big.bin.part.chunks")));
+          const bits = unpackBits(JSON.parse(fs.readFileSync(state, "utf8")).done, index.chunks.length);
+          return index.chunks.reduce((n, c, k) => n + (bits[k] ? c.size : 0), 0);
+        } catch {
+          return 0;
+        }
+      };
+      await waitFor(() => doneBytes() > 8 << 20, 40_000);
+      first.child.kill("SIGKILL");
+      const killed = await first.done;
+      assert.equal(killed.signal, "SIGKILL");
+      assert.ok(processGone(first.child.pid!));
+      const before = doneBytes();
+      assert.ok(before < 40 << 20, "killed before the end");
+
+      const second = await runFetch(dir, [`${server.url}big.bin`, "-o", "big.bin"]);
+      assert.equal(second.code, 0, second.err);
+      const report = second.report!;
+      assert.ok((report.resumed as number) >= before, `resumed ${report.resumed} < ${before} verified before the kill`);
+      assert.equal(report.fetched as number, (40 << 20) - (report.resumed as number), `only the missing chunks are fetched: ${JSON.stringify(report)}`);
+      assert.match(second.err, /MB resumed, /);
+      assert.equal(sha256File(path.join(dir, "big.bin")), sha256File(path.join(dir, "big.src")));
+      assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith("big.bin")), ["big.bin"]);
+    } finally {
+      await slow.close();
+      await server.stop();
+    }
+  });
+});
+
+describe("errors a user sees", () => {
+  it("usage errors exit 2; a missing index or server exits 1 with what to do", async () => {
+    const dir = tempDir("crecipe-fetch-usage-");
+    const noUrl = crecipe(dir, ["fetch", "-o", "x"]);
+    assert.equal(noUrl.status, 2);
+    assert.match(noUrl.stderr, /^crecipe: error: crecipe fetch: no URL\n  fix: usage: crecipe fetch URL -o FILE/m);
+    const noOut = crecipe(dir, ["fetch", "http://127.0.0.1:1/x"]);
+    assert.equal(noOut.status, 2);
+    assert.match(noOut.stderr, /where to\? \(-o FILE\)/);
+    assert.equal(crecipe(dir, ["fetch", "ftp://x/y", "-o", "y"]).status, 2);
+    assert.equal(crecipe(dir, ["fetch", "--bogus"]).status, 2);
+
+    fs.mkdirSync(path.join(dir, "www"));
+    fs.writeFileSync(path.join(dir, "www/plain.bin"), "no index beside me\n");
+    const server = await startServe(path.join(dir, "www"), ["-q"]);
+    try {
+      const noIndex = await runFetch(dir, [`${server.url}plain.bin`, "-o", "plain.bin"]);
+      assert.equal(noIndex.code, 1);
+      assert.match(noIndex.err, /^crecipe: error: http:.*\/plain\.bin\.chunks: no chunk index beside the file \(404\)\n  fix: build one beside it \(chunks\(target\)/m);
+      assert.equal(noIndex.err.trim().split("\n").length, 2, "one block");
+    } finally {
+      await server.stop();
+    }
+    const port = server.port; // nothing listens there now
+    const refused = await runFetch(dir, [`http://127.0.0.1:${port}/plain.bin`, "-o", "plain.bin"]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.err, /^crecipe: error: cannot read http:.*\/plain\.bin and its index: the connection was refused \(ECONNREFUSED\) \(5 tries\)\n  fix: check the URL and the server/m);
+  });
+});
