@@ -83,13 +83,14 @@ export async function launch(runtime: BundleRuntime, bundleDir: string, options:
       for (const d of dirs) fs.mkdirSync(d);
       // $1 lower, $2 upper, $3 work, $4 merged, then the runtime's argv.
       const script = 'mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4" || exit 97; ' +
-        // nspawn refuses a root without /usr ("does not look like an OS tree").
-        (runtime === "nspawn" ? '[ -e "$4/usr" ] || mkdir "$4/usr"; ' : "") +
+        // nspawn refuses a root without /usr ("does not look like an OS tree") and, read-only,
+        // cannot make the directories it mounts on: they are made in the throw-away layer.
+        (runtime === "nspawn" ? 'for d in usr run etc var root; do [ -e "$4/$d" ] || mkdir "$4/$d"; done; ' : "") +
         'shift 4; exec "$@"';
       const unshare = await requireTool("unshare");
-      result = await $({ nothrow: true, env })`${unshare} ${rootless ? "-rm" : "-m"} sh -c ${script} sh ${path.join(bundleDir, "rootfs")} ${dirs} ${argv}`;
+      result = await $({ nothrow: true, quiet: true, env })`${unshare} ${rootless ? "-rm" : "-m"} sh -c ${script} sh ${path.join(bundleDir, "rootfs")} ${dirs} ${argv}`;
     } else {
-      result = await $({ nothrow: true, env })`${argv}`;
+      result = await $({ nothrow: true, quiet: true, env })`${argv}`;
     }
     const exitCode = result.exitCode ?? 1;
     return {

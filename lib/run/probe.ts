@@ -12,8 +12,7 @@ import * as path from "node:path";
 import { removeTree } from "../engine/io.ts";
 import { hostnameOf, runtimeConfig } from "../formats/runtime-spec.ts";
 import { PACKAGES, which } from "../host.ts";
-import { $ } from "../runtime.ts";
-import { sharedLibraries } from "../tree/elf.ts";
+import { $, childProcess } from "../runtime.ts";
 import { type BundleRuntime, launch, RUNTIME_TOOLS, runtimeMessage } from "./container.ts";
 
 export type Runtime = BundleRuntime | "podman";
@@ -63,7 +62,7 @@ async function probe(runtime: Runtime): Promise<RuntimeProblem | undefined> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "crecipe-probe-"));
   try {
     const rootfs = path.join(dir, "rootfs");
-    for (const file of [busybox, ...(await sharedLibraries([busybox]))]) {
+    for (const file of [busybox, ...libraries(busybox)]) {
       const at = path.join(rootfs, "bin", path.basename(file));
       const into = file === busybox ? at : path.join(rootfs, file);
       fs.mkdirSync(path.dirname(into), { recursive: true });
@@ -73,7 +72,7 @@ async function probe(runtime: Runtime): Promise<RuntimeProblem | undefined> {
     for (const d of ["proc", "dev", "sys", "tmp", "usr"]) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
     const args = ["/bin/busybox", "true"];
     if (runtime === "podman") {
-      const r = await $({ nothrow: true })`podman run --rm --network=none --rootfs ${rootfs} ${args}`;
+      const r = await $({ nothrow: true, quiet: true })`podman run --rm --network=none --rootfs ${rootfs} ${args}`;
       return r.exitCode === 0 ? undefined : problem(runtime, runtimeMessage(r.stderr) || `exit code ${r.exitCode}`);
     }
     const uid = process.getuid?.() ?? 0;
@@ -86,6 +85,13 @@ async function probe(runtime: Runtime): Promise<RuntimeProblem | undefined> {
   } finally {
     removeTree(dir);
   }
+}
+
+/** What a dynamically linked busybox loads (nothing for busybox-static), quietly: the probe prints nothing. */
+function libraries(binary: string): string[] {
+  const r = childProcess().spawnSync("ldd", [binary], { encoding: "utf8" });
+  if (r.status !== 0) return [];
+  return [...r.stdout.matchAll(/(?:=>\s*|^\s*)(\/\S+)/gm)].map((m) => m[1]);
 }
 
 const problem = (runtime: Runtime, why: string): RuntimeProblem => ({ runtime, why, fix: fixFor(runtime, why) });
