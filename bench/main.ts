@@ -1,5 +1,6 @@
 /** npm run bench: every case beside its peer measured in the same run. */
 import * as path from "node:path";
+import { bundleCases } from "./bundles.ts";
 import { debianCases } from "./debian.ts";
 import { engineCases } from "./engine.ts";
 import { kvmCases } from "./kvm.ts";
@@ -14,6 +15,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   layers: () => layerCases(repo),
   kvm: () => kvmCases(repo),
   debian: () => debianCases(repo),
+  bundles: () => bundleCases(repo),
 };
 for (const [name, suite] of Object.entries(suites)) {
   if (only && only !== name) continue;

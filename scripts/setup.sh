@@ -12,6 +12,7 @@ declare -A need=(
   [skopeo]=skopeo [umoci]=umoci [newuidmap]=uidmap [pigz]=pigz [unshare]=util-linux
   [setpriv]=util-linux [hyperfine]=hyperfine [fakeroot]=fakeroot [gzip]=gzip [tar]=tar
   [zstd]=zstd [mknod]=coreutils [xargs]=findutils [getfattr]=attr
+  [crun]=crun [podman]=podman [systemd-nspawn]=systemd-container
 )
 missing=()
 for cmd in "${!need[@]}"; do

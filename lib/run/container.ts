@@ -18,12 +18,16 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { removeTree } from "../engine/io.ts";
-import { requireTool } from "../host.ts";
-import { $ } from "../runtime.ts";
+import { CrecipeError } from "../engine/errors.ts";
+import { requireTool, which } from "../host.ts";
+import { currentContext } from "../engine/context.ts";
+import { childProcess } from "../runtime.ts";
 
 export type BundleRuntime = "runc" | "crun" | "nspawn";
 
 export const RUNTIME_TOOLS: Record<BundleRuntime | "podman", string> = { runc: "runc", crun: "crun", nspawn: "systemd-nspawn", podman: "podman" };
+/** The Debian package of each. */
+export const RUNTIME_PACKAGES: Record<BundleRuntime | "podman", string> = { runc: "runc", crun: "crun", nspawn: "systemd-container", podman: "podman" };
 
 export interface LaunchOptions {
   /** Root mounted read-only and no overlay (nspawn: --read-only, still over an overlay). */
@@ -46,7 +50,8 @@ export interface Launched {
 
 /** Run the bundle in `bundleDir` with `runtime`; scratch files go in a temp dir removed afterwards. */
 export async function launch(runtime: BundleRuntime, bundleDir: string, options: LaunchOptions = {}): Promise<Launched> {
-  const bin = await requireTool(RUNTIME_TOOLS[runtime]);
+  const bin = await which(RUNTIME_TOOLS[runtime]);
+  if (!bin) throw new CrecipeError(`${RUNTIME_TOOLS[runtime]} is not installed`, { target: currentContext()?.name, fix: `sudo apt-get install ${RUNTIME_PACKAGES[runtime]}` });
   // Short paths: runc keeps sockets under --root, and a socket path has 108 bytes.
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), `crecipe-${runtime}-`));
   try {
@@ -88,11 +93,11 @@ export async function launch(runtime: BundleRuntime, bundleDir: string, options:
         (runtime === "nspawn" ? 'for d in usr run etc var root; do [ -e "$4/$d" ] || mkdir "$4/$d"; done; ' : "") +
         'shift 4; exec "$@"';
       const unshare = await requireTool("unshare");
-      result = await $({ nothrow: true, quiet: true, env })`${unshare} ${rootless ? "-rm" : "-m"} sh -c ${script} sh ${path.join(bundleDir, "rootfs")} ${dirs} ${argv}`;
+      result = await capture([unshare, rootless ? "-rm" : "-m", "sh", "-c", script, "sh", path.join(bundleDir, "rootfs"), ...dirs, ...argv], env);
     } else {
-      result = await $({ nothrow: true, quiet: true, env })`${argv}`;
+      result = await capture(argv, env);
     }
-    const exitCode = result.exitCode ?? 1;
+    const exitCode = result.exitCode;
     return {
       exitCode,
       stdout: result.stdout,
@@ -103,6 +108,31 @@ export async function launch(runtime: BundleRuntime, bundleDir: string, options:
   } finally {
     removeTree(scratch); // overlayfs leaves work/work with mode 000
   }
+}
+
+/**
+ * Run `argv`, its output captured. Not through zx's `$`: loading zx costs a cold run
+ * target more than runc does. Inside a builder the command and stderr go to its log and
+ * the child is killed on Ctrl-C, as `$` does it.
+ */
+function capture(argv: string[], env: Record<string, string>): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const ctx = currentContext();
+  ctx?.noteCommand(argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)).join(" "));
+  return new Promise((resolve, reject) => {
+    const child = childProcess().spawn(argv[0], argv.slice(1), { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    const untrack = child.pid && ctx ? ctx.trackChild(child.pid) : () => {};
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout!.on("data", (d: Buffer) => stdout.push(d));
+    child.stderr!.on("data", (d: Buffer) => stderr.push(d));
+    child.on("error", (error) => (untrack(), reject(error)));
+    child.on("close", (code, signal) => {
+      untrack();
+      const err = Buffer.concat(stderr).toString();
+      if (err) ctx?.log(err);
+      resolve({ exitCode: code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0), stdout: Buffer.concat(stdout).toString(), stderr: err });
+    });
+  });
 }
 
 /** A runtime's complaint as one line: runc's `time=… level=error msg="…"` unwrapped, the last line that says something. */

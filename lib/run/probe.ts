@@ -11,9 +11,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { removeTree } from "../engine/io.ts";
 import { hostnameOf, runtimeConfig } from "../formats/runtime-spec.ts";
-import { PACKAGES, which } from "../host.ts";
+import { which } from "../host.ts";
 import { $, childProcess } from "../runtime.ts";
-import { type BundleRuntime, launch, RUNTIME_TOOLS, runtimeMessage } from "./container.ts";
+import { type BundleRuntime, launch, RUNTIME_PACKAGES, RUNTIME_TOOLS, runtimeMessage } from "./container.ts";
 
 export type Runtime = BundleRuntime | "podman";
 
@@ -53,7 +53,7 @@ export function runtimeProblem(runtime: Runtime): Promise<RuntimeProblem | undef
 
 async function probe(runtime: Runtime): Promise<RuntimeProblem | undefined> {
   const tool = RUNTIME_TOOLS[runtime];
-  if (!(await which(tool))) return { runtime, why: `${tool} is not installed`, fix: `sudo apt-get install ${PACKAGES[tool] ?? tool}` };
+  if (!(await which(tool))) return { runtime, why: `${tool} is not installed`, fix: `sudo apt-get install ${RUNTIME_PACKAGES[runtime]}` };
   if (runtime === "nspawn" && process.getuid?.() !== 0) {
     return { runtime, why: "systemd-nspawn runs containers as root only", fix: "run crecipe as root, or use run.runc (rootless)" };
   }
