@@ -49,7 +49,8 @@ export function bundleRunner(runtime: BundleRuntime) {
           fix: `rebuild it as this user (crecipe rebuilds it when its out dir is this user's)`,
         });
       }
-      ctx.noteCommand(`${RUNTIME_TOOLS[runtime]} run ${built.path}${readOnly ? " (read-only root)" : " (over a throw-away overlay)"}`);
+      const how = `${built.value.rootless ? "rootless" : "as root"}, ${readOnly ? "read-only root" : "over a throw-away overlay"}`;
+      ctx.noteCommand(`${RUNTIME_TOOLS[runtime]} run ${built.path} (${how})`);
       const result = await launch(runtime, built.path!, { readOnly, command });
       if (result.exitCode === 0) return void fs.writeFileSync(ctx.out, result.stdout);
       if (result.started !== true) {
