@@ -38,7 +38,9 @@ export function bundleCases(repo: string): Row[] {
     const runcAlone = time(["sh", "-c", `runc --root ${work}/state run --bundle ${work}/out/simple.bundle bench-$$ > /dev/null`], { runs: 11 });
     const cold = time(crecipe("simpleRun"), { cwd: work, runs: 11, before: () => fs.rmSync(state("simple.runrunc"), { force: true }) });
     if (docker) {
-      const dockerRun = time(["docker", "run", "--rm", "--network=none", "simple:latest"], { runs: 11 });
+      // By the ID load.docker gave (the tag may name another build of simple).
+      const imageId = JSON.parse(fs.readFileSync(state("simple.load"), "utf8")).value;
+      const dockerRun = time(["docker", "run", "--rm", "--network=none", imageId], { runs: 11 });
       rows.push({ case: "runc run of simple.bundle (as made: read-only root)", crecipe: runcAlone, peer: "docker run of simple's image", peerSeconds: dockerRun, goal: "≤ 0.5×" });
       rows.push({ case: "simple.runrunc cold (CLI, overlay, runc)", crecipe: cold, peer: "docker run of simple's image", peerSeconds: dockerRun, goal: "≤ 0.5×" });
     }
