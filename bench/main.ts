@@ -1,6 +1,7 @@
 /** npm run bench: every case beside its peer measured in the same run. */
 import * as path from "node:path";
 import { chunkCases } from "./chunks.ts";
+import { bundleCases } from "./bundles.ts";
 import { debianCases } from "./debian.ts";
 import { engineCases } from "./engine.ts";
 import { kvmCases } from "./kvm.ts";
@@ -16,6 +17,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   kvm: () => kvmCases(repo),
   debian: () => debianCases(repo),
   chunks: () => chunkCases(repo),
+  bundles: () => bundleCases(repo),
 };
 for (const [name, suite] of Object.entries(suites)) {
   if (only && only !== name) continue;

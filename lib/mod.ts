@@ -30,7 +30,21 @@ export { layer, type LayerValue } from "./targets/layer.ts";
 export { image, imageTar, type ImageValue } from "./targets/image.ts";
 export { type ImageConfig } from "./formats/oci.ts";
 export { gz, sha256, zstd } from "./targets/digest.ts";
-export { type KvmOptions, load, type Loaders, type LocalOptions, run, type Runners } from "./run/mod.ts";
+export {
+  type BundleRuntime,
+  type ContainerRunOptions,
+  type KvmOptions,
+  load,
+  type Loaders,
+  type LocalOptions,
+  type PodmanOptions,
+  run,
+  type Runners,
+  type Runtime,
+  type RuntimeProblem,
+  runtimeProblem,
+} from "./run/mod.ts";
+export { bundle, type BundleOptions, type BundleValue } from "./targets/bundle.ts";
 export { initrd, type InitrdOptions } from "./targets/initrd.ts";
 export type { Root, Source } from "./tree/root.ts";
 export type { RunOptions } from "./tree/run.ts";

@@ -1,5 +1,5 @@
 // The cookbook's first container: hello, a shell and busybox; then the same with the
-// shared libraries it needs; run in a chroot, in a VM and in Docker, and packed as an image.
+// shared libraries it needs; run in a chroot, in a VM, in Docker and in runc, and packed as an image.
 import { $, file, fs, gz, here, image, layer, run } from "../lib/mod.ts";
 import { existsSync } from "node:fs";
 
@@ -21,4 +21,4 @@ export const libs = fs("libs", async (root) => {
 // simple.image.layers: the libraries (libs diffed against simple) at the bottom, simple on top.
 export const simpleImage = image("simple", [layer(libs, simple), layer(simple)]);
 
-export default [run.local(libs), run.kvm(libs), run.docker(simpleImage), gz(simpleImage)];
+export default [run.local(libs), run.kvm(libs), run.docker(simpleImage), run.runc(simpleImage), gz(simpleImage)];

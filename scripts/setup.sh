@@ -13,6 +13,7 @@ declare -A need=(
   [setpriv]=util-linux [hyperfine]=hyperfine [fakeroot]=fakeroot [gzip]=gzip [tar]=tar
   [zstd]=zstd [mknod]=coreutils [xargs]=findutils [getfattr]=attr
   [zsync]=zsync [zsyncmake]=zsync [casync]=casync # bench: peers of crecipe fetch
+  [crun]=crun [podman]=podman [systemd-nspawn]=systemd-container
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { NODE } from "./types.ts";
+import { readlinkBytes } from "./io.ts";
 import { walkSorted } from "./walk.ts";
 import { readXattrs } from "./xattrs.ts";
 
@@ -181,7 +182,7 @@ export function hostContentHash(p: string): string | undefined {
       const mode = (s.mode & 0o170000).toString(8) + ":" + (s.mode & 0o7777).toString(8);
       let body: string | Buffer = "";
       if (s.isFile()) body = hashFile(full, s);
-      else if (s.isSymbolicLink()) body = fs.readlinkSync(full, { encoding: "buffer" });
+      else if (s.isSymbolicLink()) body = readlinkBytes(full);
       else if (s.isCharacterDevice() || s.isBlockDevice()) body = String(s.rdev);
       h.update(rel).update(`\0${mode}\0`).update(body).update("\n");
     });

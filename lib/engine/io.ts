@@ -264,3 +264,13 @@ export function removeTree(dir: string | Buffer): void {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * A symlink's target as bytes (names need not be UTF-8). Always a Buffer: under Deno,
+ * readlinkSync(…, { encoding: "buffer" }) gives a plain Uint8Array, whose toString()
+ * and equals() are not Buffer's.
+ */
+export function readlinkBytes(p: string | Buffer): Buffer {
+  const link: Uint8Array = fs.readlinkSync(p, { encoding: "buffer" });
+  return Buffer.isBuffer(link) ? link : Buffer.from(link.buffer, link.byteOffset, link.byteLength);
+}

@@ -20,7 +20,7 @@ import { type Entry, type EntryType, escapePath } from "../formats/entry.ts";
 import { formatLine, parseOwnLine } from "../formats/filelist.ts";
 import { CrecipeError } from "./errors.ts";
 import { hashFile, sha256Hex } from "./hash.ts";
-import { breathe, OutputFile, readLines } from "./io.ts";
+import { breathe, OutputFile, readLines, readlinkBytes } from "./io.ts";
 import { walkSorted, walkSortedAsync } from "./walk.ts";
 
 const HEADER = "crecipe-manifest 2";
@@ -68,7 +68,7 @@ export function diskEntry(rel: Buffer, full: Buffer | string, st: fs.Stats): Ent
   const entry: Entry = { path: rel, type, mode: type === "whiteout" ? 0 : st.mode & 0o7777, uid: 0, gid: 0, size: 0 };
   if (type === "file") entry.size = st.size;
   else if (type === "symlink") {
-    entry.linkTarget = fs.readlinkSync(full, { encoding: "buffer" });
+    entry.linkTarget = readlinkBytes(full);
     entry.hash = createHash("sha256").update(entry.linkTarget).digest("hex");
   } else if (type === "char" || type === "block") Object.assign(entry, deviceNumbers(st.rdev));
   return entry;

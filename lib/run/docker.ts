@@ -118,17 +118,21 @@ export function loadDocker(image: Node<ImageValue>): Node<string> {
   }, { kind: "load", options: { image } });
 }
 
-/** NAME.rundocker: stdout of `docker run --rm ID ARGS…`; a nonzero exit fails the target. */
-export function runDocker(image: Node<ImageValue>, args: string[] = []): Node {
+/**
+ * NAME.rundocker: stdout of `docker run --rm ID ARGS…`; a nonzero exit fails the target.
+ * The container's writes go to its own layer, removed with it; `readOnly` adds --read-only.
+ */
+export function runDocker(image: Node<ImageValue>, args: string[] = [], options: { readOnly?: boolean } = {}): Node {
+  const readOnly = options.readOnly ? ["--read-only"] : [];
   const loaded = loadDocker(image);
   return target(`${image.name.replace(/\.image$/, "")}.rundocker`, async (ctx) => {
     await ctx.result(loaded);
     // Loaded again here if the daemon lost it since (pruned, restarted with a new store).
     const { bin, id } = await ensureLoaded(ctx, image);
-    const result = await $({ nothrow: true })`${bin} run --rm --network=none ${id} ${args}`;
+    const result = await $({ nothrow: true })`${bin} run --rm --network=none ${readOnly} ${id} ${args}`;
     if (result.exitCode !== 0) {
       throw exitFailure(result.exitCode, undefined, result.signal ?? undefined);
     }
     fs.writeFileSync(ctx.out, result.stdout);
-  }, { kind: "rundocker", options: { image, args } });
+  }, { kind: "rundocker", options: readOnly.length ? { image, args, readOnly: true } : { image, args } });
 }

@@ -23,6 +23,8 @@ export interface KvmOptions extends InitrdOptions {
   timeout?: number;
   /** Kernel image (default: $CRECIPE_KERNEL, the running kernel, the newest /boot/vmlinuz-*). */
   kernel?: string;
+  /** The guest's root remounted read-only before /init (the run never reaches the tree either way: it boots a copy in RAM). */
+  readOnly?: boolean;
 }
 
 /**
@@ -57,7 +59,7 @@ export function kvm(tree: Node | string, options: KvmOptions = {}): Node {
     const boot = await bootableKernel(kernel, cacheDir("kernels"), (m) => ctx.log(m));
     const files = { console: path.join(ctx.tmp, "console"), stdout: path.join(ctx.tmp, "stdout"), code: path.join(ctx.tmp, "exitcode") };
     const args = [
-      "-accel", accel, "-m", String(memory), "-kernel", boot, "-initrd", initrdPath, "-append", APPEND,
+      "-accel", accel, "-m", String(memory), "-kernel", boot, "-initrd", initrdPath, "-append", options.readOnly ? `${APPEND} crecipe.ro` : APPEND,
       "-display", "none", "-nodefaults", "-no-reboot", "-no-user-config",
       "-serial", `file:${files.console}`, "-serial", `file:${files.stdout}`, "-serial", `file:${files.code}`,
     ];
@@ -90,7 +92,7 @@ export function kvm(tree: Node | string, options: KvmOptions = {}): Node {
     fs.writeFileSync(ctx.out, readTextOr(files.stdout).replace(/\r/g, ""));
     const status = Number(exitText);
     if (status !== 0) throw exitFailure(status);
-  }, { kind: "runkvm", options: { fs: fsNode, initrd: image, memory: options.memory ?? null, timeout, kernel: options.kernel ?? null } });
+  }, { kind: "runkvm", options: { fs: fsNode, initrd: image, memory: options.memory ?? null, timeout, kernel: options.kernel ?? null, ...(options.readOnly ? { readOnly: true } : {}) } });
 }
 
 /** Why a guest died without an exit code, read off its console. */

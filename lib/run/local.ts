@@ -18,6 +18,8 @@ import { TreeView } from "../tree/view.ts";
 export interface LocalOptions {
   /** The program to run inside (default /init) and its arguments. */
   command?: string[];
+  /** Mount the root read-only: writes fail inside (default: writable, thrown away). */
+  readOnly?: boolean;
 }
 
 const USERNS_FIX =
@@ -26,6 +28,7 @@ const USERNS_FIX =
 export function local(tree: Node | string, options: LocalOptions = {}): Node {
   const fsNode = asFs(tree);
   const command = options.command ?? ["/init"];
+  const readOnly = Boolean(options.readOnly);
   return target(`${fsNode.name}.runlocal`, async (ctx) => {
     const view = await TreeView.open(ctx, fsNode);
     await requireTool("unshare", ctx.name);
@@ -38,6 +41,7 @@ export function local(tree: Node | string, options: LocalOptions = {}): Node {
     const lowers = view.dirs.map((d) => path.relative(ctx.outDir, d)).join(":");
     // $1 out dir, $2 lowers, $3 upper, $4 work, $5 merged, $6 marker, $7 output, then the command.
     const script = 'cd "$1" && mount -t overlay overlay -o "lowerdir=$2,upperdir=$3,workdir=$4" "$5" || exit 97; : > "$6"; ' +
+      (readOnly ? 'mount -o remount,ro "$5" || exit 96; ' : "") +
       'root=$5; out=$7; shift 7; exec chroot "$root" "$@" > "$out"';
     const overlay = await $({ nothrow: true })`unshare -rm sh -c ${script} sh ${ctx.outDir} ${lowers} ${upper} ${work} ${merged} ${mounted} ${ctx.out} ${command}`;
     if (overlay.exitCode === 0) return;
@@ -45,6 +49,7 @@ export function local(tree: Node | string, options: LocalOptions = {}): Node {
     if (/unshare failed/.test(overlay.stderr)) {
       throw new CrecipeError(`user namespaces are disabled: unshare -r failed (${overlay.stderr.trim()})`, { target: ctx.name, fix: USERNS_FIX });
     }
+    if (readOnly) throw new CrecipeError("a read-only run needs overlayfs, which could not be mounted here", { target: ctx.name, fix: "run it without { readOnly: true } (on a copy), or on Linux ≥ 5.11" });
     // No overlayfs here (nested in a container, old kernel): run on a copy instead.
     ctx.log("overlayfs is not available; running on a copy of the tree");
     const copy = path.join(ctx.tmp, "copy");
@@ -52,5 +57,5 @@ export function local(tree: Node | string, options: LocalOptions = {}): Node {
     materialize(view.dirs, copy);
     const result = await $({ nothrow: true })`unshare -r chroot ${copy} ${command} > ${ctx.out}`;
     if (result.exitCode !== 0) throw exitFailure(result.exitCode, undefined, result.signal ?? undefined);
-  }, { kind: "runlocal", options: { fs: fsNode, command } });
+  }, { kind: "runlocal", options: readOnly ? { fs: fsNode, command, readOnly } : { fs: fsNode, command } });
 }

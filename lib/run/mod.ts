@@ -1,11 +1,16 @@
-/** Ways to run what was built: run.local (chroot), run.kvm (qemu), run.docker; load.docker. */
+/** Ways to run what was built: run.local (chroot), run.kvm (qemu), run.docker; run.runc, run.crun, run.nspawn (OCI bundles), run.podman; load.docker. */
 import type { Node } from "../engine/types.ts";
 import type { ImageValue } from "../targets/image.ts";
 import { loadDocker, runDocker } from "./docker.ts";
 import { kvm, type KvmOptions } from "./kvm.ts";
 import { local, type LocalOptions } from "./local.ts";
+import { nspawn } from "./nspawn.ts";
+import { podman, type PodmanOptions } from "./podman.ts";
+import { type ContainerRunOptions, crun, runc } from "./runc.ts";
 
-export type { KvmOptions, LocalOptions };
+export type { ContainerRunOptions, KvmOptions, LocalOptions, PodmanOptions };
+export { type Runtime, type RuntimeProblem, runtimeProblem } from "./probe.ts";
+export type { BundleRuntime } from "./container.ts";
 
 /** The run targets: each keeps what the program printed as its output. */
 export interface Runners {
@@ -13,8 +18,16 @@ export interface Runners {
   local(tree: Node | string, options?: LocalOptions): Node;
   /** NAME.runkvm: a qemu VM booting the tree as an initrd (KVM when it works, else TCG). */
   kvm(tree: Node | string, options?: KvmOptions): Node;
-  /** NAME.rundocker: `docker run --rm` of the image, loaded first (only new layers are sent). */
-  docker(image: Node<ImageValue>, args?: string[]): Node;
+  /** NAME.rundocker: `docker run --rm` of the image, loaded first (only new layers are sent); `readOnly` adds --read-only. */
+  docker(image: Node<ImageValue>, args?: string[], options?: { readOnly?: boolean }): Node;
+  /** NAME.runrunc: the bundle (an image or fs is made one) run by runc, rootless for an ordinary user. */
+  runc(source: Node | string, options?: ContainerRunOptions): Node;
+  /** NAME.runcrun: as runc, with crun. */
+  crun(source: Node | string, options?: ContainerRunOptions): Node;
+  /** NAME.runnspawn: the bundle run by systemd-nspawn --oci-bundle, as root only. */
+  nspawn(source: Node | string, options?: ContainerRunOptions): Node;
+  /** NAME.runpodman: the image loaded into podman through its OCI layout and run. */
+  podman(image: Node<ImageValue>, options?: PodmanOptions): Node;
 }
 
 /** The load targets. */
@@ -26,14 +39,15 @@ export interface Loaders {
 /**
  * Targets that run what was built and keep what it printed: `run.local(fs)` (a chroot on a
  * throw-away overlay: NAME.runlocal), `run.kvm(fs)` (a qemu VM booting the tree as an
- * initrd: NAME.runkvm), `run.docker(image)` (NAME.rundocker). A failing program fails
- * the target with its exit code.
+ * initrd: NAME.runkvm), `run.docker(image)` (NAME.rundocker), `run.runc`/`run.crun`/
+ * `run.nspawn` (an OCI bundle: NAME.runrunc…), `run.podman(image)`. A failing program
+ * fails the target with its exit code; no run changes the tree it runs.
  *
  * ```ts
  * export default [run.local(libs), run.kvm(libs), run.docker(simpleImage)];
  * ```
  */
-export const run: Runners = { local, kvm, docker: runDocker };
+export const run: Runners = { local, kvm, docker: runDocker, runc, crun, nspawn, podman };
 
 /**
  * Targets that load an image somewhere: `load.docker(image)` (NAME.load, whose value is

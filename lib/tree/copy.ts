@@ -5,6 +5,7 @@
  */
 import * as fs from "node:fs";
 import { CrecipeError } from "../engine/errors.ts";
+import { readlinkBytes } from "../engine/io.ts";
 import { escapePath } from "../formats/entry.ts";
 import { walkMerged } from "./layers.ts";
 import { childProcess } from "../runtime.ts";
@@ -32,7 +33,7 @@ export function materialize(dirs: readonly string[], dest: string): void {
       fs.chmodSync(to, st.mode & 0o7777);
       if (st.nlink > 1) links.set(key, to);
     } else if (st.isSymbolicLink()) {
-      fs.symlinkSync(fs.readlinkSync(found.host, { encoding: "buffer" }), to);
+      fs.symlinkSync(readlinkBytes(found.host), to);
     } else if (st.isFIFO()) {
       const r = childProcess().spawnSync("mkfifo", ["-m", (st.mode & 0o7777).toString(8), to.toString()]);
       if (r.status !== 0) throw new CrecipeError(`cannot copy the fifo ${escapePath(rel)}: ${r.stderr}`);
@@ -81,7 +82,7 @@ export function copyHost(from: Buffer | string, to: Buffer, links: CopiedLinks =
       if (st.nlink > 1) links.set(key, to);
     }
   } else if (st.isSymbolicLink()) {
-    fs.symlinkSync(fs.readlinkSync(from, { encoding: "buffer" }), temp);
+    fs.symlinkSync(readlinkBytes(from), temp);
   } else if (st.isFIFO()) {
     const r = childProcess().spawnSync("mkfifo", ["-m", (st.mode & 0o7777).toString(8), temp.toString()]);
     if (r.status !== 0) throw new CrecipeError(`cannot copy the fifo ${from}: ${r.stderr}`);

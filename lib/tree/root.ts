@@ -11,9 +11,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { BuildContext } from "../engine/types.ts";
-import { removeTree } from "../engine/io.ts";
+import { readlinkBytes, removeTree } from "../engine/io.ts";
 import { CrecipeError } from "../engine/errors.ts";
-import { isNode, type Node } from "../engine/node.ts";
+import { isNode, lookup, type Node } from "../engine/node.ts";
 import { walkSorted } from "../engine/walk.ts";
 import { escapePath, unescapePath } from "../formats/entry.ts";
 import { childProcess } from "../runtime.ts";
@@ -21,7 +21,7 @@ import { sharedLibraries } from "./elf.ts";
 import { isWhiteout, locate, readMergedDir, walkMerged, type Found } from "./layers.ts";
 import { asMeta, emptyMeta, type TreeMeta } from "./meta.ts";
 import { type CopiedLinks, copyHost, materialize } from "./copy.ts";
-import { type RunOptions, runInTree } from "./run.ts";
+import { type RunOptions, runInTree, type ToolMount } from "./run.ts";
 import { aclGroupBits, readXattrs } from "../engine/xattrs.ts";
 import { TreeView } from "./view.ts";
 
@@ -149,7 +149,7 @@ export class TreeRoot implements Root {
       const found = locate(this.layers, candidate);
       if (found?.st.isSymbolicLink() && (queue.length > 0 || followLast)) {
         if (++hops > 40) throw this.fail(`too many symlinks resolving ${p} in the tree`);
-        const link = fs.readlinkSync(found.host, { encoding: "buffer" });
+        const link = readlinkBytes(found.host);
         if (link[0] === 0x2f) resolved = [];
         queue.unshift(...splitPath(link));
         continue;
@@ -247,7 +247,7 @@ export class TreeRoot implements Root {
       fs.copyFileSync(found.host, to, fs.constants.COPYFILE_FICLONE);
       fs.chmodSync(to, mode);
     } else if (found.st.isSymbolicLink()) {
-      fs.symlinkSync(fs.readlinkSync(found.host, { encoding: "buffer" }), to);
+      fs.symlinkSync(readlinkBytes(found.host), to);
     } else {
       throw this.fail(`${escapePath(rel)} is a special file of the base; it cannot be changed in a snapshot`, "remove it and create it again (root.mknod)");
     }
@@ -500,8 +500,54 @@ export class TreeRoot implements Root {
    * a command that chowns to another user fails there.
    */
   async run(argv: string[], options: RunOptions = {}): Promise<{ stdout: string; stderr: string }> {
+    return await this.runChrooted(argv, options);
+  }
+
+  /**
+   * Run a command chrooted in this tree with another fs (a toolchain, busybox, a package
+   * manager) mounted read-only at `mountpoint`, as dappdeps mounts its tool images into
+   * a build: the tree needs no shell or compiler of its own, and none ends up in it.
+   * Afterwards the mount point is an empty directory (made if missing; it must be empty
+   * before), and anything the command left under it is an error naming the paths.
+   *
+   * ```ts
+   * await root.runWith(busyboxTools, "/.tools", ["/.tools/bin/sh", "-c", "echo built > /etc/motd"]);
+   * ```
+   */
+  async runWith(tools: Node | string, mountpoint: string, argv: string[], options: RunOptions = {}): Promise<{ stdout: string; stderr: string }> {
+    const toolsNode = typeof tools === "string" ? lookup(tools) : tools;
+    if (!toolsNode) throw this.fail(`runWith: no fs named ${tools} is declared`, `declare it first: fs("${tools}", async (root) => { … })`);
+    const view = await TreeView.open(this.ctx, toolsNode);
     this.sync();
-    const { stdout, stderr, opaque, xattrs } = await runInTree(this.ctx, this.dir, this.base?.dirs ?? [], argv, options);
+    const rel = this.resolve(mountpoint, true);
+    if (!rel.length) throw this.fail(`runWith: cannot mount ${toolsNode.name} over the tree's root`, "mount it at a directory such as /.tools");
+    const found = this.find(rel);
+    if (found && !found.st.isDirectory()) throw this.fail(`runWith: the mount point ${mountpoint} is not a directory`);
+    const before = this.entriesUnder(rel);
+    if (before.length) throw this.fail(`runWith: the mount point ${mountpoint} is not empty (${before.slice(0, 5).join(", ")})`, "mount the tools at an empty or new directory");
+    if (!found) await this.mkdir("/" + rel.toString("latin1"));
+    const result = await this.runChrooted(argv, options, { layers: view.dirs, at: rel.toString("latin1") });
+    const written = this.entriesUnder(rel);
+    if (written.length) {
+      const shown = written.slice(0, 10).join(", ") + (written.length > 10 ? `, and ${written.length - 10} more` : "");
+      throw this.fail(`runWith: ${argv[0]} wrote under the tool mount point ${mountpoint}: ${shown}`, `write outside ${mountpoint}: what is left there would ship in the tree and its layers`);
+    }
+    return result;
+  }
+
+  /** Paths (absolute, escaped) in the tree under directory `rel`. */
+  private entriesUnder(rel: Buffer): string[] {
+    if (!this.find(rel)?.st.isDirectory()) return [];
+    const paths: string[] = [];
+    walkMerged(this.layers, (child) => {
+      if (!child.equals(rel)) paths.push("/" + escapePath(child));
+    }, rel);
+    return paths;
+  }
+
+  private async runChrooted(argv: string[], options: RunOptions, tools?: ToolMount): Promise<{ stdout: string; stderr: string }> {
+    this.sync();
+    const { stdout, stderr, opaque, xattrs } = await runInTree(this.ctx, this.dir, this.base?.dirs ?? [], argv, options, tools);
     for (const [key, attrs] of xattrs) (this.meta.xattrs ??= {})[key] = { ...this.meta.xattrs?.[key], ...attrs };
     // What the kernel marked opaque is now a plain directory: hide the base's children there.
     makeWhiteouts(opaque.flatMap((rel) => this.opaqueWhiteouts(rel)), this.ctx.name);

@@ -35,7 +35,13 @@ const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
  * Run `argv` chrooted into the tree whose own directory is `upper`, over `lowers` (top
  * first; none for a tree that stands alone). Output goes to the target's log.
  */
-export async function runInTree(ctx: BuildContext, upper: string, lowers: readonly string[], argv: string[], options: RunOptions = {}): Promise<{ stdout: string; stderr: string; opaque: Buffer[]; xattrs: Map<string, Xattrs> }> {
+/** Another tree mounted read-only into the run (root.runWith): its layers, and where, relative to the tree. */
+export interface ToolMount {
+  layers: readonly string[];
+  at: string;
+}
+
+export async function runInTree(ctx: BuildContext, upper: string, lowers: readonly string[], argv: string[], options: RunOptions = {}, tools?: ToolMount): Promise<{ stdout: string; stderr: string; opaque: Buffer[]; xattrs: Map<string, Xattrs> }> {
   await requireTool("unshare", ctx.name);
   const scratch = fs.mkdtempSync(path.join(ctx.tmp, "run-"));
   const merged = path.join(scratch, "merged");
@@ -44,24 +50,32 @@ export async function runInTree(ctx: BuildContext, upper: string, lowers: readon
   fs.mkdirSync(work);
   // Lower layers are named relative to the out dir: the mount option has no room for long paths.
   const lowerOption = lowers.map((d) => path.relative(ctx.outDir, d)).join(":");
-  // $1 out dir, $2 lowers ("" for none), $3 upper, $4 work, $5 merged, $6 cwd, then the command.
+  const toolsOption = (tools?.layers ?? []).map((d) => path.relative(ctx.outDir, d)).join(":");
+  // $1 out dir, $2 lowers ("" for none), $3 upper, $4 work, $5 merged, $6 cwd, $7 tool layers
+  // ("" for none), $8 where they go, then the command.
   const script = [
     'cd "$1"',
     'if [ -n "$2" ]; then mount -t overlay overlay -o "userxattr,lowerdir=$2,upperdir=$3,workdir=$4" "$5" || exit 97; root=$5; else root=$3; fi',
     '[ -d "$root/proc" ] && mount -t proc proc "$root/proc"',
     '[ -d "$root/dev" ] && mount --rbind /dev "$root/dev"',
     '[ -d "$root/sys" ] && mount --rbind /sys "$root/sys"',
-    'cwd=$6; shift 6',
-    'if [ -n "$cwd" ]; then exec chroot "$root" /bin/sh -c \'cd "$1" && shift && exec "$@"\' sh "$cwd" "$@"; fi',
-    'exec chroot "$root" "$@"',
+    // One layer is bound read-only; a stack is a read-only overlay (lower layers only).
+    'if [ -n "$7" ]; then case "$7" in *:*) mount -t overlay overlay -o "lowerdir=$7" "$root/$8" ;; *) mount --bind "$7" "$root/$8" && mount -o remount,bind,ro "$root/$8" ;; esac || exit 98; fi',
+    // The command's PATH (which may name only the tools' directories) is set last: the lines above need the host's.
+    'cwd=$6; shift 8; chroot=$(command -v chroot); PATH=$CRECIPE_COMMAND_PATH; unset CRECIPE_COMMAND_PATH',
+    'if [ -n "$cwd" ]; then exec "$chroot" "$root" /bin/sh -c \'cd "$1" && shift && exec "$@"\' sh "$cwd" "$@"; fi',
+    'exec "$chroot" "$root" "$@"',
   ].join("\n");
-  const env = { PATH, HOME: "/root", LC_ALL: "C", ...options.env };
+  const env = { HOME: "/root", LC_ALL: "C", ...options.env, PATH, CRECIPE_COMMAND_PATH: options.env?.PATH ?? PATH };
   const rootless = process.getuid?.() !== 0;
   const unshare = rootless ? ["unshare", "-rmpf"] : ["unshare", "-mpf"];
-  const result = await $({ nothrow: true, env: { ...process.env, ...env }, input: options.input })`${unshare} sh -c ${script} sh ${ctx.outDir} ${lowerOption} ${upper} ${work} ${merged} ${options.cwd ?? ""} ${argv}`;
+  const result = await $({ nothrow: true, env: { ...process.env, ...env }, input: options.input })`${unshare} sh -c ${script} sh ${ctx.outDir} ${lowerOption} ${upper} ${work} ${merged} ${options.cwd ?? ""} ${toolsOption} ${tools?.at ?? ""} ${argv}`;
   removeTree(scratch); // overlayfs leaves work/work with mode 000
   if (result.exitCode === 97) {
     throw new CommandError(97, { command: argv.join(" "), fix: "overlayfs could not be mounted in a user namespace here (Linux ≥ 5.11 allows it); build the fs with from(base, { snapshot: false })" });
+  }
+  if (result.exitCode === 98 && tools) {
+    throw new CommandError(98, { command: argv.join(" "), fix: `the tools could not be mounted at /${tools.at} (see the log); bind mounts in a user namespace need util-linux's mount` });
   }
   if (result.exitCode !== 0) throw new CommandError(result.exitCode, { command: argv.join(" "), signal: result.signal ?? undefined });
   const { opaque, xattrs } = await afterRun(ctx, upper);

@@ -11,6 +11,7 @@
  */
 import * as fs from "node:fs";
 import { CrecipeError } from "../engine/errors.ts";
+import { removeTree } from "../engine/io.ts";
 import { escapePath } from "../formats/entry.ts";
 import { parsePaxRecords, parseTarHeader } from "../formats/tar.ts";
 import { childProcess } from "../runtime.ts";
@@ -19,10 +20,36 @@ import { emptyMeta, type TreeMeta } from "./meta.ts";
 const BLOCK = 512;
 const padded = (size: number) => Math.ceil(size / BLOCK) * BLOCK;
 
-export async function untar(archive: string, into: string, meta: TreeMeta = emptyMeta()): Promise<TreeMeta> {
+export interface UntarOptions {
+  /**
+   * Read the tar as an OCI layer over what `into` holds: `.wh.NAME` deletes NAME,
+   * `.wh..wh..opq` empties its directory of what earlier layers put there.
+   */
+  whiteouts?: boolean;
+  /**
+   * Collect directory modes here instead of applying them at the end, for a caller that
+   * unpacks several layers into one tree: a read-only directory of one layer must stay
+   * writable until the last layer is in (as an ordinary user nothing overrides its mode).
+   */
+  dirModes?: [Buffer, number][];
+}
+
+const WHITEOUT = Buffer.from(".wh.");
+const OPAQUE = Buffer.from(".wh..wh..opq");
+
+/** Forget what `meta` recorded for `key` and everything under it (a path deleted or replaced). */
+function forget(meta: TreeMeta, key: string, below: boolean): void {
+  for (const table of [meta.owners, meta.devices, meta.xattrs ?? {}] as Record<string, unknown>[]) {
+    delete table[key];
+    if (below) for (const k of Object.keys(table)) if (k.startsWith(key + "/")) delete table[k];
+  }
+}
+
+export async function untar(archive: string, into: string, meta: TreeMeta = emptyMeta(), options: UntarOptions = {}): Promise<TreeMeta> {
   const fd = fs.openSync(archive, "r");
+  const ownEntries = new Set<string>(); // what this archive put in (an opaque whiteout keeps these)
   const realInto = fs.realpathSync(into);
-  const dirModes: [Buffer, number][] = [];
+  const dirModes: [Buffer, number][] = options.dirModes ?? [];
   const fail = (why: string) => new CrecipeError(`${archive}: ${why}`, { fix: "the archive is damaged or not made for this: make it again" });
   const read = (n: number): Buffer => {
     const buffer = Buffer.allocUnsafe(n);
@@ -99,13 +126,34 @@ export async function untar(archive: string, into: string, meta: TreeMeta = empt
       if (parent !== realInto && !parent.startsWith(realInto + "/")) {
         throw fail(`entry ${JSON.stringify(name.toString("latin1"))} would be written outside the tree (through a symlink)`);
       }
+      const base = rel.subarray(slash + 1);
+      if (options.whiteouts && base.subarray(0, WHITEOUT.length).equals(WHITEOUT)) {
+        const dir = slash < 0 ? Buffer.alloc(0) : rel.subarray(0, slash);
+        if (base.equals(OPAQUE)) {
+          for (const name of fs.readdirSync(hostPath(dir), { encoding: "buffer" })) {
+            const child = dir.length ? Buffer.concat([dir, Buffer.from("/"), name]) : name;
+            if (ownEntries.has(escapePath(child))) continue;
+            removeTree(hostPath(child));
+            forget(meta, escapePath(child), true);
+          }
+        } else {
+          const hidden = Buffer.concat([dir.length ? Buffer.concat([dir, Buffer.from("/")]) : Buffer.alloc(0), base.subarray(WHITEOUT.length)]);
+          removeTree(hostPath(hidden));
+          forget(meta, escapePath(hidden), true);
+        }
+        skip(padded(dataSize));
+        continue;
+      }
+      ownEntries.add(key);
+      // What an earlier layer recorded for this name no longer holds: the entry replaces it.
+      const existing = fs.lstatSync(target, { throwIfNoEntry: false });
+      forget(meta, key, Boolean(existing?.isDirectory()) && header.typeflag !== "5");
       if (uid !== 0 || gid !== 0) meta.owners[key] = [uid, gid];
       const xattrs: Record<string, string> = {};
       for (const [k, v] of records) if (k.startsWith("SCHILY.xattr.")) xattrs[k.slice(13)] = v.toString("hex");
       if (Object.keys(xattrs).length) (meta.xattrs ??= {})[key] = xattrs;
       // Whatever stands at the name is replaced, never followed.
-      const existing = fs.lstatSync(target, { throwIfNoEntry: false });
-      if (existing && !(existing.isDirectory() && header.typeflag === "5")) fs.rmSync(target, { recursive: true, force: true });
+      if (existing && !(existing.isDirectory() && header.typeflag === "5")) removeTree(target);
       switch (header.typeflag) {
         case "5":
           if (!existing?.isDirectory()) fs.mkdirSync(target, { mode: 0o700 });
@@ -159,6 +207,7 @@ export async function untar(archive: string, into: string, meta: TreeMeta = empt
   } finally {
     fs.closeSync(fd);
   }
+  if (options.dirModes) return meta;
   for (const [rel, mode] of dirModes.reverse()) {
     const dir = hostPath(rel);
     if (fs.lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) fs.chmodSync(dir, mode); // a later entry may have replaced it

@@ -1,6 +1,7 @@
 /** Deno: the same recipe builds under Deno 2 and shares its state with Node. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { it } from "node:test";
 import { crecipe, modUrl, read, repo, tempDir, write } from "../helpers.ts";
@@ -41,6 +42,31 @@ export default shout;`);
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stderr, /0 built, 2 up to date/);
   assert.equal(read(dir, "out/shout.txt"), "FROM NODE\n");
+});
+
+it("symlinks in a tree: Deno writes the same list and layer bytes as Node", () => {
+  const recipe = `
+import { fs, layer } from ${JSON.stringify(modUrl)};
+export const t = fs("t", async (root) => {
+  await root.write("/etc/motd", "hi\\n");
+  await root.symlink("/etc/motd", "/abs");
+  await root.symlink("../etc/motd", "/etc/rel");
+  await root.symlink("caf\\u00e9", "/utf8");
+});
+export default layer(t);`;
+  const byDeno = tempDir();
+  const byNode = tempDir();
+  for (const dir of [byDeno, byNode]) write(dir, "r.ts", recipe);
+  const d = denoCrecipe(byDeno, ["r.ts"]);
+  assert.equal(d.status, 0, d.stderr);
+  const n = crecipe(byNode, ["r.ts"]);
+  assert.equal(n.status, 0, n.stderr);
+  const list = read(byDeno, "out/t.list");
+  assert.match(list, /abs/);
+  assert.equal(list, read(byNode, "out/t.list"));
+  assert.ok(fs.readFileSync(path.join(byDeno, "out/t.layer")).equals(fs.readFileSync(path.join(byNode, "out/t.layer"))), "same layer bytes");
+  const again = crecipe(byDeno, ["r.ts"]);
+  assert.match(again.stderr, /0 built, \d+ up to date/, "Node takes Deno's state as is");
 });
 
 it("the library and the CLI type-check under deno check", () => {

@@ -5,7 +5,8 @@
  * Mounts devtmpfs, proc and sys; runs /init with stdout on the second serial port
  * (ttyS1) and stderr on the console (ttyS0); writes /init's exit code to the third port
  * (ttyS2); syncs and powers off. If /init cannot run, it says why on the console and
- * writes no exit code, so the host reports the console's last lines.
+ * writes no exit code, so the host reports the console's last lines. With `crecipe.ro`
+ * on the kernel command line the root is remounted read-only before /init runs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,6 +36,14 @@ int main(void) {
   if (mount("devtmpfs", "/dev", "devtmpfs", 0, NULL) != 0 && errno != EBUSY) say("mount /dev", strerror(errno));
   mount("proc", "/proc", "proc", 0, NULL);
   mount("sysfs", "/sys", "sysfs", 0, NULL);
+
+  char cmdline[4096] = {0};
+  int cmdline_fd = open("/proc/cmdline", O_RDONLY);
+  if (cmdline_fd >= 0) {
+    (void)!read(cmdline_fd, cmdline, sizeof cmdline - 1);
+    close(cmdline_fd);
+  }
+  if (strstr(cmdline, "crecipe.ro") && mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL) != 0) say("remount / read-only", strerror(errno));
 
   int console = open("/dev/ttyS0", O_WRONLY | O_NOCTTY);
   int out = open("/dev/ttyS1", O_WRONLY | O_NOCTTY);
