@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { it } from "node:test";
 import { repo } from "./helpers.ts";
@@ -35,4 +36,11 @@ it("deno doc --lint finds nothing missing in lib/mod.ts", () => {
   const deno = path.join(repo, "node_modules", ".bin", "deno");
   const r = spawnSync(deno, ["doc", "--lint", "lib/mod.ts"], { cwd: repo, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
   assert.equal(r.status, 0, r.stdout + r.stderr);
+});
+
+it("package.json and deno.json name the same two entry points", () => {
+  const read = (f: string) => JSON.parse(fs.readFileSync(path.join(repo, f), "utf8"));
+  const expected = { ".": "./lib/mod.ts", "./inspect": "./lib/inspect.ts" };
+  assert.deepEqual(read("package.json").exports, expected);
+  assert.deepEqual(read("deno.json").exports, expected);
 });

@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { makeContext, runInContext } from "./context.ts";
-import { removeTree } from "./io.ts";
+import { fitName, removeTree } from "./io.ts";
 import { commit } from "./commit.ts";
 import { WaitGraph } from "./cycles.ts";
 import { isDirty, type Verdict } from "./dirty.ts";
@@ -278,7 +278,8 @@ export class Engine {
     const tmpRoot = tmpDir(this.layout);
     this.sweepTemps(tmpRoot);
     // Named after its holder (holder.ts), so a sweeper keeps it while this process may be alive.
-    const workDir = path.join(tmpRoot, `${node.name}.${holderId(self)}.${Math.random().toString(36).slice(2, 8)}`);
+    const suffix = `.${holderId(self)}.${Math.random().toString(36).slice(2, 8)}`;
+    const workDir = path.join(tmpRoot, fitName(node.name, 255 - suffix.length) + suffix);
     const out = path.join(workDir, "out");
     const scratch = path.join(workDir, "scratch");
     fs.mkdirSync(scratch, { recursive: true });

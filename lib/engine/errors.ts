@@ -203,6 +203,14 @@ export function describeSystemError(error: unknown): { message: string; fix?: st
       return { message: `no such file or directory: cannot ${what}`, fix: `check the path ${e.path ?? ""}`.trim() };
     case "ENOSPC":
       return { message: `no space left on the device: cannot ${what}`, fix: "free some space, or choose an out dir on another file system (-o DIR)" };
+    case "ENAMETOOLONG": {
+      const p = e.path ?? "";
+      const shown = p.length > 120 ? `${p.slice(0, 60)}…${p.slice(-40)} (${Buffer.byteLength(p)} bytes)` : p;
+      return {
+        message: `name too long: cannot ${e.syscall} ${shown}`,
+        fix: "Linux takes paths up to 4095 bytes and names up to 255: use a shorter path (a symlink to a directory near it works)",
+      };
+    }
     default:
       return { message: `${e.code}: cannot ${what}` };
   }

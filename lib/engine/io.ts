@@ -274,3 +274,15 @@ export function readlinkBytes(p: string | Buffer): Buffer {
   const link: Uint8Array = fs.readlinkSync(p, { encoding: "buffer" });
   return Buffer.isBuffer(link) ? link : Buffer.from(link.buffer, link.byteOffset, link.byteLength);
 }
+
+/**
+ * `name` cut to fit in `maxBytes` of a file name, kept unique by a hash of the whole:
+ * "a-very-long-target…~3f2a9c1b". Names that fit are returned as they are.
+ */
+export function fitName(name: string, maxBytes: number): string {
+  if (Buffer.byteLength(name) <= maxBytes) return name;
+  const tag = "~" + createHash("sha256").update(name).digest("hex").slice(0, 8);
+  let cut = Buffer.from(name).subarray(0, maxBytes - tag.length).toString("utf8");
+  while (Buffer.byteLength(cut) > maxBytes - tag.length || cut.endsWith("\uFFFD")) cut = cut.slice(0, -1);
+  return cut + tag;
+}

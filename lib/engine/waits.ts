@@ -16,6 +16,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { CycleError } from "./errors.ts";
 import { holderId, self } from "./holder.ts";
+import { fitName } from "./io.ts";
 import { lockHolder } from "./lock.ts";
 import { writeFileAtomic } from "./state.ts";
 
@@ -45,7 +46,9 @@ export function watchForCycles(target: string, options: {
   signal?: AbortSignal;
 }): CycleWatch {
   const lockDir = path.dirname(options.lockOf(target));
-  const file = path.join(lockDir, `${holderId(self)}.${target}.wait`);
+  const me = holderId(self);
+  // The record names the target; the file name only has to be unique and start with the holder.
+  const file = path.join(lockDir, `${me}.${fitName(target, 255 - me.length - ".x.wait".length)}.wait`);
   let written: string | undefined;
   const end = () => {
     options.signal?.removeEventListener("abort", end);

@@ -271,6 +271,74 @@ export const shadowLayer = layer(shadow);
     assert.doesNotMatch(shadow.err, STACK);
   });
 
+  it("a builder that leaves a mode-000 directory and fails: its temp dir goes, and the next build works", needsTestUser, () => {
+    const dir = sharedDir(true);
+    write(dir, "r.ts", `
+import { fs } from ${mod};
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
+export const locked = fs("locked", async (root) => {
+  await root.mkdir("/secret/deeper");
+  await root.write("/secret/deeper/f", "x");
+  chmodSync(root.path("/secret"), 0o000);
+  if (!existsSync(${JSON.stringify(path.join(dir, "ok"))})) throw new Error("not yet");
+  chmodSync(root.path("/secret"), 0o755);
+});
+export default locked;
+`);
+    const first = asTestUser(dir, ["r.ts"]);
+    assert.equal(first.status, 1, first.err);
+    assert.match(first.err, /FAILED locked: not yet/);
+    assert.doesNotMatch(first.err, STACK);
+    const tmp = path.join(dir, "out/.crecipe/tmp");
+    assert.deepEqual(fs.existsSync(tmp) ? fs.readdirSync(tmp) : [], [], "the failed build removed its temp dir");
+    const again = asTestUser(dir, ["r.ts"]);
+    assert.equal(again.status, 1, again.err);
+    assert.doesNotMatch(again.err, STACK);
+    write(dir, "ok", "");
+    const done = asTestUser(dir, ["r.ts"]);
+    assert.equal(done.status, 0, done.err);
+    assert.ok(fs.existsSync(path.join(dir, "out/locked/secret/deeper/f")));
+  });
+
+  it("a mode-000 directory left in a dead build's temp dir is swept by the next build", needsTestUser, () => {
+    const dir = sharedDir(true);
+    write(dir, "r.ts", `
+import { file } from ${mod};
+import { writeFileSync } from "node:fs";
+export default file("a", async (out) => writeFileSync(out, "a"));
+`);
+    assert.equal(asTestUser(dir, ["r.ts"]).status, 0);
+    // What a build killed by SIGKILL as it held a mode-000 directory leaves: its temp dir, named after it.
+    const dead = spawnSync("sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
+    const start = "12345";
+    const pidns = fs.statSync("/proc/self/ns/pid").ino;
+    const boot = fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").replaceAll("-", "").trim().slice(0, 12);
+    const left = path.join(dir, "out/.crecipe/tmp", `a.${dead}-${start}-${pidns}-${boot}.zzzzzz`);
+    fs.mkdirSync(path.join(left, "out/locked/inner"), { recursive: true });
+    fs.writeFileSync(path.join(left, "out/locked/inner/f"), "x");
+    spawnSync("chown", ["-R", "crecipe-test:crecipe-test", path.join(dir, "out/.crecipe/tmp")]);
+    fs.chmodSync(path.join(left, "out/locked"), 0o000);
+    fs.writeFileSync(path.join(dir, "r.ts"), fs.readFileSync(path.join(dir, "r.ts"), "utf8").replace('"a")', '"b")'));
+    const r = asTestUser(dir, ["r.ts"]);
+    assert.equal(r.status, 0, r.err);
+    assert.doesNotMatch(r.err, STACK);
+    assert.ok(!fs.existsSync(left), "the dead build's temp dir is gone");
+  });
+
+  it("a source path longer than PATH_MAX: one block naming the target and the path, no stack", () => {
+    const dir = tempDir();
+    const long = "/" + Array.from({ length: 20 }, () => "d".repeat(250)).join("/") + "/f";
+    write(dir, "r.ts", `
+import { fs } from ${mod};
+export default fs("t", async (root) => { await root.copyIn(${JSON.stringify(long)}, "/"); });
+`);
+    const r = crecipe(dir, ["r.ts"]);
+    assert.equal(r.status, 1, r.err);
+    assert.match(r.err, /^crecipe: FAILED t: name too long: cannot lstat \/d{59}…d{38}\/f \(5022 bytes\)$/m);
+    assert.match(r.err, /^ {2}fix: +Linux takes paths up to 4095 bytes/m);
+    assert.doesNotMatch(r.err, STACK);
+  });
+
   it("-o without a directory is a usage error; --xclean removes only a crecipe out dir", () => {
     const dir = tempDir();
     write(dir, "r.ts", `import { file } from ${mod};\nimport { writeFileSync } from "node:fs";\nexport default file("a", (out) => writeFileSync(out, "a"));\n`);
