@@ -77,3 +77,14 @@ it("no module imports itself through others", () => {
   for (const file of files) visit(file, []);
   assert.deepEqual(cycles, []);
 });
+
+it("the README's layout table says what MAY says", () => {
+  const readme = fs.readFileSync(path.join(repo, "README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("## For contributors"));
+  const rows: Record<string, string[]> = {};
+  for (const m of section.matchAll(/^\| `([^`]+?)\/?` \| .* \| ([^|]+) \|$/gm)) {
+    rows[m[1]] = m[2].trim() === "nothing" ? [] : m[2].split(",").map((s) => s.trim());
+  }
+  const may = Object.fromEntries(Object.entries(MAY).map(([k, v]) => [k, [...v].sort()]));
+  assert.deepEqual(Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, v.sort()])), may);
+});
