@@ -27,6 +27,8 @@ options:
   -o, --out FILE    where the file goes (required)
   -s, --seed FILE   a file that may share chunks with it (repeat for more)
       --json        print the report as JSON on stdout
+      --no-index    do not keep the index as FILE.chunks (kept by default: a
+                    later fetch seeded with FILE then reads it instead of chunking FILE)
   -q, --quiet       no progress line (the summary line is always printed)
 
 exit codes: 0 ok, 1 the fetch failed, 2 bad usage, 130 interrupted`;
@@ -45,11 +47,12 @@ interface VerbArgs {
   out?: string;
   seed?: string | string[];
   json?: boolean;
+  index?: boolean;
   quiet?: boolean;
   help?: boolean;
 }
 
-function parse(argv: string[], spec: { string: string[]; boolean: string[]; alias: Record<string, string> }): VerbArgs {
+function parse(argv: string[], spec: { string: string[]; boolean: string[]; alias: Record<string, string>; default?: Record<string, unknown> }): VerbArgs {
   return minimist(argv, {
     ...spec,
     unknown: (a: string) => {
@@ -76,7 +79,7 @@ async function serveVerb(argv: string[]): Promise<number> {
 }
 
 async function fetchVerb(argv: string[]): Promise<number> {
-  const args = parse(argv, { string: ["out", "seed"], boolean: ["json", "quiet", "help"], alias: { o: "out", s: "seed", q: "quiet", h: "help" } });
+  const args = parse(argv, { string: ["out", "seed"], boolean: ["json", "quiet", "help", "index"], default: { index: true }, alias: { o: "out", s: "seed", q: "quiet", h: "help" } });
   if (args.help) return console.log(FETCH_HELP), 0;
   const [url, ...extra] = args._.map(String);
   if (!url || extra.length) throw new CrecipeError(url ? `crecipe fetch takes one URL, got ${args._.length}` : "crecipe fetch: no URL", { fix: FETCH_HELP.split("\n")[0] });
@@ -100,7 +103,7 @@ async function fetchVerb(argv: string[]): Promise<number> {
     process.stderr.write(`\r\x1b[Kcrecipe: fetch ${path.basename(out)}: ${percent}% of ${formatBytes(p.size)}, ${formatBytes(p.reused + p.resumed)} reused, ${formatBytes(p.downloaded)} downloaded`);
   };
   try {
-    const report = await fetchChunked(url, { out, seeds, signal: controller.signal, onProgress: tty ? draw : undefined });
+    const report = await fetchChunked(url, { out, seeds, keepIndex: args.index, signal: controller.signal, onProgress: tty ? draw : undefined });
     if (tty) process.stderr.write("\r\x1b[K");
     console.error(
       `crecipe: fetched ${out} (${formatBytes(report.size)}, sha256 ${report.digest.slice(0, 12)}): ` +

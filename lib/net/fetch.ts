@@ -77,6 +77,11 @@ export interface FetchOptions {
   mergeGap?: number;
   /** Times the server's file may change under a fetch before it gives up (default 3). */
   restarts?: number;
+  /**
+   * Keep the index as OUT.chunks beside the file (default true): a later fetch that uses
+   * OUT as a seed reads the chunks it needs by that index instead of chunking all of OUT.
+   */
+  keepIndex?: boolean;
 }
 
 /** How far a fetch is, in bytes, by where they came from. */
@@ -968,8 +973,20 @@ class Job {
     }
     fs.closeSync(this.fd);
     this.fd = -1;
+    const indexOut = `${this.options.out}.chunks`;
+    fs.rmSync(indexOut, { force: true }); // an index of the file OUT replaces never describes the new one
     fs.renameSync(paths.part, this.options.out);
     removePartial(paths);
+    if (this.options.keepIndex ?? true) {
+      // Beside the file, the next fetch with it as a seed reads its chunks by this index instead of chunking it.
+      const temp = `${indexOut}.${process.pid}.tmp`;
+      try {
+        fs.writeFileSync(temp, this.remote.bytes);
+        fs.renameSync(temp, indexOut);
+      } catch {
+        fs.rmSync(temp, { force: true }); // an optimisation only: the file is in place and verified
+      }
+    }
     return digest;
   }
 

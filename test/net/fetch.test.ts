@@ -42,10 +42,20 @@ describe("fetch a 200 MB layer with one 100 KB file changed", () => {
     assert.equal(report.reused as number + (report.fetched as number), fs.statSync(path.join(dir, "new.layer")).size);
     assert.equal(sha256File(path.join(dir, "got.layer")), sha256File(path.join(dir, "new.layer")));
     assert.equal(report.digest, sha256File(path.join(dir, "new.layer")));
-    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith("got.layer")), ["got.layer"], "no partial files left");
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith("got.layer")).sort(), ["got.layer", "got.layer.chunks"], "no partial files left, the index kept");
+    const kept = decodeChunkIndex(fs.readFileSync(path.join(dir, "got.layer.chunks")));
+    const served = decodeChunkIndex(fs.readFileSync(path.join(dir, "out/app.layer.chunks")));
+    assert.deepEqual([kept.size, kept.digest, kept.chunks], [served.size, served.digest, served.chunks], "the kept index is the server's (its main part)");
     // What the server sent agrees: the index, a HEAD, and ranges of the changed region only.
     const sent = server.log().split("\n").filter((l) => l.startsWith("GET /app.layer ")).reduce((n, l) => n + Number(l.split(" ").at(-1)), 0);
     assert.ok(sent <= 2 * changed + 4096, `the server sent ${sent} bytes of the layer`);
+  });
+
+  it("--no-index keeps no FILE.chunks; a stale FILE.chunks beside the old FILE goes", async () => {
+    fs.writeFileSync(path.join(dir, "bare.layer.chunks"), "stale");
+    const run = await runFetch(dir, [`${server.url}app.layer`, "--seed", "old.layer", "-o", "bare.layer", "--no-index"]);
+    assert.equal(run.code, 0, run.err);
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith("bare.layer")), ["bare.layer"]);
   });
 
   it("uses the seed's own index beside it, and a seed that is the output itself", async () => {
@@ -231,7 +241,7 @@ describe("resume", () => {
       assert.equal(report.fetched as number, (40 << 20) - (report.resumed as number), `only the missing chunks are fetched: ${JSON.stringify(report)}`);
       assert.match(second.err, /MB resumed, /);
       assert.equal(sha256File(path.join(dir, "big.bin")), sha256File(path.join(dir, "big.src")));
-      assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith("big.bin")), ["big.bin"]);
+      assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith("big.bin")).sort(), ["big.bin", "big.bin.chunks"]);
     } finally {
       await slow.close();
       await server.stop();
