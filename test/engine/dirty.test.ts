@@ -69,23 +69,25 @@ describe("isDirty", () => {
     assert.deepEqual([v.dirty, v.reason], [true, "its recipe (builder text or options) changed"]);
   });
 
-  it("a host file whose content changed makes its reader dirty", async () => {
+  /** A target `name` that copies the host file input.txt, built once. */
+  const builtReader = async (name: string) => {
     const dir = project();
     const outDir = path.join(dir, "out");
     const input = write(dir, "input.txt", "one\n");
-    const node = target("reads-changed.txt", async (ctx) => fs.writeFileSync(ctx.out, await ctx.read(input)));
+    const node = target(name, async (ctx) => fs.writeFileSync(ctx.out, await ctx.read(input)));
     await build(node, { outDir, quiet: true });
+    return { node, outDir, input };
+  };
+
+  it("a host file whose content changed makes its reader dirty", async () => {
+    const { node, outDir, input } = await builtReader("reads-changed.txt");
     fs.writeFileSync(input, "two, longer\n");
     const v = await verdict(node, outDir);
     assert.deepEqual([v.dirty, v.reason], [true, `host file ${input} changed`]);
   });
 
   it("a host file only touched leaves its reader clean, with the new signature to store", async () => {
-    const dir = project();
-    const outDir = path.join(dir, "out");
-    const input = write(dir, "input.txt", "one\n");
-    const node = target("reads-touched.txt", async (ctx) => fs.writeFileSync(ctx.out, await ctx.read(input)));
-    await build(node, { outDir, quiet: true });
+    const { node, outDir, input } = await builtReader("reads-touched.txt");
     touch(input);
     const v = await verdict(node, outDir);
     assert.equal(v.dirty, false);
