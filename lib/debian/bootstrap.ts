@@ -10,7 +10,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CrecipeError } from "../engine/errors.ts";
+import { CommandError } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
 import { $ } from "../runtime.ts";
 import { cacheDir, readTextOr, requireTool } from "../host.ts";
@@ -105,12 +105,14 @@ export function bootstrap(name: string, options: BootstrapOptions = {}): Node<Tr
     const result = await $({ nothrow: true, env: { ...process.env, SOURCE_DATE_EPOCH: String(settings.epoch) } })`${mmdebstrap} ${args}`;
     if (result.exitCode !== 0) {
       const subuid = /newuidmap|subuid|unshare/i.test(result.stderr);
-      throw Object.assign(new CrecipeError(`mmdebstrap failed with exit code ${result.exitCode}`, {
+      throw new CommandError(result.exitCode, {
+        message: `mmdebstrap failed with exit code ${result.exitCode}`,
         target: ctx.name,
+        signal: result.signal ?? undefined,
         fix: subuid
           ? `give this user subordinate ids (sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER) and install uidmap`
           : "see the log above (the network? a package name in include or exclude?)",
-      }), { exitCode: result.exitCode });
+      });
     }
     fs.mkdirSync(ctx.out, { mode: 0o755 });
     const meta = await untar(tarball, ctx.out);

@@ -88,16 +88,28 @@ export class InterruptedError extends CrecipeError {
 }
 
 /**
- * A process a builder ran exited non-zero or was killed. The failure report shows it as
- * "command failed with exit code N" (or "command killed by SIGKILL"), with the command and
- * the log's last lines; `fix` says what to do.
+ * A process a builder ran exited non-zero or was killed: how it ended, as fields. The
+ * failure report shows it as "command failed with exit code N" (or "command killed by
+ * SIGKILL"), with the command and the log's last lines; `fix` says what to do. A step that
+ * knows better what failed says so in `message` ("mmdebstrap failed with exit code 2").
+ *
+ * ```ts
+ * if (result.exitCode !== 0) throw new CommandError(result.exitCode, { fix: "see the log above" });
+ * ```
  */
 export class CommandError extends CrecipeError {
+  /** The exit code, or null when the process was killed or gave none. */
   exitCode: number | null;
+  /** The signal that killed it ("SIGKILL"), when one did. */
   signal?: string;
+  /** The command, when it is not the builder's last one. */
   command?: string;
-  constructor(exitCode: number | null, options: { fix?: string; signal?: string; command?: string } = {}) {
-    super(commandOutcome(exitCode, options.signal), { fix: options.fix });
+  /** `exitCode` as the process ended; `options.message` overrides "command failed with exit code N". */
+  constructor(
+    exitCode: number | null,
+    options: { message?: string; fix?: string; target?: string; signal?: string; command?: string } = {},
+  ) {
+    super(options.message ?? commandOutcome(exitCode, options.signal), { fix: options.fix, target: options.target });
     this.name = "CommandError";
     this.exitCode = exitCode;
     this.signal = options.signal;
@@ -110,6 +122,32 @@ export function commandOutcome(exitCode: number | null | undefined, signal?: str
   if (signal) return `command killed by ${signal}`;
   if (typeof exitCode === "number") return `command failed with exit code ${exitCode}`;
   return "command failed without an exit code";
+}
+
+/** How a process ended, as a thrown error tells it. */
+interface ProcessEnd {
+  exitCode?: number;
+  signal?: string;
+  command?: string;
+}
+
+/**
+ * How a process ended, when `error` is one that says: crecipe's CommandError, a BuildError
+ * described before, or zx's ProcessOutput (read by its shape: the engine does not load zx).
+ */
+function processEnd(error: unknown): ProcessEnd | undefined {
+  const number = (v: unknown) => (typeof v === "number" ? v : undefined);
+  const text = (v: unknown) => (typeof v === "string" ? v : undefined);
+  if (error instanceof CommandError) return { exitCode: number(error.exitCode), signal: error.signal, command: error.command };
+  if (error instanceof BuildError) {
+    const exitCode = number(error.exitCode);
+    return exitCode !== undefined || error.signal !== undefined ? { exitCode, signal: error.signal, command: error.command } : undefined;
+  }
+  if (error instanceof CrecipeError) return undefined;
+  const zx = error as { exitCode?: unknown; signal?: unknown } | undefined;
+  const exitCode = number(zx?.exitCode);
+  const signal = text(zx?.signal);
+  return exitCode !== undefined || signal !== undefined ? { exitCode, signal } : undefined;
 }
 
 /**
@@ -126,30 +164,21 @@ export function describeFailure(error: unknown, lastCommand: string | undefined)
   fix?: string;
   where?: string;
 } {
-  const e = error as { message?: unknown; exitCode?: unknown; signal?: unknown; fix?: unknown; command?: unknown } | undefined;
-  const text = (v: unknown) => (typeof v === "string" ? v : undefined);
-  const exitCode = typeof e?.exitCode === "number" ? e.exitCode : undefined;
-  const signal = text(e?.signal);
-  const command = text(e?.command);
-  const fix = text(e?.fix);
-  if (exitCode !== undefined || signal !== undefined || error instanceof CommandError) {
+  const ended = processEnd(error);
+  const own = error instanceof CrecipeError ? error : undefined;
+  if (ended) {
     return {
-      message: error instanceof CrecipeError ? error.message : commandOutcome(exitCode, signal),
-      command: command ?? lastCommand,
-      exitCode,
-      signal,
-      fix: fix ?? (signal === "SIGKILL" ? "it was killed from outside crecipe (by the out-of-memory killer? see dmesg)" : undefined),
+      message: own ? own.message : commandOutcome(ended.exitCode, ended.signal),
+      command: ended.command ?? lastCommand,
+      exitCode: ended.exitCode,
+      signal: ended.signal,
+      fix: own?.fix ?? (ended.signal === "SIGKILL" ? "it was killed from outside crecipe (by the out-of-memory killer? see dmesg)" : undefined),
     };
   }
-  if (error instanceof CrecipeError) return { message: error.message.split("\n")[0], command, fix };
+  if (own) return { message: own.message.split("\n")[0], command: own instanceof BuildError ? own.command : undefined, fix: own.fix };
   const system = describeSystemError(error);
   if (system) return system;
-  return { message: String(e?.message ?? error).split("\n")[0], command, fix, where: thrownAt(error) };
-}
-
-/** A process a builder ran failed: see CommandError. */
-export function exitFailure(exitCode: number | null, fix?: string, signal?: string): CommandError {
-  return new CommandError(exitCode, { fix, signal });
+  return { message: String((error as { message?: unknown } | undefined)?.message ?? error).split("\n")[0], where: thrownAt(error) };
 }
 
 /**

@@ -74,6 +74,25 @@ export function diskEntry(rel: Buffer, full: Buffer | string, st: fs.Stats): Ent
   return entry;
 }
 
+/** A hard link group's key: its device and inode. */
+const inode = (st: fs.Stats) => `${st.dev}:${st.ino}`;
+
+/**
+ * Complete a file's entry as the list has it: a later path of a hard link group becomes
+ * a link to the group's first path (`groups`: inode → first path); any other file gets its
+ * content hash (`cache`: through the in-process hash cache). True when it was hashed.
+ */
+function linkOrHash(entry: Entry, rel: Buffer, full: Buffer, st: fs.Stats, groups: Map<string, Buffer>, cache: boolean): boolean {
+  const first = st.nlink > 1 ? groups.get(inode(st)) : undefined;
+  if (first) {
+    Object.assign(entry, { type: "hardlink", linkTarget: first, size: 0 });
+    return false;
+  }
+  if (st.nlink > 1) groups.set(inode(st), rel);
+  entry.hash = hashFile(full, st, cache);
+  return true;
+}
+
 /**
  * Walk `dir`, hash every file, write the manifest to `base`.list and `base`.stat.
  * Returns the tree's content hash ("tree:" + sha256 of the list). Memory follows the
@@ -89,15 +108,10 @@ export async function writeManifest(dir: string, base: string): Promise<string> 
   try {
     await walkSortedAsync(dir, (rel, full, st) => {
       const entry = diskEntry(rel, full, st);
-      if (entry.type === "file") {
-        const first = st.nlink > 1 ? groups.get(`${st.dev}:${st.ino}`) : undefined;
-        if (first) Object.assign(entry, { type: "hardlink", linkTarget: first, size: 0 });
-        else {
-          if (st.nlink > 1) groups.set(`${st.dev}:${st.ino}`, rel);
-          entry.hash = hashFile(full, st, false); // a file just built: no later reader in this process would hit a cache
-          files++;
-          bytes += entry.size;
-        }
+      // A file just built: no later reader in this process would hit a hash cache.
+      if (entry.type === "file" && linkOrHash(entry, rel, full, st, groups, false)) {
+        files++;
+        bytes += entry.size;
       }
       if (plain && (entry.type === "whiteout" || needsCheck(rel))) plain = false;
       list.writeText(formatLine(entry));
@@ -182,18 +196,11 @@ export function verifyTree(dir: string, manifestPath: string): string | undefine
       if (order < 0) throw ((difference = `${escapePath(entry.path)} was removed`), stop);
       if (order > 0) throw ((difference = `${shown} was added`), stop);
       if (sig === statKey(st)) {
-        if (st.nlink > 1 && st.isFile()) groups.set(`${st.dev}:${st.ino}`, rel);
+        if (st.nlink > 1 && st.isFile()) groups.set(inode(st), rel);
         return;
       }
       const now = diskEntry(rel, full, st);
-      if (now.type === "file") {
-        const first = st.nlink > 1 ? groups.get(`${st.dev}:${st.ino}`) : undefined;
-        if (first) Object.assign(now, { type: "hardlink", linkTarget: first, size: 0 });
-        else {
-          if (st.nlink > 1) groups.set(`${st.dev}:${st.ino}`, rel);
-          now.hash = hashFile(full, st);
-        }
-      }
+      if (now.type === "file") linkOrHash(now, rel, full, st, groups, true);
       if (formatLine(now) !== formatLine(entry)) throw ((difference = `${shown} was changed`), stop);
     });
     const extra = expected.next();

@@ -11,14 +11,6 @@ import * as fs from "node:fs";
 
 export type Visit = (rel: Buffer, full: Buffer, st: fs.Stats) => void;
 
-const SLASH = 0x2f;
-
-/** Every path under `root` (not the root itself), lstat'ed, in bytewise order of full paths. */
-export function walkSorted(root: string | Buffer, visit: Visit): void {
-  const prefix = Buffer.concat([Buffer.from(root), Buffer.from("/")]);
-  walkDir(prefix, Buffer.alloc(0), visit);
-}
-
 interface Item {
   /** Sort key: the name, or the name plus "/" for a directory's contents. */
   key: Buffer;
@@ -26,28 +18,7 @@ interface Item {
   contents: boolean;
 }
 
-function walkDir(prefix: Buffer, rel: Buffer, visit: Visit): void {
-  const dir = rel.length ? Buffer.concat([prefix, rel]) : prefix.subarray(0, prefix.length - 1);
-  const names = fs.readdirSync(dir, { encoding: "buffer" });
-  const items: Item[] = [];
-  const stats = new Map<Buffer, fs.Stats>();
-  for (const name of names) {
-    const full = Buffer.concat([prefix, rel, rel.length ? SLASH_BUF : EMPTY, name]);
-    const st = fs.lstatSync(full);
-    stats.set(name, st);
-    items.push({ key: name, name, contents: false });
-    if (st.isDirectory()) items.push({ key: Buffer.concat([name, SLASH_BUF]), name, contents: true });
-  }
-  items.sort((a, b) => Buffer.compare(a.key, b.key));
-  for (const item of items) {
-    const child = rel.length ? Buffer.concat([rel, SLASH_BUF, item.name]) : item.name;
-    if (item.contents) walkDir(prefix, child, visit);
-    else visit(child, Buffer.concat([prefix, child]), stats.get(item.name)!);
-  }
-}
-
-const SLASH_BUF = Buffer.from([SLASH]);
-const EMPTY = Buffer.alloc(0);
+const SLASH = Buffer.from("/");
 
 /**
  * The names of one directory in the walk's order, with "contents" markers: a
@@ -58,33 +29,54 @@ export function sortedItems(names: Buffer[], isDir: (name: Buffer) => boolean): 
   const items: Item[] = [];
   for (const name of names) {
     items.push({ key: name, name, contents: false });
-    if (isDir(name)) items.push({ key: Buffer.concat([name, SLASH_BUF]), name, contents: true });
+    if (isDir(name)) items.push({ key: Buffer.concat([name, SLASH]), name, contents: true });
   }
   items.sort((a, b) => Buffer.compare(a.key, b.key));
   return items;
 }
 
+/** One path of a directory: relative to the walk's root, in full, lstat'ed. */
+interface Found {
+  rel: Buffer;
+  full: Buffer;
+  st: fs.Stats;
+}
+
+/** The directory `rel` under `prefix`, lstat'ed, in the walk's order (see sortedItems). */
+function readLevel(prefix: Buffer, rel: Buffer): { found: Found; contents: boolean }[] {
+  const dir = rel.length ? Buffer.concat([prefix, rel]) : prefix.subarray(0, prefix.length - 1);
+  const byName = new Map<Buffer, Found>();
+  for (const name of fs.readdirSync(dir, { encoding: "buffer" })) {
+    const child = rel.length ? Buffer.concat([rel, SLASH, name]) : name;
+    const full = Buffer.concat([prefix, child]);
+    byName.set(name, { rel: child, full, st: fs.lstatSync(full) });
+  }
+  return sortedItems([...byName.keys()], (name) => byName.get(name)!.st.isDirectory())
+    .map(({ name, contents }) => ({ found: byName.get(name)!, contents }));
+}
+
+const rootPrefix = (root: string | Buffer) => Buffer.concat([Buffer.from(root), SLASH]);
+
+/** Every path under `root` (not the root itself), lstat'ed, in bytewise order of full paths. */
+export function walkSorted(root: string | Buffer, visit: Visit): void {
+  const prefix = rootPrefix(root);
+  const walk = (rel: Buffer): void => {
+    for (const { found, contents } of readLevel(prefix, rel)) {
+      if (contents) walk(found.rel);
+      else visit(found.rel, found.full, found.st);
+    }
+  };
+  walk(Buffer.alloc(0));
+}
+
 /** walkSorted, letting the event loop run now and then (engine/io.ts breathe). */
 export async function walkSortedAsync(root: string | Buffer, visit: Visit, breathe: () => Promise<void> | undefined): Promise<void> {
-  const prefix = Buffer.concat([Buffer.from(root), Buffer.from("/")]);
+  const prefix = rootPrefix(root);
   const walk = async (rel: Buffer): Promise<void> => {
-    const dir = rel.length ? Buffer.concat([prefix, rel]) : prefix.subarray(0, prefix.length - 1);
-    const names = fs.readdirSync(dir, { encoding: "buffer" });
-    const items: Item[] = [];
-    const stats = new Map<Buffer, fs.Stats>();
-    for (const name of names) {
-      const full = Buffer.concat([prefix, rel, rel.length ? SLASH_BUF : EMPTY, name]);
-      const st = fs.lstatSync(full);
-      stats.set(name, st);
-      items.push({ key: name, name, contents: false });
-      if (st.isDirectory()) items.push({ key: Buffer.concat([name, SLASH_BUF]), name, contents: true });
-    }
-    items.sort((a, b) => Buffer.compare(a.key, b.key));
-    for (const item of items) {
-      const child = rel.length ? Buffer.concat([rel, SLASH_BUF, item.name]) : item.name;
-      if (item.contents) await walk(child);
+    for (const { found, contents } of readLevel(prefix, rel)) {
+      if (contents) await walk(found.rel);
       else {
-        visit(child, Buffer.concat([prefix, child]), stats.get(item.name)!);
+        visit(found.rel, found.full, found.st);
         await breathe();
       }
     }

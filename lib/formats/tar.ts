@@ -25,16 +25,20 @@ const TYPEFLAG: Record<Entry["type"], string> = {
   fifo: "6",
 };
 
-/** One 512-byte ustar header; fields are written in GNU tar's style (digits then NUL). */
-interface Header {
+/** The fields a writer and a reader of a ustar header block share. */
+interface UstarFields {
   name: Buffer;
-  prefix?: Buffer;
   mode: number;
   uid: number;
   gid: number;
   size: number;
   mtime: number;
   typeflag: string;
+}
+
+/** One 512-byte ustar header; fields are written in GNU tar's style (digits then NUL). */
+interface Header extends UstarFields {
+  prefix?: Buffer;
   linkname?: Buffer;
   /** Devices always, other real entries as 0; GNU leaves them empty on pax headers. */
   dev?: [number, number];
@@ -213,14 +217,7 @@ export function tarEnd(): Buffer {
 }
 
 /** One header block as a reader sees it (before pax or GNU long-name records are applied). */
-export interface TarHeaderFields {
-  name: Buffer;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  typeflag: string;
+export interface TarHeaderFields extends UstarFields {
   linkname: Buffer;
   devMajor: number;
   devMinor: number;

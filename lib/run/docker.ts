@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { BuildContext } from "../engine/types.ts";
-import { CrecipeError, exitFailure } from "../engine/errors.ts";
+import { CommandError, CrecipeError } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
 import { requireTool } from "../host.ts";
 import { $, childProcess } from "../runtime.ts";
@@ -102,7 +102,7 @@ async function ensureLoaded(ctx: BuildContext, image: Node<ImageValue>) {
       // The daemon wanted the layers after all (a containerd image store may): send all.
       result = await streamLoad(ctx, bin, built.path!, built.value, new Set());
     }
-    if (result.code !== 0) throw exitFailure(result.code, "see the log above: is the daemon's disk full?");
+    if (result.code !== 0) throw new CommandError(result.code, { fix: "see the log above: is the daemon's disk full?" });
     id = (await daemonHas(bin, built.value)).id;
     if (!id) throw new CrecipeError(`docker load of ${built.path} did not register ${built.value.id}`, { target: ctx.name });
   }
@@ -131,7 +131,7 @@ export function runDocker(image: Node<ImageValue>, args: string[] = [], options:
     const { bin, id } = await ensureLoaded(ctx, image);
     const result = await $({ nothrow: true })`${bin} run --rm --network=none ${readOnly} ${id} ${args}`;
     if (result.exitCode !== 0) {
-      throw exitFailure(result.exitCode, undefined, result.signal ?? undefined);
+      throw new CommandError(result.exitCode, { signal: result.signal ?? undefined });
     }
     fs.writeFileSync(ctx.out, result.stdout);
   }, { kind: "rundocker", options: readOnly.length ? { image, args, readOnly: true } : { image, args } });

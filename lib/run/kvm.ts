@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CrecipeError, exitFailure } from "../engine/errors.ts";
+import { CommandError, CrecipeError } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
 import { initrd, type InitrdOptions } from "../targets/initrd.ts";
 import { asFs } from "../targets/fs.ts";
@@ -85,13 +85,11 @@ export function kvm(tree: Node | string, options: KvmOptions = {}): Node {
     }
     if (!/^\d+$/.test(exitText)) {
       const reason = explain(consoleText, stderr, memory);
-      throw Object.assign(new CrecipeError(`the guest wrote no exit code: ${reason.what}`, { target: ctx.name, fix: reason.fix }), {
-        exitCode: code,
-      });
+      throw new CommandError(code, { message: `the guest wrote no exit code: ${reason.what}`, target: ctx.name, fix: reason.fix });
     }
     fs.writeFileSync(ctx.out, readTextOr(files.stdout).replace(/\r/g, ""));
     const status = Number(exitText);
-    if (status !== 0) throw exitFailure(status);
+    if (status !== 0) throw new CommandError(status);
   }, { kind: "runkvm", options: { fs: fsNode, initrd: image, memory: options.memory ?? null, timeout, kernel: options.kernel ?? null, ...(options.readOnly ? { readOnly: true } : {}) } });
 }
 

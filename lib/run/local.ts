@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CrecipeError, exitFailure } from "../engine/errors.ts";
+import { CommandError, CrecipeError } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
 import { requireTool } from "../host.ts";
 import { $ } from "../runtime.ts";
@@ -45,7 +45,7 @@ export function local(tree: Node | string, options: LocalOptions = {}): Node {
       'root=$5; out=$7; shift 7; exec chroot "$root" "$@" > "$out"';
     const overlay = await $({ nothrow: true })`unshare -rm sh -c ${script} sh ${ctx.outDir} ${lowers} ${upper} ${work} ${merged} ${mounted} ${ctx.out} ${command}`;
     if (overlay.exitCode === 0) return;
-    if (fs.existsSync(mounted)) throw exitFailure(overlay.exitCode, undefined, overlay.signal ?? undefined);
+    if (fs.existsSync(mounted)) throw new CommandError(overlay.exitCode, { signal: overlay.signal ?? undefined });
     if (/unshare failed/.test(overlay.stderr)) {
       throw new CrecipeError(`user namespaces are disabled: unshare -r failed (${overlay.stderr.trim()})`, { target: ctx.name, fix: USERNS_FIX });
     }
@@ -56,6 +56,6 @@ export function local(tree: Node | string, options: LocalOptions = {}): Node {
     fs.mkdirSync(copy);
     materialize(view.dirs, copy);
     const result = await $({ nothrow: true })`unshare -r chroot ${copy} ${command} > ${ctx.out}`;
-    if (result.exitCode !== 0) throw exitFailure(result.exitCode, undefined, result.signal ?? undefined);
+    if (result.exitCode !== 0) throw new CommandError(result.exitCode, { signal: result.signal ?? undefined });
   }, { kind: "runlocal", options: readOnly ? { fs: fsNode, command, readOnly } : { fs: fsNode, command } });
 }

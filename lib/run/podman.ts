@@ -7,7 +7,7 @@
  * cannot run anything here. `runtime` picks podman's OCI runtime (--runtime runc).
  */
 import * as fs from "node:fs";
-import { CrecipeError, exitFailure } from "../engine/errors.ts";
+import { CommandError, CrecipeError } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
 import { requireTool } from "../host.ts";
 import { $ } from "../runtime.ts";
@@ -52,6 +52,6 @@ export function podman(image: Node<ImageValue>, options: PodmanOptions = {}): No
       const why = runtimeMessage(result.stderr) || `exit code ${exitCode}`;
       throw new CrecipeError(`podman could not run ${image.name}: ${why}`, { target: ctx.name, fix: fixFor("podman", why) });
     }
-    throw exitFailure(exitCode);
+    throw new CommandError(exitCode);
   }, { kind: "runpodman", options: settings });
 }

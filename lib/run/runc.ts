@@ -11,7 +11,7 @@
  * own message).
  */
 import * as fs from "node:fs";
-import { CrecipeError, exitFailure } from "../engine/errors.ts";
+import { CommandError, CrecipeError } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
 import { bundle, type BundleValue } from "../targets/bundle.ts";
 import { type BundleRuntime, launch, RUNTIME_TOOLS, runtimeMessage } from "./container.ts";
@@ -64,7 +64,7 @@ export function bundleRunner(runtime: BundleRuntime) {
           });
         }
       }
-      throw exitFailure(result.exitCode);
+      throw new CommandError(result.exitCode);
     }, { kind: `run${runtime}`, options: { bundle: bundleNode, readOnly, command: command ?? null } });
   };
 }

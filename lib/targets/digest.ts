@@ -5,7 +5,7 @@
  * into the compressor's input as the tar imageTar() would write.
  */
 import * as fs from "node:fs";
-import { CrecipeError, exitFailure } from "../engine/errors.ts";
+import { CommandError, CrecipeError } from "../engine/errors.ts";
 import { hashFile } from "../engine/hash.ts";
 import { type Node, target } from "../engine/node.ts";
 import type { BuildContext } from "../engine/types.ts";
@@ -105,7 +105,7 @@ async function compress(ctx: BuildContext, of: Node, tool: string, args: string[
   }
   if (code !== 0) {
     ctx.log(fs.readFileSync(`${ctx.tmp}/stderr`, "utf8")); // the failure report shows the log's last lines
-    throw exitFailure(code, undefined, killedBy);
+    throw new CommandError(code, { signal: killedBy });
   }
   ctx.trustOutputHash(hashFile(ctx.out));
 }

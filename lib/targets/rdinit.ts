@@ -1,6 +1,6 @@
 /** The static /rdinit every run.kvm guest starts with (rdinit/rdinit.c), compiled once. */
 import { fileURLToPath } from "node:url";
-import { exitFailure } from "../engine/errors.ts";
+import { CommandError } from "../engine/errors.ts";
 import { type Node, target } from "../engine/node.ts";
 import { $ } from "../runtime.ts";
 import { requireTool } from "../host.ts";
@@ -14,7 +14,7 @@ export function rdinit(): Node {
     const cc = await requireTool("cc", ctx.name);
     const r = await $({ nothrow: true })`${cc} -static -Os -s -o ${ctx.out} ${source}`;
     if (r.exitCode !== 0) {
-      throw exitFailure(r.exitCode, "install a C compiler with a static libc: sudo apt-get install gcc libc6-dev");
+      throw new CommandError(r.exitCode, { fix: "install a C compiler with a static libc: sudo apt-get install gcc libc6-dev" });
     }
   }, { kind: "rdinit", description: "crecipe's static /rdinit for qemu guests" });
 }

@@ -1,8 +1,8 @@
-/** The CLI's other verbs: --list, --graph, --clean (keeps precious), --xclean, usage errors. */
+/** The CLI's other verbs, one behaviour a test: --list, --graph, --clean (keeps precious), --xclean, usage errors. */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { it } from "node:test";
+import { describe, it } from "node:test";
 import { crecipe, modUrl, tempDir, write } from "../helpers.ts";
 
 const recipe = `
@@ -13,40 +13,87 @@ export const app = file("app.txt", async (out, ctx) => { writeFileSync(out, "app
 export default app;
 `;
 
-it("--list, --graph, --clean, --xclean and usage errors", () => {
-  const dir = tempDir();
+const root = tempDir();
+let projects = 0;
+/** A project with the recipe r.ts and its input, built once when `built`. */
+function project(built: boolean): string {
+  const dir = path.join(root, String(projects++));
   write(dir, "input.txt", "data\n");
   write(dir, "r.ts", recipe);
-  const list0 = crecipe(dir, ["r.ts", "--list"]);
-  assert.match(list0.stdout, /^download\.txt +file +would rebuild +it was never built \[precious\]$/m);
-  assert.equal(crecipe(dir, ["r.ts"]).status, 0);
-  assert.match(crecipe(dir, ["r.ts", "--list"]).stdout, /^app\.txt +file +up to date$/m);
+  if (built) assert.equal(crecipe(dir, ["r.ts"]).status, 0);
+  return dir;
+}
 
-  const graph = crecipe(dir, ["r.ts", "--graph"]).stdout;
-  assert.match(graph, /^app\.txt\n  download\.txt\n    .*input\.txt \(host file\)$/m);
-  const dot = crecipe(dir, ["r.ts", "--graph=dot"]).stdout;
-  assert.match(dot, /"app\.txt" -> "download\.txt";/);
+describe("--list", () => {
+  it("--list shows a target never built as would rebuild, with why and [precious]", () => {
+    const list = crecipe(project(false), ["r.ts", "--list"]);
+    assert.match(list.stdout, /^download\.txt +file +would rebuild +it was never built \[precious\]$/m);
+  });
 
-  const clean = crecipe(dir, ["r.ts", "--clean"]);
-  assert.equal(clean.status, 0);
-  assert.match(clean.stderr, /removed 1 outputs; kept download\.txt/);
-  assert.ok(fs.existsSync(path.join(dir, "out/download.txt")));
-  assert.ok(!fs.existsSync(path.join(dir, "out/app.txt")));
-  assert.match(crecipe(dir, ["r.ts"]).stderr, /1 built, 1 up to date/, "the precious download is not rebuilt");
+  it("--list shows a built target as up to date", () => {
+    assert.match(crecipe(project(true), ["r.ts", "--list"]).stdout, /^app\.txt +file +up to date$/m);
+  });
+});
 
-  assert.equal(crecipe(dir, ["--xclean"]).status, 0);
-  assert.ok(!fs.existsSync(path.join(dir, "out")));
+describe("--graph", () => {
+  it("--graph prints what each target needed when built as an indented tree, host files included", () => {
+    assert.match(crecipe(project(true), ["r.ts", "--graph"]).stdout, /^app\.txt\n  download\.txt\n    .*input\.txt \(host file\)$/m);
+  });
 
-  const bad = crecipe(dir, ["r.ts", "--no-such-option"]);
-  assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /unknown option --no-such-option/);
-  const missing = crecipe(dir, ["r.ts", "nothing.here"]);
-  assert.equal(missing.status, 2);
-  assert.match(missing.stderr, /no target named nothing\.here .*\n  fix: known targets: download\.txt, app\.txt/);
-  write(dir, "broken.ts", "export const x: number = ;\n");
-  const broken = crecipe(dir, ["broken.ts"]);
-  assert.equal(broken.status, 2);
-  assert.match(broken.stderr, /^crecipe: error: cannot compile .*broken\.ts:1:26: Unexpected ";"$/m);
-  assert.match(crecipe(dir, ["--version"]).stdout, /^\d+\.\d+\.\d+\n$/);
-  assert.match(crecipe(dir, ["--help"]).stdout, /usage: crecipe \[options\] RECIPE\.ts \[TARGET…\]/);
+  it("--graph=dot prints those needs as Graphviz edges", () => {
+    assert.match(crecipe(project(true), ["r.ts", "--graph=dot"]).stdout, /"app\.txt" -> "download\.txt";/);
+  });
+});
+
+describe("--clean and --xclean", () => {
+  it("--clean removes outputs and keeps the precious ones", () => {
+    const dir = project(true);
+    const clean = crecipe(dir, ["r.ts", "--clean"]);
+    assert.equal(clean.status, 0);
+    assert.match(clean.stderr, /removed 1 outputs; kept download\.txt/);
+    assert.ok(fs.existsSync(path.join(dir, "out/download.txt")));
+    assert.ok(!fs.existsSync(path.join(dir, "out/app.txt")));
+  });
+
+  it("a build after --clean does not rebuild what --clean kept", () => {
+    const dir = project(true);
+    assert.equal(crecipe(dir, ["r.ts", "--clean"]).status, 0);
+    assert.match(crecipe(dir, ["r.ts"]).stderr, /1 built, 1 up to date/, "the precious download is not rebuilt");
+  });
+
+  it("--xclean removes the whole out dir", () => {
+    const dir = project(true);
+    assert.equal(crecipe(dir, ["--xclean"]).status, 0);
+    assert.ok(!fs.existsSync(path.join(dir, "out")));
+  });
+});
+
+describe("usage errors", () => {
+  it("an unknown option is a usage error, exit 2", () => {
+    const bad = crecipe(project(false), ["r.ts", "--no-such-option"]);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /unknown option --no-such-option/);
+  });
+
+  it("an unknown target name is a usage error whose fix lists the known targets", () => {
+    const missing = crecipe(project(false), ["r.ts", "nothing.here"]);
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /no target named nothing\.here .*\n  fix: known targets: download\.txt, app\.txt/);
+  });
+
+  it("a recipe that does not compile is one line naming the file, line and column, exit 2", () => {
+    const dir = project(false);
+    write(dir, "broken.ts", "export const x: number = ;\n");
+    const broken = crecipe(dir, ["broken.ts"]);
+    assert.equal(broken.status, 2);
+    assert.match(broken.stderr, /^crecipe: error: cannot compile .*broken\.ts:1:26: Unexpected ";"$/m);
+  });
+});
+
+it("--version prints the version alone", () => {
+  assert.match(crecipe(root, ["--version"]).stdout, /^\d+\.\d+\.\d+\n$/);
+});
+
+it("--help prints the usage", () => {
+  assert.match(crecipe(root, ["--help"]).stdout, /usage: crecipe \[options\] RECIPE\.ts \[TARGET…\]/);
 });
