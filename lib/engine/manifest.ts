@@ -21,7 +21,7 @@ import { formatLine, parseOwnLine } from "../formats/filelist.ts";
 import { CrecipeError } from "./errors.ts";
 import { hashFile, sha256Hex } from "./hash.ts";
 import { breathe, OutputFile, readLines, readlinkBytes } from "./io.ts";
-import { walkSorted, walkSortedAsync } from "./walk.ts";
+import { LinkGroups, walkSorted, walkSortedAsync } from "./walk.ts";
 
 const HEADER = "crecipe-manifest 2";
 
@@ -74,21 +74,18 @@ export function diskEntry(rel: Buffer, full: Buffer | string, st: fs.Stats): Ent
   return entry;
 }
 
-/** A hard link group's key: its device and inode. */
-const inode = (st: fs.Stats) => `${st.dev}:${st.ino}`;
 
 /**
  * Complete a file's entry as the list has it: a later path of a hard link group becomes
- * a link to the group's first path (`groups`: inode → first path); any other file gets its
+ * a link to the group's first path (`groups`: walk.ts's LinkGroups); any other file gets its
  * content hash (`cache`: through the in-process hash cache). True when it was hashed.
  */
-function linkOrHash(entry: Entry, rel: Buffer, full: Buffer, st: fs.Stats, groups: Map<string, Buffer>, cache: boolean): boolean {
-  const first = st.nlink > 1 ? groups.get(inode(st)) : undefined;
+function linkOrHash(entry: Entry, rel: Buffer, full: Buffer, st: fs.Stats, groups: LinkGroups, cache: boolean): boolean {
+  const first = groups.first(rel, st);
   if (first) {
     Object.assign(entry, { type: "hardlink", linkTarget: first, size: 0 });
     return false;
   }
-  if (st.nlink > 1) groups.set(inode(st), rel);
   entry.hash = hashFile(full, st, cache);
   return true;
 }
@@ -101,7 +98,7 @@ function linkOrHash(entry: Entry, rel: Buffer, full: Buffer, st: fs.Stats, group
 export async function writeManifest(dir: string, base: string): Promise<string> {
   const list = new OutputFile(`${base}.list`);
   const stat = new OutputFile(`${base}.stat.tmp`);
-  const groups = new Map<string, Buffer>(); // dev:ino → the first path of a hard link group
+  const groups = new LinkGroups();
   let plain = true;
   let files = 0;
   let bytes = 0;
@@ -183,7 +180,7 @@ export function* readManifest(base: string): Generator<ManifestEntry> {
  */
 export function verifyTree(dir: string, manifestPath: string): string | undefined {
   const expected = readManifest(manifestPath);
-  const groups = new Map<string, Buffer>();
+  const groups = new LinkGroups();
   let difference: string | undefined;
   const stop = new Error("stop");
   try {
@@ -196,7 +193,7 @@ export function verifyTree(dir: string, manifestPath: string): string | undefine
       if (order < 0) throw ((difference = `${escapePath(entry.path)} was removed`), stop);
       if (order > 0) throw ((difference = `${shown} was added`), stop);
       if (sig === statKey(st)) {
-        if (st.nlink > 1 && st.isFile()) groups.set(inode(st), rel);
+        if (st.isFile()) groups.remember(rel, st);
         return;
       }
       const now = diskEntry(rel, full, st);

@@ -83,3 +83,35 @@ export async function walkSortedAsync(root: string | Buffer, visit: Visit, breat
   };
   await walk(Buffer.alloc(0));
 }
+
+/**
+ * Hard link groups met in a walk: the first path of each, by device and inode. Held
+ * compactly (a number key, the path as a latin1 string, not a Buffer that would pin a
+ * pool slab): a tree made with `cp -al` has a group for every file, its other names being
+ * outside the tree.
+ */
+export class LinkGroups {
+  private readonly byKey = new Map<number | string, string>();
+
+  /** The first path of st's group when one was met; else undefined, and `rel` becomes its first. */
+  first(rel: Buffer, st: fs.Stats): Buffer | undefined {
+    if (st.nlink < 2) return undefined;
+    const key = this.key(st);
+    const found = this.byKey.get(key);
+    if (found !== undefined) return Buffer.from(found, "latin1");
+    this.byKey.set(key, rel.toString("latin1"));
+    return undefined;
+  }
+
+  /** Remember `rel` as the first path of st's group. */
+  remember(rel: Buffer, st: fs.Stats): void {
+    if (st.nlink > 1) this.byKey.set(this.key(st), rel.toString("latin1"));
+  }
+
+  private dev: number | undefined;
+  private key(st: fs.Stats): number | string {
+    this.dev ??= st.dev;
+    // One device and an inode below 2^53 (always, on Linux): the inode alone.
+    return st.dev === this.dev && Number.isSafeInteger(st.ino) ? st.ino : `${st.dev}:${st.ino}`;
+  }
+}

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import { type Entry, escapePath } from "../formats/entry.ts";
 import { hashFile } from "../engine/hash.ts";
 import { diskEntry } from "../engine/manifest.ts";
-import { walkSorted } from "../engine/walk.ts";
+import { LinkGroups, walkSorted } from "../engine/walk.ts";
 import { emptyMeta, type TreeMeta } from "./meta.ts";
 
 export { emptyMeta, type TreeMeta };
@@ -20,7 +20,7 @@ export const emptyOwnership = emptyMeta;
  */
 export function scanTree(root: string, meta: TreeMeta = emptyMeta(), options: { diskOwners?: boolean } = {}): Entry[] {
   const entries: Entry[] = [];
-  const groups = new Map<string, Buffer>();
+  const groups = new LinkGroups();
   walkSorted(root, (rel, full, st: fs.Stats) => {
     const key = escapePath(rel);
     const entry = diskEntry(rel, full, st);
@@ -29,10 +29,9 @@ export function scanTree(root: string, meta: TreeMeta = emptyMeta(), options: { 
     if (device) {
       Object.assign(entry, { type: device.type, mode: device.mode, devMajor: device.major, devMinor: device.minor, size: 0 });
     } else if (entry.type === "file") {
-      const first = st.nlink > 1 ? groups.get(`${st.dev}:${st.ino}`) : undefined;
+      const first = groups.first(rel, st);
       if (first) Object.assign(entry, { type: "hardlink", linkTarget: first, size: 0 });
       else {
-        if (st.nlink > 1) groups.set(`${st.dev}:${st.ino}`, rel);
         entry.hash = hashFile(full, st);
       }
     }
