@@ -61,7 +61,14 @@ export default previous;
     const flip = (i: number) => fs.writeFileSync(leaf, `leaf 0 0 version ${i}\n`);
     const leafCrecipe = time(crecipe, { cwd: dir, runs: 7, before: flip });
     const leafMake = time(make, { cwd: dir, runs: 7, before: (i) => (flip(i), bumpMtime(leaf)) });
+    // The cost of watching: the same runs writing every event (--json) and a trace (--trace).
+    const watched = [...crecipe, `--json=${path.join(dir, "events.ndjson")}`, `--trace=${path.join(dir, "trace.json")}`];
+    const noopWatched = time(watched, { cwd: dir, runs: 11 });
+    const leafWatched = time(watched, { cwd: dir, runs: 7, before: (i) => flip(i + 100) });
+    const leafAgain = time(crecipe, { cwd: dir, runs: 7, before: (i) => flip(i + 200) });
     return [
+      { case: "no-op, 1000 targets, with --json and --trace", crecipe: noopWatched, peer: "the same without", peerSeconds: noopCrecipe, goal: "≤ 1.03×" },
+      { case: "one leaf changed, with --json and --trace", crecipe: leafWatched, peer: "the same without", peerSeconds: leafAgain, goal: "≤ 1.03×" },
       { case: "no-op, 1000 targets", crecipe: noopCrecipe, peer: "node -e 1", peerSeconds: nodeBare, goal: "≤ 2×" },
       { case: "no-op, 1000 targets", crecipe: noopCrecipe, peer: "make -j2", peerSeconds: noopMake },
       { case: "one leaf changed (101 rebuild)", crecipe: leafCrecipe, peer: "make -j2", peerSeconds: leafMake },

@@ -14,14 +14,18 @@ import {
   CycleError,
   describeGraph,
   explain,
+  fanOut,
   formatError,
   InterruptedError,
+  jsonLines,
   layout,
   listTargets,
   OutDirError,
   outDirFailure,
   resolveTargets,
   thrownAt,
+  TraceRecorder,
+  writeTrace,
 } from "../lib/inspect.ts";
 import { runVerb, VERBS } from "./verbs.ts";
 
@@ -48,6 +52,9 @@ options:
       --why TARGET  print why TARGET is or would be rebuilt
       --list        list the recipe's targets with their state
       --graph[=dot] print the dependency graph (text, or Graphviz dot)
+      --json=FILE   write the run's events, one JSON object per line (fd:N: to
+                    that file descriptor); see the README's Observability
+      --trace=FILE  write a Chrome trace of the run (open it in ui.perfetto.dev)
       --clean       remove outputs, keeping precious ones (downloads, installs)
       --xclean      remove the whole out dir
   -v, --verbose     show the commands run
@@ -70,6 +77,8 @@ interface Args {
   list?: boolean;
   clean?: boolean;
   xclean?: boolean;
+  json?: string;
+  trace?: string;
   verbose?: boolean;
   quiet?: boolean;
   version?: boolean;
@@ -81,7 +90,7 @@ type ImportTs = (file: string) => Promise<Record<string, unknown>>;
 /** argv as minimist reads it; an unknown option is a usage error. */
 export function parseArgs(argv: string[]): Args {
   return minimist(argv, {
-    string: ["jobs", "out", "why", "graph"],
+    string: ["jobs", "out", "why", "graph", "json", "trace"],
     boolean: ["dry-run", "check", "list", "clean", "xclean", "verbose", "quiet", "version", "help"],
     alias: { j: "jobs", o: "out", n: "dry-run", v: "verbose", q: "quiet", h: "help" },
     unknown: (a: string) => {
@@ -121,7 +130,16 @@ export async function main(args: Args, importTs: ImportTs): Promise<number> {
     return process.stdout.write(await explain(outDir, [node], true)), EXIT.ok;
   }
   if (args["dry-run"]) return process.stdout.write(await explain(outDir, targets, false)), EXIT.ok;
-  await build(targets, { outDir, jobs, verbose: args.verbose, quiet: args.quiet, check: args.check, handleSignals: true });
+  if (args.json === "") throw new CrecipeError("--json wants a file or fd:N", { fix: "crecipe --json=events.ndjson RECIPE.ts, or --json=fd:3 3>&1" });
+  if (args.trace === "") throw new CrecipeError("--trace wants a file", { fix: "crecipe --trace=trace.json RECIPE.ts, then open it in ui.perfetto.dev" });
+  const json = args.json === undefined ? undefined : jsonLines(args.json);
+  const trace = args.trace === undefined ? undefined : new TraceRecorder();
+  try {
+    await build(targets, { outDir, jobs, verbose: args.verbose, quiet: args.quiet, check: args.check, handleSignals: true, onEvent: fanOut([json?.sink, trace?.sink]) });
+  } finally {
+    json?.close();
+    if (trace) writeTrace(args.trace!, trace);
+  }
   return EXIT.ok;
 }
 

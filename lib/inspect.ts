@@ -24,3 +24,4 @@ export { hostMirror } from "./debian/bootstrap.ts";
 export { sourceDateEpoch } from "./targets/layer.ts";
 export { type ChunkIndex, chunkIndex, decodeChunkIndex, encodeChunkIndex } from "./formats/chunks.ts";
 export { formatBytes } from "./net/fetch.ts";
+export { type BuildEvent, type CriticalPath, EVENTS_VERSION, type EventSink, fanOut, type FailureFields, jsonLines, TraceRecorder, writeTrace } from "./engine/events.ts";

@@ -20,7 +20,8 @@ import { lock, type Lock, sweepLockDir, sweepTempDir, tryLock, waitMessage } fro
 import { holderId, self } from "./holder.ts";
 import { watchForCycles } from "./waits.ts";
 import { countBuild, declaredLate, isNode, markBuilding } from "./node.ts";
-import { consoleReporter, type Reporter } from "./report.ts";
+import { type BuildEvent, criticalPath, type DistributiveOmit, type EventSink } from "./events.ts";
+import { consoleReporter, formatFailure, type Reporter } from "./report.ts";
 import { upToDate, writeSummary } from "./summary.ts";
 import { type Layout, layout, lockFile, logFile, outDirFailure, outputPath, readState, type TargetState, tmpDir, writeState } from "./state.ts";
 import type { Node, Result } from "./types.ts";
@@ -44,6 +45,8 @@ export interface BuildOptions {
   check?: boolean;
   /** Install SIGINT/SIGTERM handlers that clean up and exit (the CLI does). */
   handleSignals?: boolean;
+  /** Called with every event of the run (events.ts): what `--json` writes, one per line. */
+  onEvent?: EventSink;
 }
 
 /** What the engine takes besides BuildOptions: who prints progress (the CLI's verbs use a quiet one). */
@@ -71,11 +74,17 @@ export async function build(nodes: Node | readonly Node[], options: BuildOptions
   }
   countBuild();
   const engine = new Engine(options);
-  const started = performance.now();
+  const started = engine.started;
   const unchanged = options.check ? undefined : upToDate(engine.layout, list);
   if (unchanged) {
     engine.counts.upToDate = unchanged.count;
-    engine.reporter.summary(engine.counts, (performance.now() - started) / 1000);
+    if (engine.emitting) {
+      for (const name of unchanged.names) {
+        engine.emit({ event: "queued", target: name });
+        engine.emit({ event: "upToDate", target: name, reason: "nothing changed since the last run" });
+      }
+    }
+    engine.finishRun();
     return isNode(nodes) ? unchanged.results[0] : unchanged.results;
   }
   markBuilding(1);
@@ -83,7 +92,7 @@ export async function build(nodes: Node | readonly Node[], options: BuildOptions
   try {
     const settled = await Promise.allSettled(list.map((n) => engine.result(n, undefined)));
     const failed = settled.find((s) => s.status === "rejected") as PromiseRejectedResult | undefined;
-    engine.reporter.summary(engine.counts, (performance.now() - started) / 1000);
+    engine.finishRun();
     if (failed) throw outDirFailure(failed.reason, engine.layout, { building: true }) ?? failed.reason;
     const results = settled.map((s) => (s as PromiseFulfilledResult<Result>).value);
     engine.summarize(list);
@@ -100,25 +109,36 @@ interface Frame {
   depth: number;
 }
 
-class Semaphore {
-  private waiting: (() => void)[] = [];
-  constructor(private free: number) {}
-  async acquire(): Promise<void> {
-    if (this.free > 0) return void this.free--;
-    await new Promise<void>((r) => this.waiting.push(r));
+/** The job slots (-j N), numbered from 0: a trace draws one lane per slot. */
+class Slots {
+  private waiting: ((slot: number) => void)[] = [];
+  private readonly free: number[];
+  constructor(count: number) {
+    this.free = Array.from({ length: count }, (_, i) => count - 1 - i); // slot 0 is taken first
   }
-  release(): void {
+  async acquire(): Promise<number> {
+    const slot = this.free.pop();
+    if (slot !== undefined) return slot;
+    return await new Promise<number>((r) => this.waiting.push(r));
+  }
+  release(slot: number): void {
     const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
+    if (next) next(slot);
+    else this.free.push(slot);
   }
 }
 
 export class Engine {
   readonly layout: Layout;
   readonly reporter: Reporter;
-  readonly counts = { built: 0, upToDate: 0, failed: 0 };
-  private readonly slots: Semaphore;
+  readonly counts = { built: 0, upToDate: 0, failed: 0, cutoff: 0 };
+  readonly started = performance.now();
+  private readonly slots: Slots;
+  private readonly sink: EventSink | undefined;
+  /** Targets that ended (for the critical path), and why each rebuilt target did. */
+  private readonly done = new Map<string, { end: number; ms: number; deps: string[] }>();
+  private readonly ended = new Set<string>();
+  private readonly rebuilt: { target: string; reason: string }[] = [];
   private readonly inflight = new Map<string, Promise<Result>>();
   private readonly waits = new WaitGraph();
   private readonly locks = new Set<Lock>();
@@ -136,7 +156,41 @@ export class Engine {
     } catch { /* a runtime without umask: modes are set explicitly where it matters */ }
     this.layout = layout(options.outDir ?? "out");
     this.reporter = options.reporter ?? consoleReporter({ verbose: options.verbose, quiet: options.quiet, why: options.why });
-    this.slots = new Semaphore(Math.max(1, options.jobs ?? os.availableParallelism?.() ?? os.cpus().length));
+    const jobs = Math.max(1, options.jobs ?? os.availableParallelism?.() ?? os.cpus().length);
+    this.slots = new Slots(jobs);
+    this.sink = options.onEvent;
+    this.emit({ event: "run", start: new Date(performance.timeOrigin + this.started).toISOString(), pid: process.pid, jobs, runtime: "Deno" in globalThis ? "deno" : "node" });
+  }
+
+  /** Someone listens to events (building them costs nothing otherwise). */
+  get emitting(): boolean {
+    return this.sink !== undefined;
+  }
+
+  /** Send an event (its version and time added). */
+  emit(event: DistributiveOmit<BuildEvent, "v" | "t">): void {
+    if (!this.sink) return;
+    this.sink({ v: 1, t: Math.round((performance.now() - this.started) * 1000) / 1000, ...event } as BuildEvent);
+  }
+
+  /** The end of a run: the summary line, the cache report, the critical path, the summary event. */
+  finishRun(): void {
+    const seconds = (performance.now() - this.started) / 1000;
+    this.reporter.summary(this.counts, seconds);
+    if (this.options.verbose) for (const { target, reason } of this.rebuilt) this.reporter.info(`rebuilt ${target}: ${reason}`);
+    const critical = this.counts.built ? criticalPath(this.done) : undefined;
+    if (critical && seconds > 3 && critical.targets.length) {
+      const chain = critical.targets.length > 6 ? [...critical.targets.slice(0, 2), "…", ...critical.targets.slice(-3)] : critical.targets;
+      this.reporter.info(`critical path ${(critical.ms / 1000).toFixed(2)} s: ${chain.join(" → ")} (slowest: ${critical.slowest.target}, ${(critical.slowest.ms / 1000).toFixed(2)} s)`);
+    }
+    this.emit({ event: "summary", ...this.counts, seconds: Math.round(seconds * 1000) / 1000, rebuilt: this.rebuilt, ...(critical ? { criticalPath: critical } : {}) });
+  }
+
+  /** The one terminal event of a target. */
+  private end(event: DistributiveOmit<Extract<BuildEvent, { event: "upToDate" | "built" | "failed" }>, "v" | "t">): void {
+    if (this.ended.has(event.target)) return;
+    this.ended.add(event.target);
+    this.emit(event);
   }
 
   /** Everything this run made current, for the next run's no-op fast path (summary.ts). */
@@ -153,6 +207,7 @@ export class Engine {
     try {
       let promise = this.inflight.get(node.name);
       if (!promise) {
+        this.emit(from ? { event: "queued", target: node.name, parent: from.name } : { event: "queued", target: node.name });
         promise = this.bringUpToDate(node, (from?.depth ?? -1) + 1);
         this.inflight.set(node.name, promise);
       }
@@ -168,14 +223,43 @@ export class Engine {
   }
 
   private async bringUpToDate(node: Node, depth: number): Promise<Result> {
-    if (this.firstFailure) throw this.firstFailure;
-    const frame = { name: node.name, depth };
-    const verdict = await this.decide(node, frame);
-    if (!verdict.dirty) {
-      this.counts.upToDate++;
-      return this.resultOf(node, verdict.state!, false);
+    try {
+      if (this.firstFailure) throw this.firstFailure;
+      const frame = { name: node.name, depth };
+      const verdict = await this.decide(node, frame);
+      if (!verdict.dirty) return this.clean(node, verdict.state!, "builder, options, inputs and upstream unchanged");
+      return await this.rebuildLocked(node, verdict.reason, frame, verdict.state?.stamp);
+    } catch (error) {
+      if (this.emitting && !this.ended.has(node.name)) this.end({ event: "failed", target: node.name, error: this.failureFields(error, node.name) });
+      throw error;
     }
-    return await this.rebuildLocked(node, verdict.reason, frame);
+  }
+
+  /** A target found up to date. */
+  private clean(node: Node, state: TargetState, reason: string): Result {
+    this.counts.upToDate++;
+    const now = performance.now() - this.started;
+    this.done.set(node.name, { end: now, ms: 0, deps: state.deps.flatMap((d) => ("target" in d ? [d.target] : [])) });
+    this.end({ event: "upToDate", target: node.name, reason });
+    return this.resultOf(node, state, false);
+  }
+
+  /** What a failed event says of `error`. */
+  private failureFields(error: unknown, target: string): Extract<BuildEvent, { event: "failed" }>["error"] {
+    if (error instanceof BuildError) {
+      const fields = {
+        message: error.message,
+        ...(error.command !== undefined ? { command: error.command } : {}),
+        ...(typeof error.exitCode === "number" ? { exitCode: error.exitCode } : {}),
+        ...(error.signal !== undefined ? { signal: error.signal } : {}),
+        ...(error.fix !== undefined ? { fix: error.fix } : {}),
+        ...(error.logPath !== undefined ? { log: error.logPath } : {}),
+        ...(error.logTail?.length ? { logTail: error.logTail } : {}),
+      };
+      return { ...fields, ...(error.target !== target ? { because: error.target } : {}), text: formatFailure(error) };
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    return { message, text: message };
   }
 
   /** isDirty, plus what the engine does with its findings: warn once, store refreshed signatures. */
@@ -227,7 +311,7 @@ export class Engine {
     return result;
   }
 
-  private async rebuildLocked(node: Node, reason: string, frame: Frame): Promise<Result> {
+  private async rebuildLocked(node: Node, reason: string, frame: Frame, previousStamp: string | undefined): Promise<Result> {
     const lockPath = lockFile(this.layout, node.name);
     const lockOf = (name: string) => lockFile(this.layout, name);
     const cycles = watchForCycles(node.name, { lockOf, edges: () => this.waits.edges(), signal: this.controller.signal });
@@ -247,17 +331,30 @@ export class Engine {
       if (held.waited) {
         // The other process may have built it meanwhile: look again.
         const again = await this.decide(node, frame);
-        if (!again.dirty) {
-          this.counts.upToDate++;
-          return this.resultOf(node, again.state!, false);
-        }
+        if (!again.dirty) return this.clean(node, again.state!, "built meanwhile by another crecipe");
       }
       if (this.firstFailure) throw this.firstFailure;
       this.reporter.start(node.name, frame.depth, reason);
-      await this.slots.acquire();
+      const slot = { n: await this.slots.acquire(), waited: 0 };
+      const begun = performance.now();
+      this.emit({ event: "started", target: node.name, reason, slot: slot.n });
       try {
-        const result = await this.runBuilder(node, frame);
+        const { result, deps } = await this.runBuilder(node, frame, slot);
         this.counts.built++;
+        const cutoff = previousStamp !== undefined && result.stamp === previousStamp;
+        if (cutoff) this.counts.cutoff++;
+        this.rebuilt.push({ target: node.name, reason });
+        const now = performance.now();
+        const ms = Math.round((now - begun - slot.waited) * 1000) / 1000;
+        this.done.set(node.name, { end: now - this.started, ms, deps });
+        if (this.emitting) {
+          let bytes: number | undefined;
+          try {
+            const st = result.path ? fs.statSync(result.path) : undefined;
+            if (st?.isFile()) bytes = st.size;
+          } catch { /* gone meanwhile */ }
+          this.end({ event: "built", target: node.name, ms, stamp: result.stamp, cutoff, ...(bytes !== undefined ? { bytes } : {}), deps });
+        }
         return result;
       } catch (error) {
         const own = !(error instanceof BuildError) || error.target === node.name;
@@ -265,7 +362,7 @@ export class Engine {
         this.firstFailure ??= error;
         throw error;
       } finally {
-        this.slots.release();
+        this.slots.release(slot.n);
         this.reporter.finish(node.name, !this.firstFailure);
       }
     } finally {
@@ -274,7 +371,7 @@ export class Engine {
     }
   }
 
-  private async runBuilder(node: Node, frame: Frame): Promise<Result> {
+  private async runBuilder(node: Node, frame: Frame, slot: { n: number; waited: number }): Promise<{ result: Result; deps: string[] }> {
     const tmpRoot = tmpDir(this.layout);
     this.sweepTemps(tmpRoot);
     // Named after its holder (holder.ts), so a sweeper keeps it while this process may be alive.
@@ -301,14 +398,21 @@ export class Engine {
         if (declaredLate(dep.name)) {
           this.warnOnce(`late:${dep.name}`, `${dep.name} was declared while ${node.name} was building; declare it when the recipe loads, or every run rebuilds ${node.name}`);
         }
-        this.slots.release(); // waiting for a dependency does not hold a job slot
+        this.slots.release(slot.n); // waiting for a dependency does not hold a job slot
+        this.emit({ event: "waiting", target: node.name, for: dep.name });
+        const from = performance.now();
         try {
           return await this.result(dep, frame);
         } finally {
-          await this.slots.acquire();
+          slot.n = await this.slots.acquire();
+          slot.waited += performance.now() - from;
+          this.emit({ event: "resumed", target: node.name, slot: slot.n });
         }
       },
-      onCommand: (command) => this.reporter.command(node.name, command),
+      onCommand: (command) => {
+        this.reporter.command(node.name, command);
+        this.emit({ event: "command", target: node.name, command });
+      },
       onWarning: (message) => this.warnOnce(`${node.name}:${message}`, `${node.name}: ${message}`),
       trackChild: (pid) => {
         this.children.add(pid);
@@ -334,7 +438,7 @@ export class Engine {
         trustedHash: recorded.trustedHash(),
         started,
       }, this.controller.signal);
-      return this.resultOf(node, state, true);
+      return { result: this.resultOf(node, state, true), deps: [...recorded.deps.values()].flatMap((d) => ("target" in d ? [d.target] : [])) };
     } catch (error) {
       throw this.asBuildError(node.name, error, undefined, logPath, workDir);
     } finally {

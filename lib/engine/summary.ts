@@ -36,7 +36,7 @@ const stateSignature = (layout: Layout, name: string) => {
 };
 
 /** The results of `roots` when nothing changed since the summary, else undefined. */
-export function upToDate(layout: Layout, roots: readonly Node[]): { results: Result[]; count: number } | undefined {
+export function upToDate(layout: Layout, roots: readonly Node[]): { results: Result[]; count: number; names: string[] } | undefined {
   try {
     return check(layout, roots, JSON.parse(fs.readFileSync(file(layout, roots), "utf8")));
   } catch {
@@ -45,7 +45,7 @@ export function upToDate(layout: Layout, roots: readonly Node[]): { results: Res
 }
 
 /** upToDate on a parsed summary: one of another shape throws, and is no summary. */
-function check(layout: Layout, roots: readonly Node[], summary: Summary): { results: Result[]; count: number } | undefined {
+function check(layout: Layout, roots: readonly Node[], summary: Summary): { results: Result[]; count: number; names: string[] } | undefined {
   if (summary.v !== VERSION || summary.states !== stateDirTime(layout)) return undefined;
   const names = Object.keys(summary.targets);
   for (const name of names) {
@@ -64,7 +64,7 @@ function check(layout: Layout, roots: readonly Node[], summary: Summary): { resu
     if (r.manifest) result.manifest = path.join(layout.stateDir, "tree", r.manifest);
     results.push(result);
   }
-  return { results, count: names.length };
+  return { results, count: names.length, names };
 }
 
 /** Write the summary for `roots` after a build that made every target of `names` current. */
