@@ -5,6 +5,7 @@
 import { CrecipeError } from "./errors.ts";
 import { hashable, sha256Hex, UnstorableValue } from "./hash.ts";
 import { captureSite } from "./site.ts";
+import { sourceRefs } from "./sources.ts";
 import { type Builder, NODE, type Node, type TargetOptions } from "./types.ts";
 
 export type { Builder, Node, TargetOptions };
@@ -66,7 +67,11 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
     });
   }
   const kind = opts.kind ?? "target";
-  const identity = sha256Hex(JSON.stringify([kind, builder.toString(), hashableOptions(name, opts.options ?? null)]));
+  const recipe = sha256Hex(JSON.stringify([kind, builder.toString(), hashableOptions(name, opts.options ?? null)]));
+  // What the builder reads from the recipe's sources (a constant, a function, a local
+  // module's export) counts too; a builder that reads none keeps the identity it had.
+  const sources = sourceRefs(opts.source === undefined ? [builder] : [opts.source].flat());
+  const identity = sources.length ? sourcesIdentity(recipe, sources) : recipe;
   const existing = registry.get(name);
   const site = captureSite(target);
   if (existing) {
@@ -86,6 +91,8 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
     precious: Boolean(opts.precious),
     description: opts.description,
     identity,
+    recipe,
+    sources,
     get site() {
       return (shown ??= site());
     },
@@ -93,6 +100,11 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
   registry.set(name, node);
   if (building > 0) lateDeclarations.add(name);
   return node;
+}
+
+/** The identity of a target whose builder reads statements of the recipe's sources. */
+export function sourcesIdentity(recipe: string, sources: readonly { key: string; hash: string }[]): string {
+  return sha256Hex(JSON.stringify([recipe, sources.map((s) => [s.key, s.hash])]));
 }
 
 /**

@@ -33,7 +33,7 @@ export function fs_(name: string, builder?: FsBuilder, options: { precious?: boo
     const root = new TreeRoot(ctx, ctx.out);
     await builder(root);
     return root.finish();
-  }, { kind: "fs", options: builder.toString(), ...options });
+  }, { kind: "fs", options: builder.toString(), source: builder, ...options });
 }
 
 /** Accept an fs node or the name of one. */
