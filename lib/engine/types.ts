@@ -30,6 +30,13 @@ export interface TargetOptions {
    * its identity. Default: `builder`.
    */
   source?: Function | readonly Function[];
+  /**
+   * The name is derived by a helper from its inputs (`libs.layer`): when another
+   * definition holds it already, this one takes another name instead of failing — the
+   * given one (`libs@simple.layer`), or with `true` the name with a short hash of its
+   * definition (`libs+1f2e3d.runlocal`).
+   */
+  derived?: string | boolean;
 }
 
 /** A declared target. Immutable; compare by identity. */
