@@ -21,9 +21,14 @@ import { createRequire } from "node:module";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { analyze, SourceIndex, sourceLines } from "./sources.js";
 
-// The loader's own text is part of every cache key: a changed loader re-transforms all.
-const LOADER_VERSION = createHash("sha256").update(nodeFs.readFileSync(fileURLToPath(import.meta.url))).digest("hex");
+// The loader's own text (and its analysis's) is part of every cache key: a changed
+// loader re-transforms all.
+const LOADER_VERSION = createHash("sha256")
+  .update(nodeFs.readFileSync(fileURLToPath(import.meta.url)))
+  .update(nodeFs.readFileSync(fileURLToPath(new URL("./sources.js", import.meta.url))))
+  .digest("hex");
 const TS_EXTENSIONS = /\.(ts|mts|tsx)$/;
 
 /** The cache root: $CRECIPE_CACHE, else $XDG_CACHE_HOME/crecipe, else ~/.cache/crecipe. */
@@ -125,7 +130,8 @@ async function prepareOne(source, seen, chain) {
     const hash = createHash("sha256").update(LOADER_VERSION).update("\0").update(text).digest("hex");
     const target = cachedPath(source);
     const cached = readHeader(target);
-    if (cached && cached.hash === hash && (!cached.bundle || cached.bundle === (await crecipeBundle()).mod)) {
+    if (cached && cached.hash === hash && cached.sources && (!cached.bundle || cached.bundle === (await crecipeBundle()).mod)) {
+      sourceIndex.add(source, cached.sources);
       await Promise.all(cached.ts.map((dep) => prepareOne(dep, seen, [...chain, source])));
       return;
     }
@@ -155,12 +161,34 @@ async function prepareOne(source, seen, chain) {
     }
     out += code.slice(last);
     const usesBundle = rewritten.some(([match]) => resolveSpecifier(match[3] ?? match[4], source) === MOD_TS);
-    const header = `// ${JSON.stringify({ hash, source, ts: tsDeps, ...(usesBundle ? { bundle: (await crecipeBundle()).mod } : {}) })}\n`;
+    const sources = await analyzeModule(out);
+    sourceIndex.add(source, sources);
+    const header = `// ${JSON.stringify({ hash, source, ts: tsDeps, ...(usesBundle ? { bundle: (await crecipeBundle()).mod } : {}), sources })}\n`;
     writeAtomic(target, header + out);
     await Promise.all(tsDeps.map((dep) => prepareOne(dep, seen, [...chain, source])));
   })();
   seen.set(source, work);
   return work;
+}
+
+/**
+ * Every module loaded through the cache, analysed for what its builders can depend on
+ * (bin/sources.js): the CLI hands it to the engine, which adds to a target's identity the
+ * top-level statements its builder reaches.
+ */
+export const sourceIndex = new SourceIndex();
+
+/** The analysis of a module's cached code (its imports already rewritten to URLs). */
+async function analyzeModule(code) {
+  const tsUrl = pathToFileURL(tsRoot()).href + "/";
+  const modUrl = (await crecipeBundle()).mod;
+  const classify = (spec) => {
+    if (spec === modUrl) return "crecipe";
+    if (spec.startsWith(tsUrl)) return { file: originalPath(spec) };
+    return null;
+  };
+  // The code's source map counts the header line the cache file starts with.
+  return analyze(code, classify, sourceLines(code, 1));
 }
 
 function readHeader(file) {
@@ -171,12 +199,21 @@ function readHeader(file) {
     return undefined;
   }
   try {
-    const buffer = Buffer.alloc(8192);
-    const length = nodeFs.readSync(fd, buffer, 0, buffer.length, 0);
-    const text = buffer.subarray(0, length).toString("utf8");
-    const end = text.indexOf("\n");
-    if (!text.startsWith("// ") || end < 0) return undefined;
-    return JSON.parse(text.slice(3, end));
+    // The header is one line; its analysis makes it longer than a first read at times.
+    let buffer = Buffer.alloc(16384);
+    let length = 0;
+    let end = -1;
+    for (;;) {
+      const n = nodeFs.readSync(fd, buffer, length, buffer.length - length, length);
+      end = buffer.indexOf(10, length);
+      length += n;
+      if (end >= 0 || n === 0) break;
+      if (length === buffer.length) buffer = Buffer.concat([buffer, Buffer.alloc(buffer.length)]);
+    }
+    if (end < 0 || end >= length) return undefined;
+    const text = buffer.subarray(0, end).toString("utf8");
+    if (!text.startsWith("// ")) return undefined;
+    return JSON.parse(text.slice(3));
   } catch {
     return undefined;
   } finally {

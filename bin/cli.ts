@@ -23,9 +23,11 @@ import {
   OutDirError,
   outDirFailure,
   resolveTargets,
+  type SourceIndex,
   thrownAt,
   TraceRecorder,
   writeTrace,
+  useSourceIndex,
 } from "../lib/inspect.ts";
 import { runVerb, VERBS } from "./verbs.ts";
 
@@ -189,8 +191,10 @@ function xclean(outDir: string): void {
 }
 
 /** Run main and turn errors into one readable block and an exit code (a stack only with -v). */
-export async function run(argv: string[], importTs: ImportTs): Promise<number> {
+export async function run(argv: string[], importTs: ImportTs, sources?: SourceIndex): Promise<number> {
   let args: Args | undefined;
+  // The loader's analysis of the recipe's sources: what builders read counts in their identity.
+  useSourceIndex(sources);
   try {
     if (VERBS.includes(argv[0])) return await runVerb(argv);
     args = parseArgs(argv);

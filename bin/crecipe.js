@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `crecipe` command for Node: load the TypeScript CLI through the transform cache.
 // Stack traces point at the recipe's own lines (source maps), for error messages.
-import { importTs } from "./boot.js";
+import { importTs, sourceIndex } from "./boot.js";
 
 process.setSourceMapsEnabled?.(true);
 let cli;
@@ -11,4 +11,4 @@ try {
   console.error(`crecipe: error: ${error.message}`);
   process.exit(2);
 }
-process.exitCode = await cli.run(process.argv.slice(2), importTs);
+process.exitCode = await cli.run(process.argv.slice(2), importTs, sourceIndex);

@@ -17,6 +17,7 @@ export { BuildError, CommandError, CrecipeError, CycleError, InterruptedError, O
 export { buildsStarted, declared, isNode, lookup } from "./engine/node.ts";
 export { formatError, formatFailure, type Reporter } from "./engine/report.ts";
 export { thrownAt } from "./engine/site.ts";
+export { type SourceIndex, type SourceRef, useSourceIndex } from "./engine/sources.ts";
 export { layout, outDirFailure } from "./engine/state.ts";
 export { clean, describeGraph, explain, listTargets, resolveTargets } from "./engine/verbs.ts";
 export { memoryFor } from "./run/kvm.ts";

@@ -22,6 +22,7 @@ export { $, type Shell } from "./runtime.ts";
 export { build, type BuildOptions } from "./engine/build.ts";
 export type { BuildEvent, CriticalPath, EventBase, EventSink, FailureFields } from "./engine/events.ts";
 export { type BuildContext, type Builder, NODE, type Node, type Result, type TargetOptions } from "./engine/types.ts";
+export { type SourceRef } from "./engine/sources.ts";
 export { BuildError, CrecipeError, CycleError } from "./engine/errors.ts";
 export { target } from "./engine/node.ts";
 export { file, here, value } from "./targets/basic.ts";

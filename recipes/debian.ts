@@ -1,12 +1,26 @@
 // The cookbook's Debian container: packages installed by mmdebstrap (minbase bookworm),
-// an app on top whose /init counts the installed packages; run in a chroot, in a VM and
-// in Docker, and packed as a two-layer image (the installed base, then the app's diff).
+// an app on top (a user added by useradd, the docs removed) whose /init counts the
+// installed packages; run in a chroot, in a VM and in Docker, and packed as a two-layer
+// image (the installed base, then the app's diff).
 import { bootstrap, fs, gz, image, layer, run } from "../lib/mod.ts";
 
 export const base = bootstrap("debootstrap", { suite: "bookworm", variant: "minbase" });
 
+// /etc/shadow's "last password change" of the app user: a fixed day, for reproducible layers.
+const EPOCH = "1704067200"; // 2024-01-01
+
 export const debian = fs("debian", async (root) => {
   await root.from(base);
+  // A Dockerfile's RUN: useradd, chrooted in the tree, as root in a user namespace. Its
+  // home is made here, owned by app in the layer whoever builds (a rootless build maps
+  // one uid only, so useradd could not chown it).
+  await root.run(["useradd", "--uid", "1000", "--user-group", "--no-create-home", "--no-log-init", "--shell", "/bin/sh", "app"], {
+    env: { SOURCE_DATE_EPOCH: EPOCH },
+  });
+  await root.mkdir("/home/app", 0o750);
+  await root.chown("/home/app", 1000, 1000);
+  // Documentation nobody reads in a container: whiteouts in debian.layer.
+  await root.remove("/usr/share/doc", { recursive: true });
   await root.write("/init", "#!/bin/sh\ndpkg -l | grep -c ^ii\n", 0o755); // installed packages
 });
 

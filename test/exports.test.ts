@@ -11,7 +11,7 @@ import { it } from "node:test";
 import { repo } from "./helpers.ts";
 
 const MOD = ["$", "BuildError", "CrecipeError", "CycleError", "FetchError", "NODE", "bootstrap", "build", "bundle", "chunks", "fetchChunked", "file", "files", "fs", "gz", "here", "image", "imageTar", "initrd", "layer", "list", "load", "run", "runtimeProblem", "serve", "sha256", "target", "value", "zstd"];
-const INSPECT = ["BuildError", "CommandError", "CrecipeError", "CycleError", "InterruptedError", "OutDirError", "buildsStarted", "chunkIndex", "clean", "currentContext", "declared", "decodeChunkIndex", "describeGraph", "EVENTS_VERSION", "TraceRecorder", "encodeChunkIndex", "explain", "fanOut", "formatBytes", "formatError", "jsonLines", "writeTrace", "formatFailure", "hostMirror", "isNode", "layout", "listTargets", "lookup", "memoryFor", "outDirFailure", "resolveTargets", "sourceDateEpoch", "thrownAt"];
+const INSPECT = ["BuildError", "CommandError", "CrecipeError", "CycleError", "InterruptedError", "OutDirError", "buildsStarted", "chunkIndex", "clean", "currentContext", "declared", "decodeChunkIndex", "describeGraph", "EVENTS_VERSION", "TraceRecorder", "encodeChunkIndex", "explain", "fanOut", "formatBytes", "formatError", "jsonLines", "writeTrace", "formatFailure", "hostMirror", "isNode", "layout", "listTargets", "lookup", "memoryFor", "outDirFailure", "resolveTargets", "sourceDateEpoch", "thrownAt", "useSourceIndex"];
 const RUN = ["crun", "docker", "kvm", "local", "nspawn", "podman", "runc"];
 
 it("lib/mod.ts and lib/inspect.ts export exactly the pinned names (Node)", async () => {

@@ -15,6 +15,7 @@ import { fitName, removeTree } from "./io.ts";
 import { commit } from "./commit.ts";
 import { WaitGraph } from "./cycles.ts";
 import { isDirty, type Verdict } from "./dirty.ts";
+import { describeRef } from "./sources.ts";
 import { BuildError, CrecipeError, CycleError, describeFailure, InterruptedError } from "./errors.ts";
 import { lock, type Lock, sweepLockDir, sweepTempDir, tryLock, waitMessage } from "./lock.ts";
 import { holderId, self } from "./holder.ts";
@@ -226,6 +227,13 @@ export class Engine {
     try {
       if (this.firstFailure) throw this.firstFailure;
       const frame = { name: node.name, depth };
+      for (const ref of node.sources) {
+        if (ref.kind !== "let" && ref.kind !== "var") continue;
+        this.warnOnce(
+          `mutable:${node.name}:${ref.key}`,
+          `${node.name}: its builder reads ${describeRef(ref)}, a top-level ${ref.kind}: crecipe sees its declaration, not the value it holds when the builder runs; make it a const, or pass the value in the target's options`,
+        );
+      }
       const verdict = await this.decide(node, frame);
       if (!verdict.dirty) return this.clean(node, verdict.state!, "builder, options, inputs and upstream unchanged");
       return await this.rebuildLocked(node, verdict.reason, frame, verdict.state?.stamp);

@@ -53,6 +53,7 @@ export async function commit(layout: Layout, node: Node, built: Built, signal: A
   const state: TargetState = {
     v: STATE_VERSION,
     identity: node.identity,
+    ...(node.sources.length ? { recipe: node.recipe, sources: node.sources.map((s) => [s.key, s.hash, s.line ?? null, s.name] as [string, string, number | null, string]) } : {}),
     stamp,
     output,
     sig: output === "none" ? "" : outputSignature(built.out).sig,

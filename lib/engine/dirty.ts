@@ -12,6 +12,7 @@
 import * as path from "node:path";
 import { hashFile, hostContentHash, hostSignature, outputSignature } from "./hash.ts";
 import { lookup } from "./node.ts";
+import { describeRef } from "./sources.ts";
 import { verifyTree } from "./manifest.ts";
 import { type Layout, outputPath, type ReadResult, type TargetState, treeDir } from "./state.ts";
 import type { Node } from "./types.ts";
@@ -47,7 +48,7 @@ export async function isDirty(node: Node, read: ReadResult, options: DirtyOption
     return { dirty: true, reason: "it was never built" };
   }
   const state = read.state;
-  if (state.identity !== node.identity) return { dirty: true, reason: "its recipe (builder text or options) changed", state };
+  if (state.identity !== node.identity) return { dirty: true, reason: recipeChange(node, state), state };
   const refresh: NonNullable<Verdict["refresh"]> = { deps: new Map() };
   if (state.output !== "none") {
     const out = outputPath(options.layout, node.name);
@@ -92,6 +93,27 @@ export async function isDirty(node: Node, read: ReadResult, options: DirtyOption
   }
   const worth = refresh.output !== undefined || refresh.deps.size > 0;
   return { dirty: false, reason: "up to date", state, refresh: worth ? refresh : undefined };
+}
+
+/**
+ * What changed in a target's definition: its builder's text or options, or (when those
+ * are the same) which statements of the recipe's sources it reads: "GREETING changed
+ * (r.ts:3)".
+ */
+function recipeChange(node: Node, state: TargetState): string {
+  const before = new Map((state.sources ?? []).map(([key, hash, line, name]) => [key, { hash, line, name }]));
+  const sameRecipe = (state.recipe ?? state.identity) === node.recipe;
+  const changed: string[] = [];
+  for (const ref of node.sources) {
+    const old = before.get(ref.key);
+    if (!old) changed.push(`it now reads ${describeRef(ref)}`);
+    else if (old.hash !== ref.hash) changed.push(`${describeRef(ref).replace(" (", " changed (")}`);
+    before.delete(ref.key);
+  }
+  for (const [key, old] of before) changed.push(`it no longer reads ${describeRef({ name: old.name, file: key.slice(0, key.lastIndexOf("#")), line: old.line ?? undefined })}`);
+  if (sameRecipe && changed.length) return changed.join("; ");
+  if (sameRecipe) return "its recipe changed";
+  return "its recipe (builder text or options) changed";
 }
 
 /**

@@ -5,6 +5,7 @@
 import { CrecipeError } from "./errors.ts";
 import { hashable, sha256Hex, UnstorableValue } from "./hash.ts";
 import { captureSite } from "./site.ts";
+import { sourceRefs } from "./sources.ts";
 import { type Builder, NODE, type Node, type TargetOptions } from "./types.ts";
 
 export type { Builder, Node, TargetOptions };
@@ -66,11 +67,21 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
     });
   }
   const kind = opts.kind ?? "target";
-  const identity = sha256Hex(JSON.stringify([kind, builder.toString(), hashableOptions(name, opts.options ?? null)]));
+  const recipe = sha256Hex(JSON.stringify([kind, builder.toString(), hashableOptions(name, opts.options ?? null)]));
+  // What the builder reads from the recipe's sources (a constant, a function, a local
+  // module's export) counts too; a builder that reads none keeps the identity it had.
+  const sources = sourceRefs(opts.source === undefined ? [builder] : [opts.source].flat());
+  const identity = sources.length ? sourcesIdentity(recipe, sources) : recipe;
   const existing = registry.get(name);
   const site = captureSite(target);
   if (existing) {
     if (existing.identity === identity && existing.precious === Boolean(opts.precious)) return existing as Node<T>;
+    // A helper's derived name (libs.layer) taken by another definition (libs on another
+    // diffbase, a run with other options): this one takes its other name.
+    if (opts.derived) {
+      const other = typeof opts.derived === "string" ? opts.derived : variantName(name, identity);
+      return target(other, builder, { ...opts, derived: typeof opts.derived === "string" ? true : undefined });
+    }
     throw new CrecipeError(
       `target "${name}" is declared twice with different definitions:\n  first at  ${existing.site}\n  then at   ${site()}`,
       { fix: "give one of them another name, or make both definitions equal", target: name },
@@ -86,6 +97,8 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
     precious: Boolean(opts.precious),
     description: opts.description,
     identity,
+    recipe,
+    sources,
     get site() {
       return (shown ??= site());
     },
@@ -93,6 +106,11 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
   registry.set(name, node);
   if (building > 0) lateDeclarations.add(name);
   return node;
+}
+
+/** The identity of a target whose builder reads statements of the recipe's sources. */
+export function sourcesIdentity(recipe: string, sources: readonly { key: string; hash: string }[]): string {
+  return sha256Hex(JSON.stringify([recipe, sources.map((s) => [s.key, s.hash])]));
 }
 
 /**
@@ -107,6 +125,51 @@ function hashableOptions(name: string, options: unknown): unknown {
     if (!(error instanceof UnstorableValue)) throw error;
     throw new CrecipeError(`the options of target ${name} cannot be hashed: ${error.message}`, { target: name, fix: error.hint });
   }
+}
+
+/** NAME with a short hash of its definition before its last suffix: libs.runlocal → libs+1f2e3d.runlocal. */
+function variantName(name: string, identity: string): string {
+  const dot = name.lastIndexOf(".");
+  const tag = `+${identity.slice(0, 6)}`;
+  return dot > 0 ? name.slice(0, dot) + tag + name.slice(dot) : name + tag;
+}
+
+/**
+ * A target given as a node or by its declared name ("libs"). An unknown name is an
+ * error that lists the nearest declared names.
+ */
+export function resolveTarget<T = unknown>(value: Node<T> | string): Node<T> {
+  if (typeof value !== "string") return value;
+  const node = registry.get(value);
+  if (node) return node as Node<T>;
+  const near = nearestNames(value, [...registry.keys()]);
+  throw new CrecipeError(
+    near.length ? `no target "${value}"; did you mean ${near.map((n) => `"${n}"`).join(" or ")}?` : `no target "${value}" is declared`,
+    { fix: near.length ? undefined : `declare it before naming it, e.g. fs("${value}", async (root) => { … }), or pass the node itself` },
+  );
+}
+
+/** Up to three declared names closest to `name` by edit distance. */
+function nearestNames(name: string, names: string[]): string[] {
+  const limit = Math.max(2, Math.floor(name.length / 3));
+  return names
+    .map((n) => ({ n, d: editDistance(name, n) }))
+    .filter((x) => x.d <= limit)
+    .sort((a, b) => a.d - b.d || a.n.length - b.n.length || (a.n < b.n ? -1 : 1))
+    .slice(0, 3)
+    .map((x) => x.n);
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length];
 }
 
 /** The node declared under `name`, if any. */

@@ -17,6 +17,10 @@ export type Dep =
 export interface TargetState {
   v: number;
   identity: string;
+  /** When the builder reads the recipe's sources: the hash of its text and options alone… */
+  recipe?: string;
+  /** …and what it read, "FILE#NAME" → hash of the statement's text, [line, names] for messages. */
+  sources?: [key: string, hash: string, line: number | null, name: string][];
   /** Content hash of the output (file, tree or value). Dependents record it. */
   stamp: string;
   /** What the output is on disk. */

@@ -3,6 +3,8 @@
  * (as Deno std's `_types.ts` does): a node, what a builder gets, what a build returns.
  */
 
+import type { SourceRef } from "./sources.ts";
+
 /** Marks target nodes so hashing and `isNode` can recognise them. */
 export const NODE: unique symbol = Symbol.for("crecipe.node") as never;
 
@@ -22,6 +24,19 @@ export interface TargetOptions {
   precious?: boolean;
   /** A one-line description for `--list`. */
   description?: string;
+  /**
+   * The recipe's own function(s) this target runs, when `builder` wraps them (as `file()`
+   * and `fs()` do): the top-level statements they reach in the recipe's sources count in
+   * its identity. Default: `builder`.
+   */
+  source?: Function | readonly Function[];
+  /**
+   * The name is derived by a helper from its inputs (`libs.layer`): when another
+   * definition holds it already, this one takes another name instead of failing — the
+   * given one (`libs@simple.layer`), or with `true` the name with a short hash of its
+   * definition (`libs+1f2e3d.runlocal`).
+   */
+  derived?: string | boolean;
 }
 
 /** A declared target. Immutable; compare by identity. */
@@ -40,8 +55,12 @@ export interface Node<T = unknown> {
   readonly precious: boolean;
   /** A one-line description for --list. */
   readonly description?: string;
-  /** Hash of kind, builder text and options: a change means "rebuild". */
+  /** Hash of kind, builder text, options and the sources it reads: a change means "rebuild". */
   readonly identity: string;
+  /** Hash of kind, builder text and options alone. */
+  readonly recipe: string;
+  /** The top-level statements of the recipe's sources its builder reaches (see `TargetOptions.source`). */
+  readonly sources: readonly SourceRef[];
   /** Where it was declared, e.g. "recipes/simple.ts:12:21". Computed on demand. */
   readonly site: string;
 }

@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { BuildContext } from "../engine/types.ts";
 import { CommandError, CrecipeError } from "../engine/errors.ts";
-import { type Node, target } from "../engine/node.ts";
+import { type Node, resolveTarget, target } from "../engine/node.ts";
 import { requireTool } from "../host.ts";
 import { $, childProcess } from "../runtime.ts";
 import { imageItems, type ImageValue } from "../targets/image.ts";
@@ -111,18 +111,20 @@ async function ensureLoaded(ctx: BuildContext, image: Node<ImageValue>) {
 }
 
 /** NAME.load: the image loaded into Docker; its value is the ID Docker uses. */
-export function loadDocker(image: Node<ImageValue>): Node<string> {
+export function loadDocker(target_: Node<ImageValue> | string): Node<string> {
+  const image = resolveTarget(target_);
   return target(`${image.name.replace(/\.image$/, "")}.load`, async (ctx) => {
     const { id } = await ensureLoaded(ctx, image);
     return id;
-  }, { kind: "load", options: { image } });
+  }, { kind: "load", options: { image }, derived: true });
 }
 
 /**
  * NAME.rundocker: stdout of `docker run --rm ID ARGS…`; a nonzero exit fails the target.
  * The container's writes go to its own layer, removed with it; `readOnly` adds --read-only.
  */
-export function runDocker(image: Node<ImageValue>, args: string[] = [], options: { readOnly?: boolean } = {}): Node {
+export function runDocker(target_: Node<ImageValue> | string, args: string[] = [], options: { readOnly?: boolean } = {}): Node {
+  const image = resolveTarget(target_);
   const readOnly = options.readOnly ? ["--read-only"] : [];
   const loaded = loadDocker(image);
   return target(`${image.name.replace(/\.image$/, "")}.rundocker`, async (ctx) => {
@@ -134,5 +136,5 @@ export function runDocker(image: Node<ImageValue>, args: string[] = [], options:
       throw new CommandError(result.exitCode, { signal: result.signal ?? undefined });
     }
     fs.writeFileSync(ctx.out, result.stdout);
-  }, { kind: "rundocker", options: readOnly.length ? { image, args, readOnly: true } : { image, args } });
+  }, { kind: "rundocker", options: readOnly.length ? { image, args, readOnly: true } : { image, args }, derived: true });
 }

@@ -90,7 +90,7 @@ export function kvm(tree: Node | string, options: KvmOptions = {}): Node {
     fs.writeFileSync(ctx.out, readTextOr(files.stdout).replace(/\r/g, ""));
     const status = Number(exitText);
     if (status !== 0) throw new CommandError(status);
-  }, { kind: "runkvm", options: { fs: fsNode, initrd: image, memory: options.memory ?? null, timeout, kernel: options.kernel ?? null, ...(options.readOnly ? { readOnly: true } : {}) } });
+  }, { kind: "runkvm", options: { fs: fsNode, initrd: image, memory: options.memory ?? null, timeout, kernel: options.kernel ?? null, ...(options.readOnly ? { readOnly: true } : {}) }, derived: true });
 }
 
 /** Why a guest died without an exit code, read off its console. */

@@ -57,5 +57,5 @@ export function local(tree: Node | string, options: LocalOptions = {}): Node {
     materialize(view.dirs, copy);
     const result = await $({ nothrow: true })`unshare -r chroot ${copy} ${command} > ${ctx.out}`;
     if (result.exitCode !== 0) throw new CommandError(result.exitCode, { signal: result.signal ?? undefined });
-  }, { kind: "runlocal", options: readOnly ? { fs: fsNode, command, readOnly } : { fs: fsNode, command } });
+  }, { kind: "runlocal", options: readOnly ? { fs: fsNode, command, readOnly } : { fs: fsNode, command }, derived: true });
 }

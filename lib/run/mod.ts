@@ -19,7 +19,7 @@ export interface Runners {
   /** NAME.runkvm: a qemu VM booting the tree as an initrd (KVM when it works, else TCG). */
   kvm(tree: Node | string, options?: KvmOptions): Node;
   /** NAME.rundocker: `docker run --rm` of the image, loaded first (only new layers are sent); `readOnly` adds --read-only. */
-  docker(image: Node<ImageValue>, args?: string[], options?: { readOnly?: boolean }): Node;
+  docker(image: Node<ImageValue> | string, args?: string[], options?: { readOnly?: boolean }): Node;
   /** NAME.runrunc: the bundle (an image or fs is made one) run by runc, rootless for an ordinary user. */
   runc(source: Node | string, options?: ContainerRunOptions): Node;
   /** NAME.runcrun: as runc, with crun. */
@@ -27,13 +27,13 @@ export interface Runners {
   /** NAME.runnspawn: the bundle run by systemd-nspawn --oci-bundle, as root only. */
   nspawn(source: Node | string, options?: ContainerRunOptions): Node;
   /** NAME.runpodman: the image loaded into podman through its OCI layout and run. */
-  podman(image: Node<ImageValue>, options?: PodmanOptions): Node;
+  podman(image: Node<ImageValue> | string, options?: PodmanOptions): Node;
 }
 
 /** The load targets. */
 export interface Loaders {
   /** NAME.load: the image loaded into Docker; its value is the ID Docker knows it by. */
-  docker(image: Node<ImageValue>): Node<string>;
+  docker(image: Node<ImageValue> | string): Node<string>;
 }
 
 /**

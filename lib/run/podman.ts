@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import { CommandError, CrecipeError } from "../engine/errors.ts";
-import { type Node, target } from "../engine/node.ts";
+import { type Node, resolveTarget, target } from "../engine/node.ts";
 import { requireTool } from "../host.ts";
 import { $ } from "../runtime.ts";
 import type { ImageValue } from "../targets/image.ts";
@@ -29,7 +29,8 @@ export interface PodmanOptions extends ContainerRunOptions {
  * export const inPodman = run.podman(simpleImage, { runtime: "runc" });
  * ```
  */
-export function podman(image: Node<ImageValue>, options: PodmanOptions = {}): Node {
+export function podman(target_: Node<ImageValue> | string, options: PodmanOptions = {}): Node {
+  const image = resolveTarget(target_);
   const readOnly = Boolean(options.readOnly);
   const name = options.name ?? `${image.name.replace(/\.image$/, "")}.runpodman`;
   const settings = { image, readOnly, command: options.command ?? null, runtime: options.runtime ?? null };
@@ -53,5 +54,5 @@ export function podman(image: Node<ImageValue>, options: PodmanOptions = {}): No
       throw new CrecipeError(`podman could not run ${image.name}: ${why}`, { target: ctx.name, fix: fixFor("podman", why) });
     }
     throw new CommandError(exitCode);
-  }, { kind: "runpodman", options: settings });
+  }, { kind: "runpodman", options: settings, derived: options.name === undefined });
 }

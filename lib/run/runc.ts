@@ -65,7 +65,7 @@ export function bundleRunner(runtime: BundleRuntime) {
         }
       }
       throw new CommandError(result.exitCode);
-    }, { kind: `run${runtime}`, options: { bundle: bundleNode, readOnly, command: command ?? null } });
+    }, { kind: `run${runtime}`, options: { bundle: bundleNode, readOnly, command: command ?? null }, derived: options.name === undefined });
   };
 }
 

@@ -16,7 +16,12 @@ export function file(
   builder: (out: string, ctx: BuildContext) => Promise<unknown> | unknown,
   options: Omit<TargetOptions, "kind"> = {},
 ): Node<unknown> {
-  return target(name, (ctx) => builder(ctx.out, ctx), { ...options, kind: "file", options: [builder.toString(), options.options ?? null] });
+  return target(name, (ctx) => builder(ctx.out, ctx), {
+    ...options,
+    kind: "file",
+    options: [builder.toString(), options.options ?? null],
+    source: builder,
+  });
 }
 
 /** A target whose output is the JSON value its builder returns (no file). */

@@ -125,7 +125,7 @@ export function bundle(source: Node | string, options: BundleOptions = {}): Node
     // The bundle is a function of its source's stamp and its config: no need to hash rootfs/.
     ctx.trustOutputHash(`bundle:${sha256Hex(stableStringify([built.stamp, sha256Hex(config), rootless]))}`);
     return { rootless, uid: rootless ? uid : 0, gid: rootless ? gid : 0, args };
-  }, { kind: "bundle", options: { source: node, command: options.command ?? null, env: options.env ?? null, cwd: options.cwd ?? null, builder: rootless ? `uid ${uid}:${gid}` : "root" } });
+  }, { kind: "bundle", options: { source: node, command: options.command ?? null, env: options.env ?? null, cwd: options.cwd ?? null, builder: rootless ? `uid ${uid}:${gid}` : "root" }, derived: true });
 }
 
 interface ImageConfigDoc {

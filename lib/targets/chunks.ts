@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import { CrecipeError } from "../engine/errors.ts";
 import { breathe } from "../engine/io.ts";
-import { type Node, target } from "../engine/node.ts";
+import { type Node, resolveTarget, target } from "../engine/node.ts";
 import { CHUNK_PARAMS, type ChunkIndex, ChunkIndexer, encodeChunkIndex } from "../formats/chunks.ts";
 
 /** What chunks() gives: the indexed file's digest, size and chunk count. */
@@ -29,7 +29,8 @@ const BLOCK = 1 << 20;
  * export const published = [gz(appLayer), chunks(gz(appLayer))]; // out/app.layer.gz + out/app.layer.gz.chunks
  * ```
  */
-export function chunks(of: Node): Node<ChunksValue> {
+export function chunks(target_: Node | string): Node<ChunksValue> {
+  const of = resolveTarget(target_);
   return target(`${of.name}.chunks`, async (ctx) => {
     const input = await ctx.need(of);
     if (fs.statSync(input).isDirectory()) {
@@ -38,7 +39,7 @@ export function chunks(of: Node): Node<ChunksValue> {
     const index = await indexFile(input, ctx.signal);
     fs.writeFileSync(ctx.out, encodeChunkIndex(index));
     return { digest: index.digest, size: index.size, chunks: index.chunks.length };
-  }, { kind: "chunks", options: { of, params: CHUNK_PARAMS } });
+  }, { kind: "chunks", options: { of, params: CHUNK_PARAMS }, derived: true });
 }
 
 /** The chunk index of a file, read a block at a time. */

@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import { CommandError, CrecipeError } from "../engine/errors.ts";
 import { hashFile } from "../engine/hash.ts";
-import { type Node, target } from "../engine/node.ts";
+import { type Node, resolveTarget, target } from "../engine/node.ts";
 import type { BuildContext } from "../engine/types.ts";
 import { requireTool, which } from "../host.ts";
 import { childProcess } from "../runtime.ts";
@@ -15,7 +15,8 @@ import { imageItems, type ImageValue } from "./image.ts";
 import { writeTar } from "./tarball.ts";
 
 /** NAME.sha256: the hex sha256 of a file target's output (and the value: the hex). */
-export function sha256(of: Node): Node<string> {
+export function sha256(target_: Node | string): Node<string> {
+  const of = resolveTarget(target_);
   return target(`${of.name}.sha256`, async (ctx) => {
     const input = await ctx.need(of);
     if (fs.statSync(input).isDirectory()) {
@@ -24,19 +25,20 @@ export function sha256(of: Node): Node<string> {
     const digest = hashFile(input);
     fs.writeFileSync(ctx.out, digest + "\n");
     return digest;
-  }, { kind: "sha256", options: { of } });
+  }, { kind: "sha256", options: { of }, derived: true });
 }
 
 /**
  * NAME.gz: gzip that re-synchronises after a change (--rsyncable), with no name or time
  * in the header, on every core: pigz when it is installed, else gzip.
  */
-export function gz(of: Node, options: { level?: number } = {}): Node {
+export function gz(target_: Node | string, options: { level?: number } = {}): Node {
+  const of = resolveTarget(target_);
   const level = options.level ?? 6;
   return target(`${of.name}.gz`, async (ctx) => {
     const tool = (await which("pigz")) ?? (await requireTool("gzip", ctx.name));
     await compress(ctx, of, tool, [`-${level}`, "--rsyncable", "--no-name", "-c"]);
-  }, { kind: "gz", options: { of, level } });
+  }, { kind: "gz", options: { of, level }, derived: true });
 }
 
 /**
@@ -44,12 +46,13 @@ export function gz(of: Node, options: { level?: number } = {}): Node {
  * zstd layers (OCI media type `…layer.v1.tar+zstd`). Deterministic for a given zstd
  * version and level.
  */
-export function zstd(of: Node, options: { level?: number } = {}): Node {
+export function zstd(target_: Node | string, options: { level?: number } = {}): Node {
+  const of = resolveTarget(target_);
   const level = options.level ?? 3;
   return target(`${of.name}.zst`, async (ctx) => {
     const tool = await requireTool("zstd", ctx.name);
     await compress(ctx, of, tool, [`-${level}`, "-T0", "-q", "-c", "--no-progress"]);
-  }, { kind: "zstd", options: { of, level } });
+  }, { kind: "zstd", options: { of, level }, derived: true });
 }
 
 /** Run `tool args… [FILE]` with its stdout going straight to the output file. */

@@ -1,7 +1,6 @@
 /** fs(name, builder): a directory target out/NAME/, built through a Root handle. */
 import * as fs from "node:fs";
-import { CrecipeError } from "../engine/errors.ts";
-import { lookup, type Node, target } from "../engine/node.ts";
+import { type Node, resolveTarget, target } from "../engine/node.ts";
 import type { TreeMeta } from "../tree/meta.ts";
 import { type Root, TreeRoot } from "../tree/root.ts";
 
@@ -22,21 +21,17 @@ export type FsBuilder = (root: Root) => Promise<unknown> | unknown;
  * ```
  */
 export function fs_(name: string, builder?: FsBuilder, options: { precious?: boolean; description?: string } = {}): Node<TreeMeta> {
-  if (!builder) {
-    const node = lookup(name);
-    if (!node) throw new CrecipeError(`no fs named ${name} is declared`, { fix: `declare it first: fs("${name}", async (root) => { … })` });
-    return node as Node<TreeMeta>;
-  }
+  if (!builder) return resolveTarget(name) as Node<TreeMeta>;
   return target(name, async (ctx) => {
     fs.mkdirSync(ctx.out, { mode: 0o755 });
     fs.chmodSync(ctx.out, 0o755);
     const root = new TreeRoot(ctx, ctx.out);
     await builder(root);
     return root.finish();
-  }, { kind: "fs", options: builder.toString(), ...options });
+  }, { kind: "fs", options: builder.toString(), source: builder, ...options });
 }
 
 /** Accept an fs node or the name of one. */
 export function asFs(value: Node | string): Node<TreeMeta> {
-  return typeof value === "string" ? fs_(value) : (value as Node<TreeMeta>);
+  return resolveTarget(value) as Node<TreeMeta>;
 }

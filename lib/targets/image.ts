@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { hashFile } from "../engine/hash.ts";
 import { OutputFile } from "../engine/io.ts";
-import { type Node, target } from "../engine/node.ts";
+import { type Node, resolveTarget, target } from "../engine/node.ts";
 import type { Entry } from "../formats/entry.ts";
 import { CrecipeError } from "../engine/errors.ts";
 import { type ImageConfig, imageMetadata, type LayerRef, parseReference } from "../formats/oci.ts";
@@ -39,9 +39,9 @@ export interface ImageValue {
  * export const simpleImage = image("simple", [layer("libs", "simple"), layer("simple")]);
  * ```
  */
-export function image(name: string, layers: Node[], config: ImageConfig = {}): Node<ImageValue> {
+export function image(name: string, layerTargets: (Node | string)[], config: ImageConfig = {}): Node<ImageValue> {
   const created = sourceDateEpoch();
-  if (!Array.isArray(layers) || layers.length === 0) {
+  if (!Array.isArray(layerTargets) || layerTargets.length === 0) {
     throw new CrecipeError(`image("${name}") has no layers: an image needs at least one`, { fix: `image("${name}", [layer(someFs)])` });
   }
   if (config.tag !== undefined) {
@@ -51,6 +51,7 @@ export function image(name: string, layers: Node[], config: ImageConfig = {}): N
       throw new CrecipeError(`image("${name}"): ${(error as Error).message}`, { fix: "a tag like registry.example:5000/team/app:1.2 (lower case)" });
     }
   }
+  const layers = layerTargets.map((l) => resolveTarget(l));
   return target(`${name}.image`, async (ctx) => {
     const built = await Promise.all(layers.map((l) => ctx.result(l)));
     const refs: LayerRef[] = built.map((b, i) => {
@@ -114,7 +115,8 @@ export function imageItems(dir: string, omit: ReadonlySet<string> = new Set()): 
  * NAME.image.tar: the image as one file, what `docker load -i`, `skopeo copy
  * oci-archive:` and `podman load` read.
  */
-export function imageTar(img: Node<ImageValue>): Node<ImageValue> {
+export function imageTar(target_: Node<ImageValue> | string): Node<ImageValue> {
+  const img = resolveTarget(target_);
   return target(`${img.name}.tar`, async (ctx) => {
     const built = await ctx.result(img);
     const items = imageItems(built.path!);
@@ -127,5 +129,5 @@ export function imageTar(img: Node<ImageValue>): Node<ImageValue> {
     }
     ctx.trustOutputHash(out.close());
     return built.value;
-  }, { kind: "imagetar", options: { image: img } });
+  }, { kind: "imagetar", options: { image: img }, derived: true });
 }

@@ -10,7 +10,7 @@ import { type Node, target } from "../engine/node.ts";
 import { type Entry, whiteoutPath } from "../formats/entry.ts";
 import { TreeView } from "../tree/view.ts";
 import { asFs } from "./fs.ts";
-import { layerChanges, list } from "./list.ts";
+import { layerChanges, list, variantOf } from "./list.ts";
 import { type TarItem, writeTar } from "./tarball.ts";
 
 /** The timestamp every archive entry gets: $SOURCE_DATE_EPOCH, else 0 (1970-01-01). */
@@ -70,7 +70,7 @@ export function layer(tree: Node | string, diffbase?: Node | string): Node<Layer
     const digest = out.close();
     ctx.trustOutputHash(digest);
     return { digest, size: out.size };
-  }, { kind: "layer", options: { fs: fsNode, diffbase: baseNode ?? null, mtime } });
+  }, { kind: "layer", options: { fs: fsNode, diffbase: baseNode ?? null, mtime }, derived: variantOf(fsNode, baseNode, "layer") });
 }
 
 const mib = (bytes: number) => `${(bytes / (1 << 20)).toFixed(bytes < 10 << 20 ? 1 : 0)} MiB`;

@@ -19,7 +19,7 @@ export function files(tree: Node | string): Node {
   const fsNode = asFs(tree);
   return target(`${fsNode.name}.files`, async (ctx) => {
     writeList(ctx.out, await TreeView.open(ctx, fsNode));
-  }, { kind: "files", options: { fs: fsNode } });
+  }, { kind: "files", options: { fs: fsNode }, derived: true });
 }
 
 /** The entries of a layer: all of `tree`, or only what differs from `diffbase`. */
@@ -33,7 +33,16 @@ export function list(tree: Node | string, diffbase?: Node | string): Node {
     const out = new OutputFile(ctx.out);
     out.writeText(formatList(changed, deleted));
     out.close();
-  }, { kind: "list", options: { fs: fsNode, diffbase: baseNode ?? null } });
+  }, { kind: "list", options: { fs: fsNode, diffbase: baseNode ?? null }, derived: variantOf(fsNode, baseNode, "list") });
+}
+
+/**
+ * The name a list or layer takes when its cookbook name (libs.layer) is taken by the same
+ * fs on another diffbase: it says the diffbase (libs@simple.layer), or that it has none
+ * (libs.full.layer).
+ */
+export function variantOf(fsNode: Node, baseNode: Node | undefined, suffix: string): string {
+  return baseNode ? `${fsNode.name}@${baseNode.name}.${suffix}` : `${fsNode.name}.full.${suffix}`;
 }
 
 /** What a layer of `view` over `diffbase` holds. */

@@ -13,7 +13,7 @@ import * as path from "node:path";
 import type { BuildContext } from "../engine/types.ts";
 import { readlinkBytes, removeTree } from "../engine/io.ts";
 import { CrecipeError } from "../engine/errors.ts";
-import { isNode, lookup, type Node } from "../engine/node.ts";
+import { isNode, type Node, resolveTarget } from "../engine/node.ts";
 import { walkSorted } from "../engine/walk.ts";
 import { escapePath, unescapePath } from "../formats/entry.ts";
 import { childProcess } from "../runtime.ts";
@@ -81,7 +81,7 @@ export interface Root {
    */
   copyIn(sources: Source | readonly Source[], dest: string): Promise<void>;
   /** Start from another fs: a snapshot of it when the tree is still empty, else a copy of its files. */
-  from(other: Node, options?: { snapshot?: boolean }): Promise<void>;
+  from(other: Node | string, options?: { snapshot?: boolean }): Promise<void>;
   /** Run a command chrooted in the tree, as root in a user namespace (a Dockerfile's RUN). */
   run(argv: string[], options?: RunOptions): Promise<{ stdout: string; stderr: string }>;
   /** The cookbook's libs.fs.do: the shared libraries every ELF file in the tree loads, copied in. */
@@ -467,7 +467,8 @@ export class TreeRoot implements Root {
    * (`cp -a other/. tree/`). Its recorded owners come along either way.
    * `{ snapshot: false }` always copies, giving a tree that stands alone.
    */
-  async from(other: Node, options: { snapshot?: boolean } = {}): Promise<void> {
+  async from(source: Node | string, options: { snapshot?: boolean } = {}): Promise<void> {
+    const other = resolveTarget(source);
     const result = await this.ctx.result(other);
     if (!result.path) throw this.fail(`from(${other.name}): it has no output tree`);
     const otherMeta = asMeta(result.value);
@@ -515,8 +516,7 @@ export class TreeRoot implements Root {
    * ```
    */
   async runWith(tools: Node | string, mountpoint: string, argv: string[], options: RunOptions = {}): Promise<{ stdout: string; stderr: string }> {
-    const toolsNode = typeof tools === "string" ? lookup(tools) : tools;
-    if (!toolsNode) throw this.fail(`runWith: no fs named ${tools} is declared`, `declare it first: fs("${tools}", async (root) => { … })`);
+    const toolsNode = resolveTarget(tools);
     const view = await TreeView.open(this.ctx, toolsNode);
     this.sync();
     const rel = this.resolve(mountpoint, true);
