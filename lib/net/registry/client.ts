@@ -143,12 +143,13 @@ export class RegistryClient {
   async request(method: string, pathOrUrl: string, headers: Record<string, string> = {}, body?: Body): Promise<Answer> {
     const url = /^https?:\/\//.test(pathOrUrl) ? pathOrUrl : `${this.base}${pathOrUrl}`;
     const withAuth = () => (this.#authorization ? { ...headers, Authorization: this.#authorization } : headers);
+    const sent = this.#authorization;
     let answer = await this.#send(method, url, withAuth(), body);
     if (answer.status !== 401) return answer;
     const challenge = String(answer.headers["www-authenticate"] ?? "");
     answer.res.resume();
-    const before = this.#authorization;
-    await this.#authenticate(challenge, before !== undefined);
+    // Another request may have authenticated meanwhile (uploads run side by side): use its answer.
+    if (this.#authorization === sent) await this.#authenticate(challenge, sent !== undefined);
     answer = await this.#send(method, url, withAuth(), body);
     if (answer.status === 401) {
       answer.res.resume();
