@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import minimist from "minimist";
-import { build, CrecipeError, type Node } from "../lib/mod.ts";
+import { build, CrecipeError, type ImageValue, type Node, push, type PushValue } from "../lib/mod.ts";
 import {
   BuildError,
   buildsStarted,
@@ -50,6 +50,9 @@ options:
       --graph[=dot] print the dependency graph (text, or Graphviz dot)
       --clean       remove outputs, keeping precious ones (downloads, installs)
       --xclean      remove the whole out dir
+      --push REF    push the one image named (or the default export) to a
+                    registry, REF = host[:port]/repo:tag; prints the digest
+      --insecure    plain http to the registry (loopback registries always are)
   -v, --verbose     show the commands run
   -q, --quiet       print only failures
       --version     print the version
@@ -74,6 +77,8 @@ interface Args {
   quiet?: boolean;
   version?: boolean;
   help?: boolean;
+  push?: string;
+  insecure?: boolean;
 }
 
 type ImportTs = (file: string) => Promise<Record<string, unknown>>;
@@ -81,8 +86,8 @@ type ImportTs = (file: string) => Promise<Record<string, unknown>>;
 /** argv as minimist reads it; an unknown option is a usage error. */
 export function parseArgs(argv: string[]): Args {
   return minimist(argv, {
-    string: ["jobs", "out", "why", "graph"],
-    boolean: ["dry-run", "check", "list", "clean", "xclean", "verbose", "quiet", "version", "help"],
+    string: ["jobs", "out", "why", "graph", "push"],
+    boolean: ["dry-run", "check", "list", "clean", "xclean", "verbose", "quiet", "version", "help", "insecure"],
     alias: { j: "jobs", o: "out", n: "dry-run", v: "verbose", q: "quiet", h: "help" },
     unknown: (a: string) => {
       if (a.startsWith("-")) throw new CrecipeError(`unknown option ${a}`, { fix: "see crecipe --help" });
@@ -114,14 +119,23 @@ export async function main(args: Args, importTs: ImportTs): Promise<number> {
   if (args.list) return process.stdout.write(await listTargets(outDir)), EXIT.ok;
   // A script that built what it wanted while it loaded (top-level `await build(…)`) is done.
   if (names.length === 0 && module.default === undefined && buildsStarted() > builds) return EXIT.ok;
-  const targets: Node[] = resolveTargets(module, names, recipe);
+  let targets: Node[] = resolveTargets(module, names, recipe);
+  if (args.push !== undefined) {
+    if (targets.length !== 1 || targets[0].kind !== "image") {
+      throw new CrecipeError(`--push pushes one image; ${targets.length === 1 ? `${targets[0].name} is a ${targets[0].kind}` : `${targets.length} targets are named`}`, {
+        fix: `crecipe ${recipe} IMAGE --push host:port/repo:tag`,
+      });
+    }
+    targets = [push(targets[0] as Node<ImageValue>, args.push, { insecure: args.insecure })];
+  }
   if (args.graph !== undefined) return process.stdout.write(describeGraph(outDir, targets, args.graph === "dot" ? "dot" : "text")), EXIT.ok;
   if (args.why !== undefined) {
     const [node] = resolveTargets(module, [args.why], recipe);
     return process.stdout.write(await explain(outDir, [node], true)), EXIT.ok;
   }
   if (args["dry-run"]) return process.stdout.write(await explain(outDir, targets, false)), EXIT.ok;
-  await build(targets, { outDir, jobs, verbose: args.verbose, quiet: args.quiet, check: args.check, handleSignals: true });
+  const results = await build(targets, { outDir, jobs, verbose: args.verbose, quiet: args.quiet, check: args.check, handleSignals: true });
+  if (args.push !== undefined) console.log(`${args.push}@${(results[0].value as PushValue).digest}`);
   return EXIT.ok;
 }
 

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { crecipeAsync, repo, tempDir, write } from "../helpers.ts";
@@ -118,6 +119,21 @@ export default run.docker(app);
     assert.equal(pulled.id, local.id);
     assert.equal(pulled.source, `${ref.replace(/:1$/, "")}@${value("simple.push").value.digest}`);
     sh("docker rmi -f app:latest");
+  });
+
+  it("crecipe RECIPE IMAGE --push REF pushes the image and prints REF@DIGEST; a non-image is a usage error", async () => {
+    const ref = `${registry.host}/cli/simple:2`;
+    const r = await crecipe(work, ["-o", out, "-q", path.join(repo, "recipes/simple.ts"), "simpleImage", "--push", ref]);
+    assert.equal(r.status, 0, r.stderr);
+    const printed = r.stdout.trim();
+    assert.match(printed, new RegExp(`^${ref.replace(/[.]/g, "\\.")}@sha256:[0-9a-f]{64}$`));
+    const manifest = await new Promise<number>((resolve) => {
+      http.get(`http://${registry.host}/v2/cli/simple/manifests/${printed.split("@")[1]}`, { headers: { Accept: "application/vnd.oci.image.manifest.v1+json" } }, (res) => (res.resume(), resolve(res.statusCode!)));
+    });
+    assert.equal(manifest, 200);
+    const wrong = await crecipe(work, ["-o", out, "-q", path.join(repo, "recipes/simple.ts"), "libs", "--push", ref]);
+    assert.equal(wrong.status, 2, wrong.stderr);
+    assert.match(wrong.stderr, /--push pushes one image; libs is a fs/);
   });
 
   it("a tampered blob in the registry is an error naming it, and no output", async () => {
