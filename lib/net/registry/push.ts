@@ -37,9 +37,11 @@ export interface PushValue {
   repository: string;
   /** sha256:… of the pushed manifest: `docker pull REPO@DIGEST` gets exactly this image. */
   digest: string;
-  /** Blobs sent / already there / mounted from another repository, on the run that pushed. */
+  /** Blobs sent, on the run that pushed. */
   uploaded: number;
+  /** Blobs the repository already had (a second push: all of them). */
   present: number;
+  /** Blobs mounted from another repository of the same registry instead of sent. */
   mounted: number;
 }
 
