@@ -6,6 +6,7 @@ import { debianCases } from "./debian.ts";
 import { engineCases } from "./engine.ts";
 import { kvmCases } from "./kvm.ts";
 import { layerCases } from "./layers.ts";
+import { registryCases } from "./registry.ts";
 import { type Row, table } from "./util.ts";
 
 const repo = path.resolve(import.meta.dirname, "..");
@@ -18,6 +19,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   debian: () => debianCases(repo),
   chunks: () => chunkCases(repo),
   bundles: () => bundleCases(repo),
+  registry: () => registryCases(repo),
 };
 for (const [name, suite] of Object.entries(suites)) {
   if (only && only !== name) continue;

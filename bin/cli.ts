@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import minimist from "minimist";
-import { build, CrecipeError, type Node } from "../lib/mod.ts";
+import { build, CrecipeError, type ImageValue, type Node, push, type PushValue, type Result } from "../lib/mod.ts";
 import {
   BuildError,
   buildsStarted,
@@ -59,6 +59,9 @@ options:
       --trace=FILE  write a Chrome trace of the run (open it in ui.perfetto.dev)
       --clean       remove outputs, keeping precious ones (downloads, installs)
       --xclean      remove the whole out dir
+      --push REF    push the one image named (or the default export) to a
+                    registry, REF = host[:port]/repo:tag; prints the digest
+      --insecure    plain http to the registry (loopback registries always are)
   -v, --verbose     show the commands run
   -q, --quiet       print only failures
       --version     print the version
@@ -85,6 +88,8 @@ interface Args {
   quiet?: boolean;
   version?: boolean;
   help?: boolean;
+  push?: string;
+  insecure?: boolean;
 }
 
 type ImportTs = (file: string) => Promise<Record<string, unknown>>;
@@ -92,8 +97,8 @@ type ImportTs = (file: string) => Promise<Record<string, unknown>>;
 /** argv as minimist reads it; an unknown option is a usage error. */
 export function parseArgs(argv: string[]): Args {
   return minimist(argv, {
-    string: ["jobs", "out", "why", "graph", "json", "trace"],
-    boolean: ["dry-run", "check", "list", "clean", "xclean", "verbose", "quiet", "version", "help"],
+    string: ["jobs", "out", "why", "graph", "json", "trace", "push"],
+    boolean: ["dry-run", "check", "list", "clean", "xclean", "verbose", "quiet", "version", "help", "insecure"],
     alias: { j: "jobs", o: "out", n: "dry-run", v: "verbose", q: "quiet", h: "help" },
     unknown: (a: string) => {
       if (a.startsWith("-")) throw new CrecipeError(`unknown option ${a}`, { fix: "see crecipe --help" });
@@ -125,7 +130,15 @@ export async function main(args: Args, importTs: ImportTs): Promise<number> {
   if (args.list) return process.stdout.write(await listTargets(outDir)), EXIT.ok;
   // A script that built what it wanted while it loaded (top-level `await build(…)`) is done.
   if (names.length === 0 && module.default === undefined && buildsStarted() > builds) return EXIT.ok;
-  const targets: Node[] = resolveTargets(module, names, recipe);
+  let targets: Node[] = resolveTargets(module, names, recipe);
+  if (args.push !== undefined) {
+    if (targets.length !== 1 || targets[0].kind !== "image") {
+      throw new CrecipeError(`--push pushes one image; ${targets.length === 1 ? `${targets[0].name} is a ${targets[0].kind}` : `${targets.length} targets are named`}`, {
+        fix: `crecipe ${recipe} IMAGE --push host:port/repo:tag`,
+      });
+    }
+    targets = [push(targets[0] as Node<ImageValue>, args.push, { insecure: args.insecure })];
+  }
   if (args.graph !== undefined) return process.stdout.write(describeGraph(outDir, targets, args.graph === "dot" ? "dot" : "text")), EXIT.ok;
   if (args.why !== undefined) {
     const [node] = resolveTargets(module, [args.why], recipe);
@@ -136,12 +149,14 @@ export async function main(args: Args, importTs: ImportTs): Promise<number> {
   if (args.trace === "") throw new CrecipeError("--trace wants a file", { fix: "crecipe --trace=trace.json RECIPE.ts, then open it in ui.perfetto.dev" });
   const json = args.json === undefined ? undefined : jsonLines(args.json);
   const trace = args.trace === undefined ? undefined : new TraceRecorder();
+  let results: Result[];
   try {
-    await build(targets, { outDir, jobs, verbose: args.verbose, quiet: args.quiet, check: args.check, handleSignals: true, onEvent: fanOut([json?.sink, trace?.sink]) });
+    results = await build(targets, { outDir, jobs, verbose: args.verbose, quiet: args.quiet, check: args.check, handleSignals: true, onEvent: fanOut([json?.sink, trace?.sink]) });
   } finally {
     json?.close();
     if (trace) writeTrace(args.trace!, trace);
   }
+  if (args.push !== undefined) console.log(`${args.push}@${(results[0].value as PushValue).digest}`);
   return EXIT.ok;
 }
 

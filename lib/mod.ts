@@ -54,4 +54,6 @@ export type { Device, TreeMeta } from "./tree/meta.ts";
 export { bootstrap, type BootstrapOptions } from "./debian/bootstrap.ts";
 export { chunks, type ChunksValue } from "./targets/chunks.ts";
 export { serve, type ServeOptions, type Serving } from "./net/serve.ts";
+export { push, type PushOptions, type PushValue } from "./net/registry/push.ts";
+export { pull, type PullOptions, type PullValue } from "./net/registry/pull.ts";
 export { fetchChunked, FetchError, type FetchOptions, type FetchProgress, type FetchReport } from "./net/fetch.ts";

@@ -14,6 +14,7 @@ declare -A need=(
   [zstd]=zstd [mknod]=coreutils [xargs]=findutils [getfattr]=attr
   [zsync]=zsync [zsyncmake]=zsync [casync]=casync # bench: peers of crecipe fetch
   [crun]=crun [podman]=podman [systemd-nspawn]=systemd-container
+  [docker-registry]=docker-registry [htpasswd]=apache2-utils # tests: a loopback registry, with basic auth
 )
 missing=()
 for cmd in "${!need[@]}"; do

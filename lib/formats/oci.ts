@@ -12,6 +12,11 @@ export const MEDIA = {
   manifest: "application/vnd.oci.image.manifest.v1+json",
   config: "application/vnd.oci.image.config.v1+json",
   layer: "application/vnd.oci.image.layer.v1.tar",
+  layerGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
+  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
+  dockerList: "application/vnd.docker.distribution.manifest.list.v2+json",
+  dockerLayer: "application/vnd.docker.image.rootfs.diff.tar",
+  dockerLayerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip",
 } as const;
 
 /** What an image runs and how it is named: its OCI config's fields. */
@@ -78,6 +83,32 @@ export function parseReference(reference: string): { repository: string; tag?: s
   if (tag !== undefined && !/^[\w][\w.-]{0,127}$/.test(tag)) throw new FormatError(`${JSON.stringify(reference)}: the tag ${JSON.stringify(tag)} is not valid (letters, digits, _ . -, up to 128)`);
   if (digest !== undefined && !/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(digest)) throw new FormatError(`${JSON.stringify(reference)}: ${JSON.stringify(digest)} is not a digest`);
   return { repository, tag, digest, full: `${repository}${tag ? `:${tag}` : ""}${digest ? `@${digest}` : ""}` };
+}
+
+/** Where an image reference points: the registry host, the repository on it, and a tag or digest. */
+export interface RegistryReference {
+  /** host[:port] as written ("docker.io" when the reference names none). */
+  registry: string;
+  /** The repository path on that registry ("library/debian" for Docker Hub's short names). */
+  repository: string;
+  tag?: string;
+  digest?: string;
+}
+
+/**
+ * Split a reference the way docker and the distribution spec do: the first part is a
+ * registry only when it has a "." or a ":" or is "localhost" ("127.0.0.1:5000/app:1" is
+ * on 127.0.0.1:5000; "team/app" is Docker Hub's); a registry's port is never a tag.
+ */
+export function parseRegistryReference(reference: string): RegistryReference {
+  const parsed = parseReference(reference);
+  const slash = parsed.repository.indexOf("/");
+  const first = slash < 0 ? "" : parsed.repository.slice(0, slash);
+  const hasRegistry = first !== "" && (/[.:]/.test(first) || first === "localhost");
+  const registry = hasRegistry ? first : "docker.io";
+  let repository = hasRegistry ? parsed.repository.slice(slash + 1) : parsed.repository;
+  if (registry === "docker.io" && !repository.includes("/")) repository = `library/${repository}`;
+  return { registry, repository, tag: parsed.tag, digest: parsed.digest };
 }
 
 /** NAME:latest, the name made a valid repository name (lower case; other characters become "-"). */

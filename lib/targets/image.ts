@@ -33,7 +33,8 @@ export interface ImageValue {
 }
 
 /**
- * An image of `layers` (base first).
+ * An image of `layers` (base first). An image among them (`pull(…)`, another `image(…)`)
+ * brings all of its layers.
  *
  * ```ts
  * export const simpleImage = image("simple", [layer("libs", "simple"), layer("simple")]);
@@ -53,12 +54,18 @@ export function image(name: string, layerTargets: (Node | string)[], config: Ima
   }
   const layers = layerTargets.map((l) => resolveTarget(l));
   return target(`${name}.image`, async (ctx) => {
-    const built = await Promise.all(layers.map((l) => ctx.result(l)));
-    const refs: LayerRef[] = built.map((b, i) => {
+    const results = await Promise.all(layers.map((l) => ctx.result(l)));
+    // An image among the layers (a pull(), another image()) stands for all of its layers, base first.
+    const built: { path: string; value: unknown; name: string }[] = results.flatMap((b, i) => {
+      const base = b.value as Partial<ImageValue> | null;
+      if (!Array.isArray(base?.layers) || !base.manifest || !fs.statSync(b.path!).isDirectory()) return [{ path: b.path!, value: b.value, name: layers[i].name }];
+      return base.layers.map((digest) => ({ path: path.join(b.path!, "blobs", "sha256", digest), value: { digest }, name: layers[i].name }));
+    });
+    const refs: LayerRef[] = built.map((b) => {
       const value = b.value as Partial<LayerValue> | null;
       // A layer() knows its digest; any other file target is hashed here.
-      const digest = value?.digest ?? hashFile(b.path!);
-      return { digest, size: fs.statSync(b.path!).size, createdBy: `crecipe ${layers[i].name}` };
+      const digest = value?.digest ?? hashFile(b.path);
+      return { digest, size: fs.statSync(b.path).size, createdBy: `crecipe ${b.name}` };
     });
     const meta = imageMetadata(name, refs, config, created);
     const blobs = path.join(ctx.out, "blobs", "sha256");
@@ -73,9 +80,9 @@ export function image(name: string, layerTargets: (Node | string)[], config: Ima
       const blob = path.join(blobs, ref.digest);
       if (fs.existsSync(blob)) return; // the same layer twice
       try {
-        fs.linkSync(built[i].path!, blob);
+        fs.linkSync(built[i].path, blob);
       } catch {
-        fs.copyFileSync(built[i].path!, blob); // another file system (or no hard links): a copy
+        fs.copyFileSync(built[i].path, blob); // another file system (or no hard links): a copy
       }
     });
     ctx.trustOutputHash(`image:${meta.manifest.digest}`);
