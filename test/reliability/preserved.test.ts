@@ -71,3 +71,28 @@ export default layer(holes);
     assert.ok(fs.statSync(path.join(dir, "out/holes.layer")).size > 64 << 20);
   });
 });
+
+describe("hard links copied in one call", () => {
+  it("stay one file with two names in the tree and in the layer, as cp -a keeps them", () => {
+    const dir = tempDir();
+    const a = path.join(dir, "src", "a");
+    const b = path.join(dir, "src", "b");
+    fs.mkdirSync(path.dirname(a));
+    fs.writeFileSync(a, "one inode\n");
+    fs.linkSync(a, b);
+    write(dir, "r.ts", `
+import { fs, layer } from ${JSON.stringify(modUrl)};
+export const pair = fs("pair", async (root) => { await root.copyIn([${JSON.stringify(a)}, ${JSON.stringify(b)}], "/d/"); });
+export const apart = fs("apart", async (root) => { await root.copyIn(${JSON.stringify(a)}, "/d/"); await root.copyIn(${JSON.stringify(b)}, "/d/"); });
+export default [layer(pair), layer(apart)];
+`);
+    const r = crecipe(dir, ["r.ts"]);
+    assert.equal(r.status, 0, r.stderr);
+    const ino = (p: string) => fs.statSync(path.join(dir, "out", p)).ino;
+    assert.equal(ino("pair/d/a"), ino("pair/d/b"), "one inode in the tree");
+    const listing = spawnSync("tar", ["-tvf", path.join(dir, "out/pair.layer")], { encoding: "utf8" }).stdout;
+    assert.match(listing, /^h.* d\/b link to d\/a$/m, listing);
+    // Two calls are two copies, as two cp runs would make.
+    assert.notEqual(ino("apart/d/a"), ino("apart/d/b"));
+  });
+});
