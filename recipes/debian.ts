@@ -1,7 +1,7 @@
 // The cookbook's Debian container: packages installed by mmdebstrap (minbase bookworm),
-// an app on top (a user added by useradd, the docs removed) whose /init counts the
-// installed packages; run in a chroot, in a VM and in Docker, and packed as a two-layer
-// image (the installed base, then the app's diff).
+// the system's changes on top (a user added by useradd, the docs removed), then the app,
+// whose /init counts the installed packages; run in a chroot, in a VM and in Docker, and
+// packed as a two-layer image (the installed base, then the rest diffed against it).
 import { bootstrap, fs, gz, image, layer, run } from "../lib/mod.ts";
 
 export const base = bootstrap("debootstrap", { suite: "bookworm", variant: "minbase" });
@@ -9,10 +9,12 @@ export const base = bootstrap("debootstrap", { suite: "bookworm", variant: "minb
 // /etc/shadow's "last password change" of the app user: a fixed day, for reproducible layers.
 const EPOCH = "1704067200"; // 2024-01-01
 
-export const debian = fs("debian", async (root) => {
+// The system's part, as a Dockerfile puts it before the app's: a RUN useradd, chrooted in
+// the tree as root in a user namespace, and the docs removed. Its own target, so an edit
+// of the app below does not run it again.
+export const system = fs("system", async (root) => {
   await root.from(base);
-  // A Dockerfile's RUN: useradd, chrooted in the tree, as root in a user namespace. Its
-  // home is made here, owned by app in the layer whoever builds (a rootless build maps
+  // The home is made here, owned by app in the layer whoever builds (a rootless build maps
   // one uid only, so useradd could not chown it).
   await root.run(["useradd", "--uid", "1000", "--user-group", "--no-create-home", "--no-log-init", "--shell", "/bin/sh", "app"], {
     env: { SOURCE_DATE_EPOCH: EPOCH },
@@ -21,10 +23,15 @@ export const debian = fs("debian", async (root) => {
   await root.chown("/home/app", 1000, 1000);
   // Documentation nobody reads in a container: whiteouts in debian.layer.
   await root.remove("/usr/share/doc", { recursive: true });
+});
+
+// The app: what changes. A snapshot of system, which is a snapshot of the base.
+export const debian = fs("debian", async (root) => {
+  await root.from(system);
   await root.write("/init", "#!/bin/sh\ndpkg -l | grep -c ^ii\n", 0o755); // installed packages
 });
 
-// debian.image.layers: debootstrap, then debian diffed against it (debian.diffbase).
+// debian.image.layers: debootstrap, then debian (system and the app) diffed against it.
 export const debianImage = image("debian", [layer(base), layer(debian, base)]);
 
 export default [run.local(debian), run.kvm(debian), run.docker(debianImage), gz(debianImage)];

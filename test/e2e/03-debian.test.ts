@@ -52,16 +52,17 @@ describe("recipes/debian.ts", { skip: haveTools && isRoot ? false : "needs root,
   });
 
   it("the app is a snapshot of the base: its tree holds only what it changed, and its layers equal a full copy's", () => {
-    // /init, the app user (root.run useradd) and its home, the docs' whiteout (root.remove).
-    assert.deepEqual(fs.readdirSync(path.join(work, "a/debian")).sort(), ["etc", "home", "init", "usr"]);
+    // The app holds /init; system the app user (root.run useradd) and its home, the docs' whiteout (root.remove).
+    assert.deepEqual(fs.readdirSync(path.join(work, "a/debian")).sort(), ["init"]);
+    assert.deepEqual(fs.readdirSync(path.join(work, "a/system")).sort(), ["etc", "home", "usr"]);
     const layer = spawnSync("tar", ["-tvf", path.join(work, "a/debian.layer")], { encoding: "utf8" }).stdout;
     assert.match(layer, /^\S+ 1000\/1000 .* home\/app\/?$/m);
     assert.match(layer, / usr\/share\/\.wh\.doc$/m);
-    assert.match(fs.readFileSync(path.join(work, "a/debian/etc/passwd"), "utf8"), /^app:x:1000:1000::\/home\/app:\/bin\/sh$/m);
+    assert.match(fs.readFileSync(path.join(work, "a/system/etc/passwd"), "utf8"), /^app:x:1000:1000::\/home\/app:\/bin\/sh$/m);
     const copy = write(work, "copy.ts", fs.readFileSync(recipe, "utf8").replace("root.from(base)", "root.from(base, { snapshot: false })"));
     const r = spawnSync(process.execPath, [cli, "-o", path.join(work, "copy"), copy, "debianImage"], { cwd: work, encoding: "utf8", env });
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(fs.readdirSync(path.join(work, "copy/debian")).length > 10, "the copy holds the whole tree");
+    assert.ok(fs.readdirSync(path.join(work, "copy/system")).length > 10, "the copy holds the whole tree");
     for (const f of ["debootstrap.layer", "debian.layer", "debian.list", "debian.image/manifest.json"]) {
       assert.ok(fs.readFileSync(path.join(work, "copy", f)).equals(fs.readFileSync(path.join(work, "a", f))), `${f} differs`);
     }
