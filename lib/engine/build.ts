@@ -110,6 +110,23 @@ interface Frame {
   depth: number;
 }
 
+/**
+ * A building target's hold on a job slot. It lets go while it waits for dependencies (the
+ * first of several concurrent waits lets go, the last to end takes a slot again), so a
+ * slot has one holder at a time and -j counts builders that run, not ones that wait.
+ */
+interface Hold {
+  /** The slot held, while `state` is "held". */
+  n: number;
+  state: "held" | "released" | "acquiring";
+  /** Dependencies being waited for now. */
+  waits: number;
+  /** When the slot was let go, and the time spent without one so far. */
+  since: number;
+  waited: number;
+  regain?: Promise<void>;
+}
+
 /** The job slots (-j N), numbered from 0: a trace draws one lane per slot. */
 class Slots {
   private waiting: ((slot: number) => void)[] = [];
@@ -343,7 +360,7 @@ export class Engine {
       }
       if (this.firstFailure) throw this.firstFailure;
       this.reporter.start(node.name, frame.depth, reason);
-      const slot = { n: await this.slots.acquire(), waited: 0 };
+      const slot: Hold = { n: await this.slots.acquire(), state: "held", waits: 0, since: 0, waited: 0 };
       const begun = performance.now();
       this.emit({ event: "started", target: node.name, reason, slot: slot.n });
       try {
@@ -370,7 +387,8 @@ export class Engine {
         this.firstFailure ??= error;
         throw error;
       } finally {
-        this.slots.release(slot.n);
+        if (slot.state === "acquiring") await slot.regain;
+        if (slot.state === "held") this.slots.release(slot.n);
         this.reporter.finish(node.name, !this.firstFailure);
       }
     } finally {
@@ -379,7 +397,7 @@ export class Engine {
     }
   }
 
-  private async runBuilder(node: Node, frame: Frame, slot: { n: number; waited: number }): Promise<{ result: Result; deps: string[] }> {
+  private async runBuilder(node: Node, frame: Frame, slot: Hold): Promise<{ result: Result; deps: string[] }> {
     const tmpRoot = tmpDir(this.layout);
     this.sweepTemps(tmpRoot);
     // Named after its holder (holder.ts), so a sweeper keeps it while this process may be alive.
@@ -406,15 +424,28 @@ export class Engine {
         if (declaredLate(dep.name)) {
           this.warnOnce(`late:${dep.name}`, `${dep.name} was declared while ${node.name} was building; declare it when the recipe loads, or every run rebuilds ${node.name}`);
         }
-        this.slots.release(slot.n); // waiting for a dependency does not hold a job slot
-        this.emit({ event: "waiting", target: node.name, for: dep.name });
-        const from = performance.now();
+        // Waiting for a dependency does not hold a job slot.
+        slot.waits++;
+        if (slot.state === "acquiring") await slot.regain;
+        if (slot.state === "held") {
+          this.slots.release(slot.n);
+          slot.state = "released";
+          slot.since = performance.now();
+          this.emit({ event: "waiting", target: node.name, for: dep.name });
+        }
         try {
           return await this.result(dep, frame);
         } finally {
-          slot.n = await this.slots.acquire();
-          slot.waited += performance.now() - from;
-          this.emit({ event: "resumed", target: node.name, slot: slot.n });
+          if (--slot.waits === 0 && slot.state === "released") {
+            slot.state = "acquiring";
+            slot.regain = this.slots.acquire().then((n) => {
+              slot.n = n;
+              slot.state = "held";
+              slot.waited += performance.now() - slot.since;
+              this.emit({ event: "resumed", target: node.name, slot: n });
+            });
+          }
+          if (slot.state === "acquiring") await slot.regain;
         }
       },
       onCommand: (command) => {

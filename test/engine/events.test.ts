@@ -175,6 +175,43 @@ describe("--trace", () => {
   });
 });
 
+describe("job slots", () => {
+  it("a builder waiting on several dependencies at once lets its slot go once: -j 1 finishes, no lane holds two, no time is negative", () => {
+    const dir = tempDir();
+    write(dir, "r.ts", `
+import { file, $ } from ${JSON.stringify(modUrl)};
+import { readFileSync, writeFileSync } from "node:fs";
+const leaves = ["x", "y", "z"].map((n) => file(n, async (out) => { await $\`sleep 0.2\`; writeFileSync(out, n); }));
+export const top = file("top", async (out, ctx) => {
+  const paths = await ctx.needAll(leaves);
+  writeFileSync(out, paths.map((p) => readFileSync(p, "utf8")).join(""));
+});
+export default top;
+`);
+    for (const jobs of ["1", "2"]) {
+      fs.rmSync(path.join(dir, "out"), { recursive: true, force: true });
+      const r = crecipe(dir, ["r.ts", "-j", jobs, `--trace=trace${jobs}.json`, `--json=events${jobs}.ndjson`]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(read(dir, "out/top"), "xyz");
+      const list = events(path.join(dir, `events${jobs}.ndjson`));
+      checkStream(list);
+      for (const e of list) if (e.event === "built") assert.ok((e.ms as number) >= 0, `${e.target}: ${e.ms} ms`);
+      assert.equal(list.filter((e) => e.event === "waiting" && e.target === "top").length, 1, "top lets go of its slot once");
+      const critical = list.at(-1)!.criticalPath as { ms: number };
+      assert.ok(critical.ms >= 200, `critical path ${critical.ms} ms`);
+      const trace = JSON.parse(read(dir, `trace${jobs}.json`)) as { traceEvents: Record<string, unknown>[] };
+      const targets = trace.traceEvents.filter((e) => e.cat === "target");
+      assert.ok(new Set(targets.map((e) => e.tid)).size <= Number(jobs), `at most ${jobs} lanes`);
+      const byLane = new Map<unknown, Record<string, unknown>[]>();
+      for (const e of targets) byLane.set(e.tid, [...(byLane.get(e.tid) ?? []), e]);
+      for (const lane of byLane.values()) {
+        lane.sort((p, q) => (p.ts as number) - (q.ts as number));
+        for (let i = 1; i < lane.length; i++) assert.ok((lane[i - 1].ts as number) + (lane[i - 1].dur as number) <= (lane[i].ts as number), `${lane[i - 1].name} overlaps ${lane[i].name}`);
+      }
+    }
+  });
+});
+
 describe("the cache report", () => {
   it("counts early cutoffs; -v says why each target rebuilt", () => {
     const dir = project();
