@@ -1,7 +1,7 @@
 // The cookbook's Debian container: packages installed by mmdebstrap (minbase bookworm),
 // the system's changes on top (a user added by useradd, the docs removed), then the app,
 // whose /init counts the installed packages; run in a chroot, in a VM and in Docker, and
-// packed as a two-layer image (the installed base, then the rest diffed against it).
+// packed as a three-layer image: the installed base, the system's diff, the app's diff.
 import { bootstrap, fs, gz, image, layer, run } from "../lib/mod.ts";
 
 export const base = bootstrap("debootstrap", { suite: "bookworm", variant: "minbase" });
@@ -21,7 +21,7 @@ export const system = fs("system", async (root) => {
   });
   await root.mkdir("/home/app", 0o750);
   await root.chown("/home/app", 1000, 1000);
-  // Documentation nobody reads in a container: whiteouts in debian.layer.
+  // Documentation nobody reads in a container: a whiteout in system.layer.
   await root.remove("/usr/share/doc", { recursive: true });
 });
 
@@ -31,7 +31,8 @@ export const debian = fs("debian", async (root) => {
   await root.write("/init", "#!/bin/sh\ndpkg -l | grep -c ^ii\n", 0o755); // installed packages
 });
 
-// debian.image.layers: debootstrap, then debian (system and the app) diffed against it.
-export const debianImage = image("debian", [layer(base), layer(debian, base)]);
+// debian.image's layers: debootstrap, system diffed against it, the app diffed against
+// system. As with a Dockerfile, an /init edit makes a new top layer and nothing else.
+export const debianImage = image("debian", [layer(base), layer(system, base), layer(debian, system)]);
 
 export default [run.local(debian), run.kvm(debian), run.docker(debianImage), gz(debianImage)];

@@ -46,7 +46,7 @@ describe("recipes/debian.ts", { skip: haveTools && isRoot ? false : "needs root,
 
   it("two clean builds give bit-identical layers and image", () => {
     build(path.join(work, "b"), "debianImage");
-    for (const f of ["debootstrap.layer", "debian.layer", "debian.image/manifest.json", "debian.image/index.json"]) {
+    for (const f of ["debootstrap.layer", "system.layer", "debian.layer", "debian.image/manifest.json", "debian.image/index.json"]) {
       assert.ok(fs.readFileSync(path.join(work, "b", f)).equals(fs.readFileSync(path.join(work, "a", f))), `${f} differs`);
     }
   });
@@ -55,7 +55,8 @@ describe("recipes/debian.ts", { skip: haveTools && isRoot ? false : "needs root,
     // The app holds /init; system the app user (root.run useradd) and its home, the docs' whiteout (root.remove).
     assert.deepEqual(fs.readdirSync(path.join(work, "a/debian")).sort(), ["init"]);
     assert.deepEqual(fs.readdirSync(path.join(work, "a/system")).sort(), ["etc", "home", "usr"]);
-    const layer = spawnSync("tar", ["-tvf", path.join(work, "a/debian.layer")], { encoding: "utf8" }).stdout;
+    const layer = spawnSync("tar", ["-tvf", path.join(work, "a/system.layer")], { encoding: "utf8" }).stdout;
+    assert.deepEqual(spawnSync("tar", ["-tf", path.join(work, "a/debian.layer")], { encoding: "utf8" }).stdout, "init\n", "the app's layer is its /init");
     assert.match(layer, /^\S+ 1000\/1000 .* home\/app\/?$/m);
     assert.match(layer, / usr\/share\/\.wh\.doc$/m);
     assert.match(fs.readFileSync(path.join(work, "a/system/etc/passwd"), "utf8"), /^app:x:1000:1000::\/home\/app:\/bin\/sh$/m);
@@ -63,7 +64,7 @@ describe("recipes/debian.ts", { skip: haveTools && isRoot ? false : "needs root,
     const r = spawnSync(process.execPath, [cli, "-o", path.join(work, "copy"), copy, "debianImage"], { cwd: work, encoding: "utf8", env });
     assert.equal(r.status, 0, r.stderr);
     assert.ok(fs.readdirSync(path.join(work, "copy/system")).length > 10, "the copy holds the whole tree");
-    for (const f of ["debootstrap.layer", "debian.layer", "debian.list", "debian.image/manifest.json"]) {
+    for (const f of ["debootstrap.layer", "system.layer", "system.list", "debian.layer", "debian.list", "debian.image/manifest.json"]) {
       assert.ok(fs.readFileSync(path.join(work, "copy", f)).equals(fs.readFileSync(path.join(work, "a", f))), `${f} differs`);
     }
   });
@@ -76,7 +77,7 @@ describe("recipes/debian.ts", { skip: haveTools && isRoot ? false : "needs root,
       `SOURCE_DATE_EPOCH=${EPOCH}`, `CRECIPE_CACHE=${path.join(userDir, "cache")}`, process.execPath, cli, "-o", path.join(userDir, "out"), userRecipe, "debianImage", "debian.runlocal"], { cwd: userDir, encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     assert.notEqual(fs.statSync(path.join(userDir, "out/debian.image")).uid, 0);
-    for (const f of ["debootstrap.layer", "debian.layer", "debian.image/manifest.json"]) {
+    for (const f of ["debootstrap.layer", "system.layer", "debian.layer", "debian.image/manifest.json"]) {
       assert.ok(fs.readFileSync(path.join(userDir, "out", f)).equals(fs.readFileSync(path.join(work, "a", f))), `${f} differs`);
     }
     assert.equal(count(path.join(userDir, "out/debian.runlocal")), count(path.join(work, "a/debian.runlocal")));
