@@ -476,6 +476,7 @@ export class SourceIndex {
     this.#modules.set(file, analysis);
     this.#functions = undefined;
     this.#closures.clear();
+    this.#byText.clear();
   }
 
   get size() {
@@ -484,6 +485,15 @@ export class SourceIndex {
 
   refs(text) {
     if (this.#modules.size === 0) return [];
+    // Targets made in a loop share their builder's text: hash and walk it once.
+    let known = this.#byText.get(text);
+    if (!known) this.#byText.set(text, (known = this.#refs(text)));
+    return known;
+  }
+
+  #byText = new Map();
+
+  #refs(text) {
     this.#functions ??= this.#indexFunctions();
     const found = this.#functions.get(sha(text));
     if (!found) return [];

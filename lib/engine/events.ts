@@ -231,12 +231,23 @@ function us(ms: number): number {
 export function jsonLines(where: string): { sink: EventSink; close(): void } {
   const fdMatch = /^fd:(\d+)$/.exec(where);
   const fd = fdMatch ? Number(fdMatch[1]) : fs.openSync(where, "w");
+  // Lines are written in batches (a no-op of 1000 targets has 2000 events): at most 50 ms
+  // or 64 KB late, and at once for the events a watcher waits for (a target started or
+  // failed, the summary).
+  let pending = "";
+  let since = performance.now();
+  const flush = () => {
+    if (pending) fs.writeSync(fd, pending);
+    pending = "";
+    since = performance.now();
+  };
   return {
     sink: (event) => {
-      const line = JSON.stringify(event) + "\n";
-      fs.writeSync(fd, line);
+      pending += JSON.stringify(event) + "\n";
+      if (event.event === "started" || event.event === "failed" || event.event === "summary" || pending.length > 65536 || performance.now() - since > 50) flush();
     },
     close: () => {
+      flush();
       if (!fdMatch) fs.closeSync(fd);
     },
   };
