@@ -41,6 +41,23 @@ export function time(command: string[], options: { cwd?: string; runs?: number; 
   return measure(command, options).seconds;
 }
 
+/**
+ * Median wall times of two commands run in alternation (a, b, a, b, …), for a cost that is
+ * a few percent: measured one after the other, drift on a noisy machine would swamp it.
+ */
+export function paired(a: string[], b: string[], options: { cwd?: string; runs?: number; before?: (i: number) => void } = {}): [number, number] {
+  const as: number[] = [];
+  const bs: number[] = [];
+  for (let i = 0; i < (options.runs ?? 11); i++) {
+    options.before?.(2 * i);
+    as.push(time(a, { cwd: options.cwd, runs: 1 }));
+    options.before?.(2 * i + 1);
+    bs.push(time(b, { cwd: options.cwd, runs: 1 }));
+  }
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+  return [median(as), median(bs)];
+}
+
 export function table(rows: Row[]): string {
   const head = ["case", "crecipe", "peer", "peer figure", "ratio", "goal"];
   const show = (value: number, unit: Row["unit"]) => (unit === "MB" ? `${value.toFixed(0)} MB` : unit === "kB" ? `${value.toFixed(1)} kB` : `${value.toFixed(3)} s`);
