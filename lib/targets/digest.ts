@@ -36,9 +36,22 @@ export function gz(target_: Node | string, options: { level?: number } = {}): No
   const of = resolveTarget(target_);
   const level = options.level ?? 6;
   return target(`${of.name}.gz`, async (ctx) => {
-    const tool = (await which("pigz")) ?? (await requireTool("gzip", ctx.name));
-    await compress(ctx, of, tool, [`-${level}`, "--rsyncable", "--no-name", "-c"]);
+    const { tool, args } = await gzipCommand(ctx, level);
+    await compress(ctx, of, tool, args);
   }, { kind: "gz", options: { of, level }, derived: true });
+}
+
+/** The gzip gz() runs: pigz when it is installed, else gzip; --rsyncable, no name or time, to stdout. */
+async function gzipCommand(ctx: BuildContext, level: number): Promise<{ tool: string; args: string[] }> {
+  const tool = (await which("pigz")) ?? (await requireTool("gzip", ctx.name));
+  return { tool, args: [`-${level}`, "--rsyncable", "--no-name", "-c"] };
+}
+
+/** gzip `input` into `output` exactly as gz() would (a registry push compresses layers so). */
+export async function gzipFile(ctx: BuildContext, input: string, output: string, level = 6): Promise<void> {
+  const { tool, args } = await gzipCommand(ctx, level);
+  ctx.noteCommand(`${tool} ${args.join(" ")} ${input} > ${output}`);
+  await runCompressor(ctx, tool, [...args, input], output);
 }
 
 /**
@@ -55,7 +68,7 @@ export function zstd(target_: Node | string, options: { level?: number } = {}): 
   }, { kind: "zstd", options: { of, level }, derived: true });
 }
 
-/** Run `tool args… [FILE]` with its stdout going straight to the output file. */
+/** Compress `of`'s output into ctx.out: a file read by the tool itself, an image as the tar imageTar() writes. */
 async function compress(ctx: BuildContext, of: Node, tool: string, args: string[]): Promise<void> {
   const built = await ctx.result(of);
   const input = built.path;
@@ -67,12 +80,25 @@ async function compress(ctx: BuildContext, of: Node, tool: string, args: string[
   }
   const argv = isDir ? args : [...args, input];
   ctx.noteCommand(`${tool} ${argv.join(" ")}${isDir ? ` < (tar of ${of.name})` : ""} > ${ctx.name}`);
-  const out = fs.openSync(ctx.out, "w");
+  await runCompressor(ctx, tool, argv, ctx.out, isDir ? (sink) => writeTar(sink, imageItems(input), image!.created ?? 0, ctx.name) : undefined);
+  ctx.trustOutputHash(hashFile(ctx.out));
+}
+
+/** What a compressor's input is written to, when crecipe writes it (a pipe to its stdin). */
+type Sink = { write(data: Uint8Array): Promise<void> };
+
+/**
+ * Run `tool argv…` with stdout going straight to `output`, and `feed` writing its stdin
+ * when given (else it reads a file named in argv); a failure is a CommandError with its
+ * stderr in the log.
+ */
+async function runCompressor(ctx: BuildContext, tool: string, argv: string[], output: string, feed?: (sink: Sink) => Promise<unknown>): Promise<void> {
+  const out = fs.openSync(output, "w");
   const errors = fs.openSync(`${ctx.tmp}/stderr`, "w+");
   let code: number | null;
   let killedBy: string | undefined;
   try {
-    const child = childProcess().spawn(tool, argv, { stdio: [isDir ? "pipe" : "ignore", out, errors] });
+    const child = childProcess().spawn(tool, argv, { stdio: [feed ? "pipe" : "ignore", out, errors] });
     const untrack = child.pid ? ctx.trackChild(child.pid) : () => {};
     let gone = false;
     const exited = new Promise<number | null>((resolve, reject) => {
@@ -83,7 +109,7 @@ async function compress(ctx: BuildContext, of: Node, tool: string, args: string[
         resolve(status);
       });
     });
-    if (isDir) {
+    if (feed) {
       const stdin = child.stdin!;
       stdin.on("error", () => {}); // the exit code tells
       const stopped = new Error(`${tool} stopped reading`);
@@ -94,7 +120,7 @@ async function compress(ctx: BuildContext, of: Node, tool: string, args: string[
         },
       };
       try {
-        await writeTar(sink, imageItems(input), image!.created ?? 0, ctx.name);
+        await feed(sink);
       } catch (error) {
         if (error !== stopped) throw error;
       }
@@ -110,5 +136,4 @@ async function compress(ctx: BuildContext, of: Node, tool: string, args: string[
     ctx.log(fs.readFileSync(`${ctx.tmp}/stderr`, "utf8")); // the failure report shows the log's last lines
     throw new CommandError(code, { signal: killedBy });
   }
-  ctx.trustOutputHash(hashFile(ctx.out));
 }

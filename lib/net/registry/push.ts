@@ -17,13 +17,12 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CommandError, CrecipeError } from "../../engine/errors.ts";
+import { CrecipeError } from "../../engine/errors.ts";
 import { hashFile, sha256Hex } from "../../engine/hash.ts";
 import { type Node, target } from "../../engine/node.ts";
 import type { BuildContext } from "../../engine/types.ts";
 import { MEDIA, parseRegistryReference, type RegistryReference } from "../../formats/oci.ts";
-import { requireTool, which } from "../../host.ts";
-import { childProcess } from "../../runtime.ts";
+import { gzipFile } from "../../targets/digest.ts";
 import type { ImageValue } from "../../targets/image.ts";
 import { RegistryClient, type RegistryStats } from "./client.ts";
 
@@ -178,7 +177,7 @@ async function gzipLayout(ctx: BuildContext, imageDir: string): Promise<PushLayo
       link(old, path.join(blobDir, known.replace(/^sha256:/, "")));
     } else {
       const tmp = path.join(ctx.tmp, "layer.gz");
-      await gzip(ctx, imageBlob(layer.digest), tmp);
+      await gzipFile(ctx, imageBlob(layer.digest), tmp);
       digest = `sha256:${hashFile(tmp, undefined, false)}`;
       const to = path.join(blobDir, digest.replace(/^sha256:/, ""));
       if (fs.existsSync(to)) fs.rmSync(tmp);
@@ -201,31 +200,6 @@ async function gzipLayout(ctx: BuildContext, imageDir: string): Promise<PushLayo
     manifests: [{ mediaType: MEDIA.manifest, digest, size: bytes.length, annotations: index.manifests[0].annotations ?? {} }],
   }));
   return { blobs, manifest: bytes, digest };
-}
-
-/** gzip --rsyncable, as gz() does: pigz when installed, else gzip. */
-async function gzip(ctx: BuildContext, input: string, output: string): Promise<void> {
-  const tool = (await which("pigz")) ?? (await requireTool("gzip", ctx.name));
-  const args = ["-6", "--rsyncable", "--no-name", "-c", input];
-  ctx.noteCommand(`${tool} ${args.join(" ")} > ${path.basename(output)}`);
-  const out = fs.openSync(output, "w");
-  try {
-    const child = childProcess().spawn(tool, args, { stdio: ["ignore", out, "pipe"] });
-    const untrack = child.pid ? ctx.trackChild(child.pid) : () => {};
-    let stderr = "";
-    child.stderr!.on("data", (d) => (stderr += d));
-    const [code, signal] = await new Promise<[number | null, string | null]>((resolve, reject) => {
-      child.on("error", reject);
-      child.on("close", (status, sig) => resolve([status, sig]));
-    });
-    untrack();
-    if (code !== 0) {
-      ctx.log(stderr);
-      throw new CommandError(code, { signal: signal ?? undefined });
-    }
-  } finally {
-    fs.closeSync(out);
-  }
 }
 
 /** Repositories of the same registry that crecipe pushed these blobs to (or pulled them from), from the out dir's records. */
