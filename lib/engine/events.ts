@@ -12,6 +12,7 @@
  */
 
 import * as fs from "node:fs";
+import { writeFileAtomic } from "./state.ts";
 
 /** The schema version every event carries. */
 export const EVENTS_VERSION = 1;
@@ -255,12 +256,5 @@ export function jsonLines(where: string): { sink: EventSink; close(): void } {
 
 /** Write a recorded trace to `file` (through a temp file: a trace is whole or absent). */
 export function writeTrace(file: string, trace: TraceRecorder): void {
-  const temp = `${file}.${process.pid}.tmp`;
-  try {
-    fs.writeFileSync(temp, JSON.stringify(trace.toJSON()));
-    fs.renameSync(temp, file);
-  } catch (error) {
-    fs.rmSync(temp, { force: true });
-    throw error;
-  }
+  writeFileAtomic(file, JSON.stringify(trace.toJSON()));
 }

@@ -26,6 +26,8 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { CrecipeError } from "../engine/errors.ts";
+import { sha256Hex } from "../engine/hash.ts";
+import { writeFileAtomic } from "../engine/state.ts";
 import { type ByteRange, formatRange, multipartBoundary, MultipartReader, parseContentRange } from "../formats/byteranges.ts";
 import { BLOCK_HASH, BLOCK_SIZE, blockCount, blockHash, blockOffsets, checkBlocksHeader, type ChunkIndex, Chunker, decodeChunkIndex, mainLength, sameParams } from "../formats/chunks.ts";
 import { client, type Client, consume, discard, readBody, TransientError } from "./http.ts";
@@ -256,7 +258,7 @@ async function readIndex(http: Client, url: string, options: FetchOptions, total
       }
       const etag = !noHead && typeof head.headers.etag === "string" && !head.headers.etag.startsWith("W/") ? head.headers.etag : undefined;
       const blocksEnd = !index.blocks && read.total !== undefined && read.total > read.main ? read.total : undefined;
-      return { index, bytes, id: createHash("sha256").update(bytes).digest("hex"), etag, blocksEnd };
+      return { index, bytes, id: sha256Hex(bytes), etag, blocksEnd };
     } catch (error) {
       if (!(error instanceof TransientError)) throw error;
       if (failures >= (options.retries ?? 4)) {
@@ -388,7 +390,7 @@ class Job {
       for (const [k, chunk] of index.chunks.entries()) {
         if (!claimed[k]) continue;
         const bytes = readAt(this.fd, buffer, chunk.offset, chunk.size);
-        if (bytes && sha256(bytes) === chunk.digest) {
+        if (bytes && sha256Hex(bytes) === chunk.digest) {
           this.done[k] = 1;
           this.totals.resumed += chunk.size;
         }
@@ -478,7 +480,7 @@ class Job {
       for (const chunk of chunks) {
         if (!this.positions.has(chunk.digest) || chunk.size > buffer.length) continue;
         const bytes = readAt(fd, buffer, chunk.offset, chunk.size);
-        if (bytes && sha256(bytes) === chunk.digest) placed += this.place(chunk.digest, bytes, { file, offset: chunk.offset, size: chunk.size });
+        if (bytes && sha256Hex(bytes) === chunk.digest) placed += this.place(chunk.digest, bytes, { file, offset: chunk.offset, size: chunk.size });
         this.progress();
         await this.breathe();
       }
@@ -646,7 +648,7 @@ class Job {
       if (prefix) copyFrom(m.before!.file, m.before!.offset + m.before!.size, buffer, 0, prefix);
       if (suffix) copyFrom(m.after!.file, m.after!.offset - suffix, buffer, chunk.size - suffix, suffix);
       if (prefix + suffix === chunk.size) {
-        if (sha256(buffer) === chunk.digest) {
+        if (sha256Hex(buffer) === chunk.digest) {
           this.totals.reused += this.place(chunk.digest, buffer);
           continue;
         }
@@ -906,7 +908,7 @@ class Job {
     const chunk = this.index.chunks[k];
     if (!this.positions.has(chunk.digest)) return; // here already (a duplicate, or from another answer)
     const partial = this.need.get(k);
-    if (sha256(bytes) !== chunk.digest) {
+    if (sha256Hex(bytes) !== chunk.digest) {
       if (partial) {
         this.need.delete(k); // the hints misled (or the seed changed): the whole chunk, next try
         return;
@@ -979,13 +981,9 @@ class Job {
     removePartial(paths);
     if (this.options.keepIndex ?? true) {
       // Beside the file, the next fetch with it as a seed reads its chunks by this index instead of chunking it.
-      const temp = `${indexOut}.${process.pid}.tmp`;
       try {
-        fs.writeFileSync(temp, this.remote.bytes);
-        fs.renameSync(temp, indexOut);
-      } catch {
-        fs.rmSync(temp, { force: true }); // an optimisation only: the file is in place and verified
-      }
+        writeFileAtomic(indexOut, this.remote.bytes);
+      } catch { /* an optimisation only: the file is in place and verified */ }
     }
     return digest;
   }
@@ -1072,10 +1070,6 @@ function copyFrom(file: string, offset: number, into: Buffer, at: number, length
   } finally {
     fs.closeSync(fd);
   }
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /** `size` bytes at `offset` of fd (in `buffer`), or undefined when the file is shorter. */

@@ -7,6 +7,7 @@
  * download, never a wrong byte.
  */
 import * as fs from "node:fs";
+import { writeFileAtomic } from "../engine/state.ts";
 
 export interface PartialPaths {
   part: string;
@@ -40,9 +41,7 @@ export function readState(file: string): PartialState | undefined {
 }
 
 export function writeState(file: string, state: PartialState): void {
-  const temp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(temp, JSON.stringify(state) + "\n");
-  fs.renameSync(temp, file);
+  writeFileAtomic(file, JSON.stringify(state) + "\n");
 }
 
 /** A bit set as base64, for the state file. */
