@@ -83,6 +83,25 @@ export class OutputFile {
     this.used = 0;
   }
 
+  /**
+   * Lend the ring to another thread (a packer, targets/pack.ts) that fills its slots in
+   * turn: what is buffered goes first. Undefined for an output without a hashing thread.
+   * Nothing may be written here until `takeBack`.
+   */
+  lend(): LentRing | undefined {
+    if (!this.worker) return undefined;
+    if (this.used > 0) this.worker.submit(this.used, true);
+    this.used = 0;
+    return { sab: this.worker.sab, slots: SLOTS, slot: CHUNK, next: this.worker.next };
+  }
+
+  /** Take the ring back from the borrower, which stopped at slot `next` after writing `bytes`. */
+  takeBack(next: number, bytes: number): void {
+    this.worker!.next = next;
+    this.buffer = this.worker!.acquire();
+    this.size += bytes;
+  }
+
   /** Flush and close; returns the sha256 hex of everything written. */
   close(): string {
     this.flush();
@@ -105,6 +124,15 @@ export class OutputFile {
 }
 
 const SLOTS = 4;
+
+/** An output's ring as another thread fills it: SLOTS slots of CHUNK bytes, the states after them. */
+export interface LentRing {
+  sab: SharedArrayBuffer;
+  slots: number;
+  slot: number;
+  /** The slot to fill first. */
+  next: number;
+}
 
 /** Helper threads hash, read and write; their own JavaScript heap stays tiny. */
 export const SMALL_HEAP = { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2, codeRangeSizeMb: 4, stackSizeMb: 1 };
@@ -148,9 +176,9 @@ const digest = new Uint8Array(sab, slots * slot + (slots + 4) * 4 + slots * 4, 6
  * chunk each; a slot's state is 0 (ours to fill) or 1 (the worker's to hash).
  */
 class ParallelHash {
-  private next = 0;
+  next = 0;
   private constructor(
-    private readonly sab: SharedArrayBuffer,
+    readonly sab: SharedArrayBuffer,
     private readonly state: Int32Array,
     private readonly lengths: Int32Array,
     private readonly digestBytes: Uint8Array,

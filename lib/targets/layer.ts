@@ -60,7 +60,7 @@ export function layer(tree: Node | string, diffbase?: Node | string): Node<Layer
     }
     const out = new OutputFile(ctx.out, expected);
     try {
-      await writeTar(out, items, mtime, ctx.name, fsNode.name, baseNode ? undefined : view.size(), (shown, size, allocated) => {
+      await writeTar(out, items, mtime, ctx.name, fsNode.name, (shown, size, allocated) => {
         ctx.warn(`${shown} is sparse (${mib(size)} long, ${mib(allocated)} on disk): a tar layer holds its holes as zeros (${mib(size)} to write, read and compress); leave such files out of images if you can`);
       });
     } catch (error) {

@@ -5,11 +5,11 @@
  * they are packed.
  */
 import * as fs from "node:fs";
-import { breathe } from "../engine/io.ts";
+import { breathe, type LentRing } from "../engine/io.ts";
 import { statKey } from "../engine/manifest.ts";
 import { type Entry, escapePath } from "../formats/entry.ts";
 import { tarEnd, tarHeader, tarPadding } from "../formats/tar.ts";
-import { type FileToRead, Prefetcher, problem } from "./prefetch.ts";
+import { type FileToRead, Packer, type PackItem, problem } from "./pack.ts";
 
 export interface TarItem {
   entry: Entry;
@@ -24,17 +24,19 @@ export interface Sink {
   write(data: Uint8Array): void | Promise<void>;
   /** Append `size` bytes read from `fd`, if the sink can take them without a copy. */
   copyFrom?(fd: number, size: number): number;
+  /** Lend the sink's shared ring to a packing thread (a large output file), if it has one. */
+  lend?(): LentRing | undefined;
+  takeBack?(next: number, bytes: number): void;
 }
 
 const CHUNK = 1 << 20;
-/** Items per batch handed to the reading threads; an archive of fewer items never starts them. */
-const BATCH = 512;
+/** Items per batch handed to the packing thread. */
+const BATCH = 128;
 
 /**
  * Write `items` as a tar to `sink`. `target` names the target for errors; `tree` the
- * fs the files come from (for the fix when one was edited by hand). Past the first
- * batch of items, a file sink of many small files (`size` says, or the first batches)
- * gets its files' bytes from reading threads (prefetch.ts).
+ * fs the files come from (for the fix when one was edited by hand). A large output
+ * file is packed by another thread (pack.ts) while this one makes headers.
  */
 export async function writeTar(
   sink: Sink,
@@ -42,61 +44,43 @@ export async function writeTar(
   mtime: number,
   target: string,
   tree?: string,
-  size?: { files: number; bytes: number },
   onSparse?: (shown: string, size: number, allocated: number) => void,
 ): Promise<void> {
-  const it = items[Symbol.iterator]();
-  const nextBatch = (): TarItem[] => {
-    const batch: TarItem[] = [];
-    for (let r; batch.length < BATCH && !(r = it.next()).done;) batch.push(r.value);
-    return batch;
-  };
-  const toRead = (batch: TarItem[]): FileToRead[] =>
-    batch.filter((i) => i.entry.type === "file" && i.entry.size > 0)
-      .map((i) => ({ host: i.host!, size: i.entry.size, sig: i.sig, shown: escapePath(i.entry.path) }));
-  let readers: Prefetcher | undefined;
-  const ahead: { items: TarItem[]; files: FileToRead[] }[] = []; // batches fetched, in order
-  const fetch = (): boolean => {
-    const items = nextBatch();
-    if (!items.length) return false;
-    const batch = { items, files: toRead(items) };
-    ahead.push(batch);
-    readers?.queue(batch.files);
-    return true;
-  };
-  try {
-    fetch();
-    fetch();
-    // An archive of many small files: from its second batch on, other threads read the
-    // files, two batches ahead. (Where files are larger the extra copy costs more than
-    // the system calls saved: measured here, 1.1 s → 1.5 s on 16 000 files of 12 KB,
-    // 3.3 s → 2.3 s on 100 000 files of 1 KB.)
-    const sample = size ?? { files: ahead.flatMap((b) => b.files).length, bytes: ahead.flatMap((b) => b.files).reduce((n, f) => n + f.size, 0) };
-    const small = sample.files > 0 && sample.bytes / sample.files < SMALL;
-    if (ahead.length > 1 && small && sink.copyFrom && (readers = Prefetcher.start(READERS))) readers.queue(ahead[1].files);
-    for (let n = 0; ahead.length; n++) {
-      const { items, files } = ahead.shift()!;
-      while (ahead.length < (readers ? 2 : 1) && fetch()) { /* keep the readers fed */ }
-      const prefetched = readers && n > 0;
-      let f = 0;
+  const ring = sink.lend?.();
+  const packer = ring && Packer.start(ring);
+  if (ring && !packer) sink.takeBack!(ring.next, 0);
+  if (packer) {
+    try {
+      let batch: PackItem[] = [];
       for (const { entry, host, sig } of items) {
-        const pause = breathe(); // a signal's handler gets its turn
-        if (pause) await pause;
-        await sink.write(tarHeader(entry, mtime));
-        if (entry.type !== "file" || entry.size === 0) continue;
-        const file = files[f++];
-        if (onSparse && entry.size >= SPARSE_MIN) {
-          // A file with holes: tar (like OCI layers) has no holes, so they become zeros.
-          const st = fs.statSync(file.host);
-          if (st.blocks * 512 < entry.size / 2) onSparse(file.shown, entry.size, st.blocks * 512);
+        const file = entry.type === "file" && entry.size > 0 ? { host: host!, size: entry.size, sig, shown: escapePath(entry.path) } : undefined;
+        if (file && onSparse) checkSparse(file, onSparse);
+        batch.push({ header: tarHeader(entry, mtime), file });
+        if (batch.length === BATCH) {
+          const pause = breathe(); // a signal's handler gets its turn
+          if (pause) await pause;
+          await packer.send(batch, target, tree);
+          batch = [];
         }
-        if (prefetched) readers!.read(file, (chunk) => sink.write(chunk), target, tree);
-        else await copyFile(sink, { ...file, host: host!, sig }, target, tree);
-        await sink.write(tarPadding(entry.size));
       }
+      if (batch.length) await packer.send(batch, target, tree);
+      const end = await packer.end();
+      sink.takeBack!(end.next, end.bytes); // throws the output's own failure (a full disk), if any
+      packer.raise(target, tree);
+    } finally {
+      await packer.stop();
     }
-  } finally {
-    readers?.stop();
+  } else {
+    for (const { entry, host, sig } of items) {
+      const pause = breathe(); // a signal's handler gets its turn
+      if (pause) await pause;
+      await sink.write(tarHeader(entry, mtime));
+      if (entry.type !== "file" || entry.size === 0) continue;
+      const file = { host: host!, size: entry.size, sig, shown: escapePath(entry.path) };
+      if (onSparse) checkSparse(file, onSparse);
+      await copyFile(sink, file, target, tree);
+      await sink.write(tarPadding(entry.size));
+    }
   }
   await sink.write(tarEnd());
 }
@@ -104,10 +88,12 @@ export async function writeTar(
 /** Files at least this long are checked for holes. */
 const SPARSE_MIN = 1 << 20;
 
-/** Reading threads: the system calls of one file after another are what a tree of small files costs (a second thread measured no faster: this one then waits for the writer). */
-const READERS = 1;
-/** Files smaller than this on average make an archive "of small files". */
-const SMALL = 4096;
+/** A file with holes: tar (like OCI layers) has no holes, so they become zeros. */
+function checkSparse(file: FileToRead, onSparse: (shown: string, size: number, allocated: number) => void): void {
+  if (file.size < SPARSE_MIN) return;
+  const st = fs.statSync(file.host);
+  if (st.blocks * 512 < file.size / 2) onSparse(file.shown, file.size, st.blocks * 512);
+}
 
 /** Append one file's bytes on this thread, checking it is what its tree's manifest says. */
 async function copyFile(sink: Sink, file: FileToRead, target: string, tree: string | undefined): Promise<void> {

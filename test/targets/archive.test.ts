@@ -1,8 +1,9 @@
 /**
- * The archive writer's threads: a layer of many small files is read by reader threads, a
- * large one written and hashed by another thread. Whatever the threads, the bytes and the
- * digest are those of the one-thread writer; an edited file and a full disk are clear
- * errors that leave the previous output in place.
+ * The archive writer's threads: a large layer (many small files, or one big file) is
+ * packed by one thread straight into shared memory and written and hashed by another.
+ * Whatever the threads, the bytes and the digest are those of the one-thread writer; an
+ * edited file, one edited in the last batch, and a full disk are clear errors that leave
+ * the previous output in place.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -18,7 +19,7 @@ const recipe = `
 import { fs, layer, imageTar, image } from ${JSON.stringify(modUrl)};
 import * as nfs from "node:fs";
 export const many = fs("many", async (root) => {
-  for (let d = 0; d < 30; d++) {
+  for (let d = 0; d < 170; d++) {
     nfs.mkdirSync(root.path("d" + d));
     for (let f = 0; f < 100; f++) nfs.writeFileSync(root.path(\`d\${d}/f\${f}\`), "x".repeat((d * 100 + f) % 700));
   }
@@ -55,19 +56,29 @@ describe("archives written by several threads", () => {
       assert.equal(value.digest, sha(path.join(dir, "out", `${name}.layer`)));
     }
     const names = spawnSync("tar", ["-tf", path.join(dir, "out/many.layer")], { encoding: "utf8", maxBuffer: 1 << 26 }).stdout.split("\n").filter(Boolean);
-    assert.equal(names.length, 30 + 3000);
+    assert.equal(names.length, 170 + 17000);
   });
 
-  it("refuse a file edited by hand, read by a reader thread, and keep the old layer", () => {
-    const before = sha(path.join(dir, "out/many.layer"));
-    fs.appendFileSync(path.join(dir, "out/many/d29/f99"), "edited");
-    fs.rmSync(path.join(dir, "out/.crecipe/state/many.layer.json"));
-    const r = crecipe(dir, ["r.ts", "manyLayer"]);
-    assert.equal(r.status, 1);
-    assert.match(r.stderr, /FAILED many\.layer: d29\/f99 changed after many was built/);
-    assert.equal(sha(path.join(dir, "out/many.layer")), before);
-    assert.deepEqual(fs.readdirSync(path.join(dir, "out/.crecipe/tmp")), [], "no temp left behind");
-  });
+  for (const [file, where] of [["d0/f1", "in the first batch"], ["d77/f50", "in the middle"], ["d169/f99", "as the last file"]]) {
+    it(`refuse a file edited by hand ${where}, read by the packing thread, and keep the old layer`, () => {
+      const before = sha(path.join(dir, "out/many.layer"));
+      const edited = path.join(dir, "out/many", file);
+      const kept = path.join(dir, "kept");
+      fs.linkSync(edited, kept); // the original inode, put back afterwards as it was
+      fs.writeFileSync(`${edited}.new`, "edited");
+      fs.renameSync(`${edited}.new`, edited);
+      try {
+        fs.rmSync(path.join(dir, "out/.crecipe/state/many.layer.json"), { force: true });
+        const r = crecipe(dir, ["r.ts", "manyLayer"]);
+        assert.equal(r.status, 1);
+        assert.match(r.stderr, new RegExp(`FAILED many\\.layer: ${file} changed after many was built`));
+        assert.equal(sha(path.join(dir, "out/many.layer")), before);
+        assert.deepEqual(fs.readdirSync(path.join(dir, "out/.crecipe/tmp")), [], "no temp left behind");
+      } finally {
+        fs.renameSync(kept, edited);
+      }
+    });
+  }
 });
 
 describe("a full disk", { skip: isRoot ? false : "mounting a small tmpfs needs root" }, () => {

@@ -1,0 +1,266 @@
+/**
+ * Packing a large tar on another thread, straight into the output's shared ring.
+ *
+ * A layer of a tree spends most of its time opening, stat'ing, reading and closing each
+ * file: system calls Node makes one at a time on the thread that asks. Here one packer
+ * thread does them, reading every file directly into the slots of the output's ring
+ * (engine/io.ts), between the headers this thread made; the output's own thread writes
+ * and hashes each slot as it fills. So each byte is copied once, from the page cache
+ * into shared memory, and on two cores reading runs beside writing and hashing, while
+ * this thread makes the next batch's headers.
+ */
+import { createRequire } from "node:module";
+import { CrecipeError } from "../engine/errors.ts";
+import { type LentRing, SMALL_HEAP } from "../engine/io.ts";
+
+const require = createRequire(import.meta.url);
+
+/** One file of a batch: where it is, how long it must be, what stat must still say of it. */
+export interface FileToRead {
+  host: Buffer | string;
+  size: number;
+  /** statKey (engine/manifest.ts) the file must still have, when known. */
+  sig?: string;
+  /** For messages: the path inside the archive. */
+  shown: string;
+}
+
+/** One archive member: its header (with any long-name records before it), then its file's bytes, if any. */
+export interface PackItem {
+  header: Uint8Array;
+  file?: FileToRead;
+}
+
+// A batch is one message: every header in one buffer, the files' paths NUL-ended in
+// another, sizes and signatures in arrays (a copy, not a clone of an object per item).
+// The packer answers each batch with { done }, or once with { failed, why, at }; at
+// the end, { next, bytes }: the slot where it stopped and what it wrote.
+const WORKER_SOURCE = `
+const { workerData, parentPort } = require("node:worker_threads");
+const fs = require("node:fs");
+const { sab, slots, slot, areas, area } = workerData;
+const state = new Int32Array(sab, slots * slot, slots + 4);
+const lengths = new Int32Array(sab, slots * slot + (slots + 4) * 4, slots);
+let next = workerData.next;
+let buffer = null;
+let used = 0;
+let bytes = 0;
+let failed = false;
+const ZEROS = Buffer.alloc(512);
+function current() {
+  if (buffer) return buffer;
+  while (Atomics.load(state, next) !== 0) {
+    if (Atomics.load(state, slots + 1) === 2) throw Object.assign(new Error("output"), { output: true });
+    Atomics.wait(state, next, 1, 100);
+  }
+  buffer = Buffer.from(sab, next * slot, slot);
+  used = 0;
+  return buffer;
+}
+function ship() {
+  if (!buffer || used === 0) return;
+  lengths[next] = used;
+  Atomics.store(state, next, 1);
+  Atomics.notify(state, next);
+  next = (next + 1) % slots;
+  buffer = null;
+}
+function put(src) {
+  for (let at = 0; at < src.length;) {
+    current();
+    const n = Math.min(slot - used, src.length - at);
+    buffer.set(src.subarray(at, at + n), used);
+    used += n;
+    at += n;
+    bytes += n;
+    if (used === slot) ship();
+  }
+}
+function file(path, size, sig) {
+  const fd = fs.openSync(path, "r");
+  try {
+    const st = fs.fstatSync(fd);
+    const key = st.ino + ":" + st.mtimeMs + ":" + st.size + ":" + st.mode;
+    if ((sig && key !== sig) || st.size !== size) return "changed:" + st.size;
+    let done = 0;
+    while (done < size) {
+      current();
+      const n = fs.readSync(fd, buffer, used, Math.min(slot - used, size - done), null);
+      if (n === 0) return "shrank:" + done;
+      used += n;
+      done += n;
+      bytes += n;
+      if (used === slot) ship();
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  put(ZEROS.subarray(0, (512 - (size % 512)) % 512));
+}
+parentPort.on("message", (batch) => {
+  if (batch === "end") {
+    if (!failed) ship();
+    parentPort.postMessage({ next, bytes });
+    return parentPort.close();
+  }
+  if (failed) return;
+  const data = batch.area >= 0 ? Buffer.from(areas, batch.area * area, area) : Buffer.from(batch.own.buffer, batch.own.byteOffset, batch.own.byteLength);
+  const heads = data.subarray(0, batch.headBytes);
+  const paths = data.subarray(batch.headBytes, batch.headBytes + batch.pathBytes);
+  const sigs = batch.sigs.split("\\n");
+  let h = 0, p = 0, f = 0, i = 0;
+  try {
+    for (; i < batch.headLengths.length; i++) {
+      put(heads.subarray(h, h += batch.headLengths[i]));
+      const size = batch.sizes[i];
+      if (size < 0) continue;
+      const end = paths.indexOf(0, p);
+      const why = file(paths.subarray(p, end), size, sigs[f++]);
+      p = end + 1;
+      if (why) throw Object.assign(new Error(why), { why });
+    }
+    parentPort.postMessage({ done: batch.n });
+  } catch (error) {
+    failed = true;
+    const why = error.why || (error.output ? "output:" : "error:" + (error.code || error.message));
+    parentPort.postMessage({ failed: batch.n, at: i, why });
+  }
+});
+`;
+
+/** What went wrong in a batch: the item, and why ("changed:N", "shrank:N", "error:CODE", "output:"). */
+interface Failure {
+  batch: number;
+  at: number;
+  why: string;
+}
+
+/** A packer thread writing into a lent ring; batches go in order, two in flight at most. */
+export class Packer {
+  private sent = 0;
+  private acked = 0;
+  private failure?: Failure;
+  private wake?: () => void;
+  private finished?: (end: { next: number; bytes: number }) => void;
+  private readonly batches = new Map<number, PackItem[]>();
+
+  private constructor(
+    private readonly worker: import("node:worker_threads").Worker,
+    private readonly areas: SharedArrayBuffer,
+  ) {
+    worker.on("message", (m: { done?: number; failed?: number; at?: number; why?: string; next?: number; bytes?: number }) => {
+      if (m.done !== undefined) {
+        this.acked = m.done + 1;
+        this.batches.delete(m.done);
+      } else if (m.failed !== undefined) this.failure = { batch: m.failed, at: m.at!, why: m.why! };
+      else this.finished?.({ next: m.next!, bytes: m.bytes! });
+      this.wake?.();
+    });
+    worker.on("error", (error) => {
+      this.failure ??= { batch: -1, at: 0, why: `error:${error.message}` };
+      this.wake?.();
+    });
+  }
+
+  /** A packer for `ring`, or undefined where worker threads cannot start. */
+  static start(ring: LentRing): Packer | undefined {
+    if (process.env.CRECIPE_THREADS === "0") return undefined;
+    try {
+      const { Worker } = require("node:worker_threads") as typeof import("node:worker_threads");
+      const areas = new SharedArrayBuffer(AREAS * AREA);
+      const workerData = { ...ring, areas, area: AREA };
+      return new Packer(new Worker(WORKER_SOURCE, { eval: true, workerData, resourceLimits: SMALL_HEAP }), areas);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Queue `items`, waiting while two batches are ahead of the packer. */
+  async send(items: PackItem[], target: string, tree: string | undefined): Promise<void> {
+    while (this.sent - this.acked >= 2 && !this.failure) await new Promise<void>((resolve) => (this.wake = resolve));
+    this.raise(target, tree);
+    const headLengths = new Int32Array(items.length);
+    const sizes = new Float64Array(items.length);
+    const sigs: string[] = [];
+    let headBytes = 0;
+    let pathBytes = 0;
+    items.forEach(({ header, file }, i) => {
+      headLengths[i] = header.length;
+      headBytes += header.length;
+      sizes[i] = file ? file.size : -1;
+      if (file) {
+        pathBytes += Buffer.byteLength(file.host) + 1;
+        sigs.push(file.sig ?? "");
+      }
+    });
+    // Headers and paths go through shared memory, one area per batch in flight, so the
+    // packer's heap never holds a batch's buffers (it would rarely collect them). A
+    // batch too large for its area (very long names, many xattrs) gets buffers of its own.
+    const area = this.sent % AREAS;
+    const shared = headBytes + pathBytes <= AREA;
+    const bytes = shared ? Buffer.from(this.areas, area * AREA, AREA) : Buffer.allocUnsafe(headBytes + pathBytes);
+    let at = 0;
+    for (const { header } of items) {
+      bytes.set(header, at);
+      at += header.length;
+    }
+    for (const { file } of items) {
+      if (!file) continue;
+      if (typeof file.host === "string") at += bytes.write(file.host, at, "utf8");
+      else {
+        bytes.set(file.host, at);
+        at += file.host.length;
+      }
+      bytes[at++] = 0;
+    }
+    this.batches.set(this.sent, items);
+    this.worker.postMessage(
+      { n: this.sent++, area: shared ? area : -1, own: shared ? undefined : bytes, headBytes, pathBytes, headLengths, sizes, sigs: sigs.join("\n") },
+      [headLengths.buffer, sizes.buffer],
+    );
+  }
+
+  /**
+   * Wait for every batch; where the packer stopped in the ring and what it wrote. The
+   * caller takes its ring back with these before looking at `failed`.
+   */
+  async end(): Promise<{ next: number; bytes: number }> {
+    const end = new Promise<{ next: number; bytes: number }>((resolve) => (this.finished = resolve));
+    this.worker.postMessage("end");
+    const result = await Promise.race([end, new Promise<never>((_, reject) => this.worker.once("exit", () => reject(new Error(`the packing thread stopped${this.failure ? `: ${this.failure.why}` : ""}`))))]);
+    return result;
+  }
+
+  /** Throw what went wrong in a batch, if anything did. */
+  raise(target: string, tree: string | undefined): void {
+    if (!this.failure) return;
+    const { batch, at, why } = this.failure;
+    if (why.startsWith("output:")) throw new CrecipeError("writing the output failed", { target });
+    const file = this.batches.get(batch)?.[at]?.file;
+    if (!file) throw new CrecipeError(`the packing thread failed: ${why.replace(/^error:/, "")}`, { target });
+    throw problem(file, why, target, tree);
+  }
+
+  stop(): Promise<number> {
+    return this.worker.terminate();
+  }
+}
+
+/** Batches in flight (two with the packer, one being filled), each with an area of shared memory. */
+const AREAS = 3;
+const AREA = 256 << 10;
+
+/** The error for a file that is not what its tree's manifest says, or cannot be read. */
+export function problem(file: FileToRead, why: string, target: string, tree: string | undefined): CrecipeError {
+  const colon = why.indexOf(":");
+  const kind = why.slice(0, colon);
+  const detail = why.slice(colon + 1);
+  if (kind === "error") return new CrecipeError(`cannot read ${file.shown}: ${detail}`, { target, fix: "make the file readable to the user who builds" });
+  const what = kind === "shrank" ? `shrank while packing (${file.size} → ${detail} bytes)` : `changed after ${tree ?? "its tree"} was built (${file.size} → ${detail} bytes)`;
+  return new CrecipeError(`${file.shown} ${what}`, {
+    target,
+    fix: tree
+      ? `something edited out/${tree} by hand: run crecipe again with --check, which finds and rebuilds it`
+      : "something is writing into it; run again when it is done",
+  });
+}
