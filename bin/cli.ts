@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import minimist from "minimist";
-import { build, CrecipeError, type ImageValue, type Node, push, type PushValue, type Result } from "../lib/mod.ts";
+import { build, CrecipeError, type ImageValue, type Node, push, type PushValue, RegistryCache, type Result } from "../lib/mod.ts";
 import {
   BuildError,
   buildsStarted,
@@ -62,6 +62,10 @@ options:
       --push REF    push the one image named (or the default export) to a
                     registry, REF = host[:port]/repo:tag; prints the digest
       --insecure    plain http to the registry (loopback registries always are)
+      --cache URL   a shared build cache in a registry, URL = registry://host[:port]/repo
+                    (or $CRECIPE_CACHE): targets built elsewhere with the same inputs
+                    are taken from it, what is built here is stored in it
+      --cache-read-only  take from the cache, never store in it ($CRECIPE_CACHE_READ_ONLY=1)
   -v, --verbose     show the commands run
   -q, --quiet       print only failures
       --version     print the version
@@ -90,6 +94,8 @@ interface Args {
   help?: boolean;
   push?: string;
   insecure?: boolean;
+  cache?: string;
+  "cache-read-only"?: boolean;
 }
 
 type ImportTs = (file: string) => Promise<Record<string, unknown>>;
@@ -97,8 +103,8 @@ type ImportTs = (file: string) => Promise<Record<string, unknown>>;
 /** argv as minimist reads it; an unknown option is a usage error. */
 export function parseArgs(argv: string[]): Args {
   return minimist(argv, {
-    string: ["jobs", "out", "why", "graph", "json", "trace", "push"],
-    boolean: ["dry-run", "check", "list", "clean", "xclean", "verbose", "quiet", "version", "help", "insecure"],
+    string: ["jobs", "out", "why", "graph", "json", "trace", "push", "cache"],
+    boolean: ["dry-run", "check", "list", "clean", "xclean", "verbose", "quiet", "version", "help", "insecure", "cache-read-only"],
     alias: { j: "jobs", o: "out", n: "dry-run", v: "verbose", q: "quiet", h: "help" },
     unknown: (a: string) => {
       if (a.startsWith("-")) throw new CrecipeError(`unknown option ${a}`, { fix: "see crecipe --help" });
@@ -147,12 +153,17 @@ export async function main(args: Args, importTs: ImportTs): Promise<number> {
   if (args["dry-run"]) return process.stdout.write(await explain(outDir, targets, false)), EXIT.ok;
   if (args.json === "") throw new CrecipeError("--json wants a file or fd:N", { fix: "crecipe --json=events.ndjson RECIPE.ts, or --json=fd:3 3>&1" });
   if (args.trace === "") throw new CrecipeError("--trace wants a file", { fix: "crecipe --trace=trace.json RECIPE.ts, then open it in ui.perfetto.dev" });
+  const cacheUrl = args.cache ?? (process.env.CRECIPE_CACHE || undefined);
+  if (cacheUrl === "") throw new CrecipeError("--cache wants a registry", { fix: "crecipe --cache registry://host:port/team/cache RECIPE.ts" });
+  const readOnly = args["cache-read-only"] || /^(1|true|yes)$/i.test(process.env.CRECIPE_CACHE_READ_ONLY ?? "");
+  const cache = cacheUrl === undefined ? undefined : new RegistryCache(cacheUrl, { insecure: args.insecure, readOnly });
   const json = args.json === undefined ? undefined : jsonLines(args.json);
   const trace = args.trace === undefined ? undefined : new TraceRecorder();
   let results: Result[];
   try {
-    results = await build(targets, { outDir, jobs, verbose: args.verbose, quiet: args.quiet, check: args.check, handleSignals: true, onEvent: fanOut([json?.sink, trace?.sink]) });
+    results = await build(targets, { outDir, jobs, verbose: args.verbose, quiet: args.quiet, check: args.check, handleSignals: true, onEvent: fanOut([json?.sink, trace?.sink]), cache });
   } finally {
+    cache?.close();
     json?.close();
     if (trace) writeTrace(args.trace!, trace);
   }

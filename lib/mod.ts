@@ -56,4 +56,6 @@ export { chunks, type ChunksValue } from "./targets/chunks.ts";
 export { serve, type ServeOptions, type Serving } from "./net/serve.ts";
 export { push, type PushOptions, type PushValue } from "./net/registry/push.ts";
 export { pull, type PullOptions, type PullValue } from "./net/registry/pull.ts";
+export { type CacheOptions, RegistryCache } from "./net/cache.ts";
+export type { CachedDep, Candidate, Fetched, RemoteCache, StoreEntry } from "./engine/remote.ts";
 export { fetchChunked, FetchError, type FetchOptions, type FetchProgress, type FetchReport } from "./net/fetch.ts";

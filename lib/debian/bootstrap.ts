@@ -118,7 +118,7 @@ export function bootstrap(name: string, options: BootstrapOptions = {}): Node<Tr
     const meta = await untar(tarball, ctx.out);
     fs.rmSync(tarball);
     return meta;
-  }, { kind: "debian", precious: true, options: settings, description: `Debian ${settings.suite} (${settings.variant}) by mmdebstrap` });
+  }, { kind: "debian", shared: true, precious: true, options: settings, description: `Debian ${settings.suite} (${settings.variant}) by mmdebstrap` });
 }
 
 function listDir(dir: string): string[] {

@@ -20,11 +20,13 @@ import { BuildError, CrecipeError, CycleError, describeFailure, InterruptedError
 import { lock, type Lock, sweepLockDir, sweepTempDir, tryLock, waitMessage } from "./lock.ts";
 import { holderId, self } from "./holder.ts";
 import { watchForCycles } from "./waits.ts";
-import { countBuild, declaredLate, isNode, markBuilding } from "./node.ts";
+import { countBuild, declaredLate, isNode, lookup, markBuilding } from "./node.ts";
+import { type Candidate, cachedDeps, cacheKey, portableIdentity, type RemoteCache } from "./remote.ts";
+import { hostContentHash, hostSignature } from "./hash.ts";
 import { type BuildEvent, criticalPath, type DistributiveOmit, type EventSink } from "./events.ts";
 import { consoleReporter, formatFailure, type Reporter } from "./report.ts";
 import { upToDate, writeSummary } from "./summary.ts";
-import { type Layout, layout, lockFile, logFile, outDirFailure, outputPath, readState, type TargetState, tmpDir, writeState } from "./state.ts";
+import { type Dep, type Layout, layout, lockFile, logFile, outDirFailure, outputPath, readState, type TargetState, tmpDir, writeState } from "./state.ts";
 import type { Node, Result } from "./types.ts";
 
 export type { Verdict };
@@ -48,6 +50,12 @@ export interface BuildOptions {
   handleSignals?: boolean;
   /** Called with every event of the run (events.ts): what `--json` writes, one per line. */
   onEvent?: EventSink;
+  /**
+   * A shared cache (`--cache`): a shared target that must be built is first looked up
+   * there by the key of all its inputs, and taken from it when found; what is built here
+   * is stored there (unless the cache is read-only). See engine/remote.ts.
+   */
+  cache?: RemoteCache;
 }
 
 /** What the engine takes besides BuildOptions: who prints progress (the CLI's verbs use a quiet one). */
@@ -92,6 +100,7 @@ export async function build(nodes: Node | readonly Node[], options: BuildOptions
   const uninstall = options.handleSignals ? engine.installSignalHandlers() : () => {};
   try {
     const settled = await Promise.allSettled(list.map((n) => engine.result(n, undefined)));
+    await engine.stored();
     const failed = settled.find((s) => s.status === "rejected") as PromiseRejectedResult | undefined;
     engine.finishRun();
     if (failed) throw outDirFailure(failed.reason, engine.layout, { building: true }) ?? failed.reason;
@@ -149,7 +158,7 @@ class Slots {
 export class Engine {
   readonly layout: Layout;
   readonly reporter: Reporter;
-  readonly counts = { built: 0, upToDate: 0, failed: 0, cutoff: 0 };
+  readonly counts = { built: 0, upToDate: 0, failed: 0, cutoff: 0, fetched: 0 };
   readonly started = performance.now();
   private readonly slots: Slots;
   private readonly sink: EventSink | undefined;
@@ -165,6 +174,8 @@ export class Engine {
   private readonly controller = new AbortController();
   private firstFailure: unknown;
   private readonly warned = new Set<string>();
+  /** Outputs being stored in the shared cache; the run ends when they are. */
+  private readonly storing: Promise<void>[] = [];
 
   constructor(private readonly options: EngineOptions = {}) {
     // Builders and their commands create files with the same modes whatever the
@@ -359,13 +370,18 @@ export class Engine {
         if (!again.dirty) return this.clean(node, again.state!, "built meanwhile by another crecipe");
       }
       if (this.firstFailure) throw this.firstFailure;
+      if (this.options.cache && node.shared) {
+        const fetched = await this.fromCache(node, reason, frame, previousStamp);
+        if (fetched) return fetched;
+      }
       this.reporter.start(node.name, frame.depth, reason);
       const slot: Hold = { n: await this.slots.acquire(), state: "held", waits: 0, since: 0, waited: 0 };
       const begun = performance.now();
       this.emit({ event: "started", target: node.name, reason, slot: slot.n });
       try {
-        const { result, deps } = await this.runBuilder(node, frame, slot);
+        const { result, deps, state } = await this.runBuilder(node, frame, slot);
         this.counts.built++;
+        if (this.options.cache && node.shared && !this.options.cache.readOnly) this.storing.push(this.toCache(node, state));
         const cutoff = previousStamp !== undefined && result.stamp === previousStamp;
         if (cutoff) this.counts.cutoff++;
         this.rebuilt.push({ target: node.name, reason });
@@ -397,16 +413,123 @@ export class Engine {
     }
   }
 
-  private async runBuilder(node: Node, frame: Frame, slot: Hold): Promise<{ result: Result; deps: string[] }> {
+  /**
+   * `node` from the shared cache, if a build of it there had the same inputs: each
+   * dependency list recorded for its identity is brought up to date here (its targets
+   * built or fetched in turn, its host files hashed), and the key those give is asked
+   * for. The output is committed as a build's would be, and must hash to the stamp it had.
+   * Any trouble with the cache is a miss (said once), never a failed or a wrong build.
+   */
+  private async fromCache(node: Node, reason: string, frame: Frame, previousStamp: string | undefined): Promise<Result | undefined> {
+    const cache = this.options.cache!;
+    const identity = portableIdentity(node);
+    let candidates: Candidate[];
+    try {
+      candidates = await cache.candidates(identity, node.name);
+    } catch (error) {
+      this.cacheTrouble(error);
+      return undefined;
+    }
+    for (const candidate of candidates) {
+      const deps = await this.depsNow(candidate, frame);
+      if (!deps || cacheKey(identity, deps) !== candidate.key) continue;
+      const begun = performance.now();
+      const { workDir, out } = this.workDir(node);
+      try {
+        const fetched = await cache.fetch(candidate.key, node.name, out);
+        if (!fetched) continue;
+        if (this.controller.signal.aborted) throw this.controller.signal.reason;
+        this.reporter.start(node.name, frame.depth, `${reason}; taken from the cache`);
+        const state = await commit(this.layout, node, { workDir, out, value: fetched.value, deps, trustedHash: fetched.trustedHash, expectedStamp: fetched.stamp, started: begun }, this.controller.signal);
+        this.counts.fetched++;
+        if (previousStamp === state.stamp) this.counts.cutoff++;
+        const ms = Math.round((performance.now() - begun) * 1000) / 1000;
+        const names = deps.flatMap((d) => ("target" in d ? [d.target] : []));
+        this.done.set(node.name, { end: performance.now() - this.started, ms, deps: names });
+        this.rebuilt.push({ target: node.name, reason: `${reason}; taken from the cache ${cache.where}` });
+        this.end({ event: "built", target: node.name, ms, stamp: state.stamp, cutoff: previousStamp === state.stamp, deps: names, cache: cache.where });
+        this.reporter.finish(node.name, true);
+        return this.resultOf(node, state, true);
+      } catch (error) {
+        if (error instanceof InterruptedError || this.controller.signal.aborted) throw error;
+        this.cacheTrouble(error, node.name);
+      } finally {
+        this.discard(workDir);
+      }
+    }
+    return undefined;
+  }
+
+  /** A candidate's dependencies as they are here (targets made current first), or undefined where one cannot be. */
+  private async depsNow(candidate: Candidate, frame: Frame): Promise<Dep[] | undefined> {
+    const deps: Dep[] = [];
+    for (const dep of candidate.deps) {
+      if ("target" in dep) {
+        const node = lookup(dep.target);
+        if (!node) return undefined; // the recipe here has no such target: another version of it
+        deps.push({ target: dep.target, stamp: (await this.result(node, frame)).stamp });
+      } else {
+        const file = dep.file.startsWith("./") ? path.resolve(dep.file) : dep.file;
+        const { kind, sig } = hostSignature(file);
+        deps.push({ file, hash: kind === "missing" ? null : hostContentHash(file) ?? null, sig });
+      }
+    }
+    return deps;
+  }
+
+  /** Store what was just built in the shared cache (a failure is said once; the build stands). */
+  private async toCache(node: Node, state: TargetState): Promise<void> {
+    const cache = this.options.cache!;
+    const identity = portableIdentity(node);
+    const { workDir, scratch } = this.workDir(node);
+    try {
+      await cache.store({
+        path: outputPath(this.layout, node.name),
+        tmp: scratch,
+        identity,
+        key: cacheKey(identity, state.deps),
+        target: node.name,
+        deps: cachedDeps(state.deps),
+        stamp: state.stamp,
+        value: state.value,
+        outHash: state.outHash,
+        output: state.output,
+      });
+    } catch (error) {
+      this.cacheTrouble(error, node.name, "store");
+    } finally {
+      this.discard(workDir);
+    }
+  }
+
+  /** Wait for the outputs being stored in the shared cache. */
+  async stored(): Promise<void> {
+    await Promise.all(this.storing);
+  }
+
+  private cacheTrouble(error: unknown, target?: string, doing: "fetch" | "store" = "fetch"): void {
+    const message = error instanceof Error ? error.message : String(error);
+    const where = this.options.cache!.where;
+    this.warnOnce(`cache:${doing}:${target ?? ""}:${message}`, doing === "store"
+      ? `${target}: not stored in the cache ${where}: ${message} (the build itself is fine)`
+      : `${target ? `${target}: ` : ""}the cache ${where} did not serve${target ? " it" : ""}: ${message}; building instead`);
+  }
+
+  /** A temp dir for building `node` (its output goes to `out` inside), removed by discard(). */
+  private workDir(node: Node): { workDir: string; out: string; scratch: string } {
     const tmpRoot = tmpDir(this.layout);
     this.sweepTemps(tmpRoot);
     // Named after its holder (holder.ts), so a sweeper keeps it while this process may be alive.
     const suffix = `.${holderId(self)}.${Math.random().toString(36).slice(2, 8)}`;
     const workDir = path.join(tmpRoot, fitName(node.name, 255 - suffix.length) + suffix);
-    const out = path.join(workDir, "out");
     const scratch = path.join(workDir, "scratch");
     fs.mkdirSync(scratch, { recursive: true });
     this.temps.add(workDir);
+    return { workDir, out: path.join(workDir, "out"), scratch };
+  }
+
+  private async runBuilder(node: Node, frame: Frame, slot: Hold): Promise<{ result: Result; deps: string[]; state: TargetState }> {
+    const { workDir, out, scratch } = this.workDir(node);
     const logPath = logFile(this.layout, node.name);
     fs.mkdirSync(path.dirname(logPath), { recursive: true });
     const logFd = fs.openSync(logPath, "w");
@@ -477,7 +600,7 @@ export class Engine {
         trustedHash: recorded.trustedHash(),
         started,
       }, this.controller.signal);
-      return { result: this.resultOf(node, state, true), deps: [...recorded.deps.values()].flatMap((d) => ("target" in d ? [d.target] : [])) };
+      return { result: this.resultOf(node, state, true), deps: [...recorded.deps.values()].flatMap((d) => ("target" in d ? [d.target] : [])), state };
     } catch (error) {
       throw this.asBuildError(node.name, error, undefined, logPath, workDir);
     } finally {

@@ -20,6 +20,8 @@ export interface Built {
   deps: Dep[];
   /** The output's hash when the builder computed it while writing. */
   trustedHash?: string;
+  /** The stamp the output must have (one taken from a shared cache); another is an error, before anything moves. */
+  expectedStamp?: string;
   started: number;
 }
 
@@ -48,6 +50,9 @@ export async function commit(layout: Layout, node: Node, built: Built, signal: A
   await new Promise((resolve) => setImmediate(resolve));
   if (signal.aborted) throw signal.reason;
   const stamp = sha256Hex(`${outHash ?? ""}\0${stableStringify(valueJson)}`);
+  if (built.expectedStamp !== undefined && stamp !== built.expectedStamp) {
+    throw new CrecipeError(`what the cache gave hashes to ${stamp.slice(0, 12)}…, not to the stamp ${built.expectedStamp.slice(0, 12)}… it was stored with`, { target: node.name });
+  }
   const final = outputPath(layout, node.name);
   const old = path.join(built.workDir, "old");
   const state: TargetState = {

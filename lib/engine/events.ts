@@ -66,11 +66,13 @@ export type BuildEvent =
   | EventBase & { event: "waiting"; target: string; for: string }
   | EventBase & { event: "resumed"; target: string; slot: number }
   | EventBase & { event: "command"; target: string; command: string }
-  | EventBase & { event: "built"; target: string; ms: number; stamp: string; cutoff: boolean; bytes?: number; deps: string[] }
+  | EventBase & { event: "built"; target: string; ms: number; stamp: string; cutoff: boolean; bytes?: number; deps: string[]; cache?: string }
   | EventBase & { event: "failed"; target: string; error: FailureFields }
   | EventBase & {
     event: "summary";
     built: number;
+    /** Of those, taken from the shared cache instead of built. */
+    fetched: number;
     upToDate: number;
     failed: number;
     cutoff: number;

@@ -95,6 +95,7 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
     builder,
     options: opts.options ?? null,
     precious: Boolean(opts.precious),
+    shared: Boolean(opts.shared),
     description: opts.description,
     identity,
     recipe,

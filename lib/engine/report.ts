@@ -11,7 +11,7 @@ export interface Reporter {
   info(message: string): void;
   command(name: string, command: string): void;
   failure(error: BuildError): void;
-  summary(counts: { built: number; upToDate: number; failed: number; cutoff?: number }, seconds: number): void;
+  summary(counts: { built: number; upToDate: number; failed: number; cutoff?: number; fetched?: number }, seconds: number): void;
 }
 
 export interface ReporterOptions {
@@ -69,7 +69,7 @@ export function consoleReporter(options: ReporterOptions = {}): Reporter {
     },
     summary(counts, seconds) {
       if (options.quiet && counts.failed === 0) return;
-      const parts = [`${counts.built} built`, `${counts.upToDate} up to date`];
+      const parts = [`${counts.built} built`, ...(counts.fetched ? [`${counts.fetched} from the cache`] : []), `${counts.upToDate} up to date`];
       if (counts.cutoff) parts.push(`${counts.cutoff} cut off early`);
       if (counts.failed) parts.push(`${counts.failed} failed`);
       print(`crecipe: ${parts.join(", ")} in ${seconds.toFixed(2)} s`);

@@ -37,6 +37,13 @@ export interface TargetOptions {
    * definition (`libs+1f2e3d.runlocal`).
    */
   derived?: string | boolean;
+  /**
+   * Its output is a function of its inputs alone (no effect outside it, nothing read
+   * from a place crecipe does not record), so a shared cache (`--cache`) may store it and
+   * hand it to another machine instead of building it. Default false: runs, loads and
+   * pushes act on the world. crecipe's own fs, layer, image, gz… targets are shared.
+   */
+  shared?: boolean;
 }
 
 /** A declared target. Immutable; compare by identity. */
@@ -53,6 +60,8 @@ export interface Node<T = unknown> {
   readonly options: unknown;
   /** Kept by --clean. */
   readonly precious: boolean;
+  /** A shared cache may store and provide its output (TargetOptions.shared). */
+  readonly shared: boolean;
   /** A one-line description for --list. */
   readonly description?: string;
   /** Hash of kind, builder text, options and the sources it reads: a change means "rebuild". */

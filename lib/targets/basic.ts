@@ -5,7 +5,9 @@ import { callerFile } from "../engine/site.ts";
 import type { BuildContext } from "../engine/types.ts";
 
 /**
- * A target whose output is one file, written by `builder` at `out`.
+ * A target whose output is one file, written by `builder` at `out`. A shared cache
+ * (`--cache`) may provide it; pass `{ shared: false }` when the builder has effects
+ * beyond its file, or reads what crecipe does not see.
  *
  * ```ts
  * export const hello = file("hello", async (out) => { await $`cc -o ${out} ${here("hello.c")}`; });
@@ -17,6 +19,7 @@ export function file(
   options: Omit<TargetOptions, "kind"> = {},
 ): Node<unknown> {
   return target(name, (ctx) => builder(ctx.out, ctx), {
+    shared: true,
     ...options,
     kind: "file",
     options: [builder.toString(), options.options ?? null],

@@ -39,7 +39,7 @@ export function chunks(target_: Node | string): Node<ChunksValue> {
     const index = await indexFile(input, ctx.signal);
     fs.writeFileSync(ctx.out, encodeChunkIndex(index));
     return { digest: index.digest, size: index.size, chunks: index.chunks.length };
-  }, { kind: "chunks", options: { of, params: CHUNK_PARAMS }, derived: true });
+  }, { kind: "chunks", shared: true, options: { of, params: CHUNK_PARAMS }, derived: true });
 }
 
 /** The chunk index of a file, read a block at a time. */

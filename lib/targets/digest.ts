@@ -25,7 +25,7 @@ export function sha256(target_: Node | string): Node<string> {
     const digest = hashFile(input);
     fs.writeFileSync(ctx.out, digest + "\n");
     return digest;
-  }, { kind: "sha256", options: { of }, derived: true });
+  }, { kind: "sha256", shared: true, options: { of }, derived: true });
 }
 
 /**
@@ -38,7 +38,7 @@ export function gz(target_: Node | string, options: { level?: number } = {}): No
   return target(`${of.name}.gz`, async (ctx) => {
     const { tool, args } = await gzipCommand(ctx, level);
     await compress(ctx, of, tool, args);
-  }, { kind: "gz", options: { of, level }, derived: true });
+  }, { kind: "gz", shared: true, options: { of, level }, derived: true });
 }
 
 /** The gzip gz() runs: pigz when it is installed, else gzip; --rsyncable, no name or time, to stdout. */
@@ -65,7 +65,7 @@ export function zstd(target_: Node | string, options: { level?: number } = {}): 
   return target(`${of.name}.zst`, async (ctx) => {
     const tool = await requireTool("zstd", ctx.name);
     await compress(ctx, of, tool, [`-${level}`, "-T0", "-q", "-c", "--no-progress"]);
-  }, { kind: "zstd", options: { of, level }, derived: true });
+  }, { kind: "zstd", shared: true, options: { of, level }, derived: true });
 }
 
 /** Compress `of`'s output into ctx.out: a file read by the tool itself, an image as the tar imageTar() writes. */

@@ -20,7 +20,7 @@ export type FsBuilder = (root: Root) => Promise<unknown> | unknown;
  * });
  * ```
  */
-export function fs_(name: string, builder?: FsBuilder, options: { precious?: boolean; description?: string } = {}): Node<TreeMeta> {
+export function fs_(name: string, builder?: FsBuilder, options: { precious?: boolean; description?: string; shared?: boolean } = {}): Node<TreeMeta> {
   if (!builder) return resolveTarget(name) as Node<TreeMeta>;
   return target(name, async (ctx) => {
     fs.mkdirSync(ctx.out, { mode: 0o755 });
@@ -28,7 +28,7 @@ export function fs_(name: string, builder?: FsBuilder, options: { precious?: boo
     const root = new TreeRoot(ctx, ctx.out);
     await builder(root);
     return root.finish();
-  }, { kind: "fs", options: builder.toString(), source: builder, ...options });
+  }, { kind: "fs", shared: true, ...options, options: builder.toString(), source: builder });
 }
 
 /** Accept an fs node or the name of one. */

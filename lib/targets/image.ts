@@ -93,7 +93,7 @@ export function image(name: string, layerTargets: (Node | string)[], config: Ima
       layers: refs.map((r) => r.digest),
       created,
     };
-  }, { kind: "image", options: { layers, config, created } });
+  }, { kind: "image", shared: true, options: { layers, config, created } });
 }
 
 /**
@@ -136,5 +136,5 @@ export function imageTar(target_: Node<ImageValue> | string): Node<ImageValue> {
     }
     ctx.trustOutputHash(out.close());
     return built.value;
-  }, { kind: "imagetar", options: { image: img }, derived: true });
+  }, { kind: "imagetar", shared: true, options: { image: img }, derived: true });
 }

@@ -114,7 +114,7 @@ export function initrd(tree: Node | string, options: InitrdOptions = {}): Node {
       throw error;
     }
     ctx.trustOutputHash(out.close());
-  }, { kind: "initrd", options: { fs: fsNode, gzip, mtime }, derived: true });
+  }, { kind: "initrd", shared: true, options: { fs: fsNode, gzip, mtime }, derived: true });
 }
 
 /** Append a file's bytes, checking it is still what the tree's manifest says. */

@@ -70,7 +70,7 @@ export function layer(tree: Node | string, diffbase?: Node | string): Node<Layer
     const digest = out.close();
     ctx.trustOutputHash(digest);
     return { digest, size: out.size };
-  }, { kind: "layer", options: { fs: fsNode, diffbase: baseNode ?? null, mtime }, derived: variantOf(fsNode, baseNode, "layer") });
+  }, { kind: "layer", shared: true, options: { fs: fsNode, diffbase: baseNode ?? null, mtime }, derived: variantOf(fsNode, baseNode, "layer") });
 }
 
 const mib = (bytes: number) => `${(bytes / (1 << 20)).toFixed(bytes < 10 << 20 ? 1 : 0)} MiB`;

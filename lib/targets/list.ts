@@ -19,7 +19,7 @@ export function files(tree: Node | string): Node {
   const fsNode = asFs(tree);
   return target(`${fsNode.name}.files`, async (ctx) => {
     writeList(ctx.out, await TreeView.open(ctx, fsNode));
-  }, { kind: "files", options: { fs: fsNode }, derived: true });
+  }, { kind: "files", shared: true, options: { fs: fsNode }, derived: true });
 }
 
 /** The entries of a layer: all of `tree`, or only what differs from `diffbase`. */
@@ -33,7 +33,7 @@ export function list(tree: Node | string, diffbase?: Node | string): Node {
     const out = new OutputFile(ctx.out);
     out.writeText(formatList(changed, deleted));
     out.close();
-  }, { kind: "list", options: { fs: fsNode, diffbase: baseNode ?? null }, derived: variantOf(fsNode, baseNode, "list") });
+  }, { kind: "list", shared: true, options: { fs: fsNode, diffbase: baseNode ?? null }, derived: variantOf(fsNode, baseNode, "list") });
 }
 
 /**

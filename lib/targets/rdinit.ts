@@ -16,5 +16,5 @@ export function rdinit(): Node {
     if (r.exitCode !== 0) {
       throw new CommandError(r.exitCode, { fix: "install a C compiler with a static libc: sudo apt-get install gcc libc6-dev" });
     }
-  }, { kind: "rdinit", description: "crecipe's static /rdinit for qemu guests" });
+  }, { kind: "rdinit", shared: true, description: "crecipe's static /rdinit for qemu guests" });
 }
