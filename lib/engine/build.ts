@@ -21,7 +21,7 @@ import { lock, type Lock, sweepLockDir, sweepTempDir, tryLock, waitMessage } fro
 import { holderId, self } from "./holder.ts";
 import { watchForCycles } from "./waits.ts";
 import { countBuild, declaredLate, isNode, lookup, markBuilding } from "./node.ts";
-import { type Candidate, cachedDeps, cacheKey, portableIdentity, type RemoteCache } from "./remote.ts";
+import { type Candidate, cachedDeps, cacheKey, portableIdentity, type RemoteCache, type Upstream } from "./remote.ts";
 import { hostContentHash, hostSignature } from "./hash.ts";
 import { type BuildEvent, criticalPath, type DistributiveOmit, type EventSink } from "./events.ts";
 import { consoleReporter, formatFailure, type Reporter } from "./report.ts";
@@ -435,8 +435,10 @@ export class Engine {
       if (!deps || cacheKey(identity, deps) !== candidate.key) continue;
       const begun = performance.now();
       const { workDir, out } = this.workDir(node);
+      const slot = await this.slots.acquire(); // a download and an unpack take a job slot, as a build does
+      this.emit({ event: "started", target: node.name, reason: `${reason}; looked up in the cache`, slot });
       try {
-        const fetched = await cache.fetch(candidate.key, node.name, out);
+        const fetched = await cache.fetch(candidate.key, node.name, out, this.upstream(deps));
         if (!fetched) continue;
         if (this.controller.signal.aborted) throw this.controller.signal.reason;
         this.reporter.start(node.name, frame.depth, `${reason}; taken from the cache`);
@@ -454,6 +456,7 @@ export class Engine {
         if (error instanceof InterruptedError || this.controller.signal.aborted) throw error;
         this.cacheTrouble(error, node.name);
       } finally {
+        this.slots.release(slot);
         this.discard(workDir);
       }
     }
@@ -462,19 +465,15 @@ export class Engine {
 
   /** A candidate's dependencies as they are here (targets made current first), or undefined where one cannot be. */
   private async depsNow(candidate: Candidate, frame: Frame): Promise<Dep[] | undefined> {
-    const deps: Dep[] = [];
-    for (const dep of candidate.deps) {
-      if ("target" in dep) {
-        const node = lookup(dep.target);
-        if (!node) return undefined; // the recipe here has no such target: another version of it
-        deps.push({ target: dep.target, stamp: (await this.result(node, frame)).stamp });
-      } else {
-        const file = dep.file.startsWith("./") ? path.resolve(dep.file) : dep.file;
-        const { kind, sig } = hostSignature(file);
-        deps.push({ file, hash: kind === "missing" ? null : hostContentHash(file) ?? null, sig });
-      }
-    }
-    return deps;
+    const nodes = candidate.deps.map((dep) => ("target" in dep ? lookup(dep.target) : undefined));
+    if (candidate.deps.some((dep, i) => "target" in dep && !nodes[i])) return undefined; // the recipe here has no such target: another version of it
+    // All at once (a builder would ask one by one): they are looked up, fetched or built side by side.
+    return await Promise.all(candidate.deps.map(async (dep, i): Promise<Dep> => {
+      if ("target" in dep) return { target: dep.target, stamp: (await this.result(nodes[i]!, frame)).stamp };
+      const file = dep.file.startsWith("./") ? path.resolve(dep.file) : dep.file;
+      const { kind, sig } = hostSignature(file);
+      return { file, hash: kind === "missing" ? null : hostContentHash(file) ?? null, sig };
+    }));
   }
 
   /** Store what was just built in the shared cache (a failure is said once; the build stands). */
@@ -486,6 +485,7 @@ export class Engine {
       await cache.store({
         path: outputPath(this.layout, node.name),
         tmp: scratch,
+        upstream: this.upstream(state.deps),
         identity,
         key: cacheKey(identity, state.deps),
         target: node.name,
@@ -500,6 +500,18 @@ export class Engine {
     } finally {
       this.discard(workDir);
     }
+  }
+
+  /** The file outputs of the targets among `deps`, with their sha256 (a file output's hash). */
+  private upstream(deps: readonly Dep[]): Upstream[] {
+    const found: Upstream[] = [];
+    for (const dep of deps) {
+      if (!("target" in dep)) continue;
+      const read = readState(this.layout, dep.target);
+      if (!read.ok || read.state.output !== "file" || read.state.stamp !== dep.stamp || !/^[0-9a-f]{64}$/.test(read.state.outHash ?? "")) continue;
+      found.push({ target: dep.target, path: outputPath(this.layout, dep.target), sha256: read.state.outHash! });
+    }
+    return found;
   }
 
   /** Wait for the outputs being stored in the shared cache. */

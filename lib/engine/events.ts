@@ -7,7 +7,9 @@
  * Every target the run looks at is `queued` once and ends with exactly one of `upToDate`,
  * `built` or `failed`. In between, a target that builds is `started` on a job slot, may
  * leave it while it waits for a dependency (`waiting`, then `resumed`, perhaps on another
- * slot) and runs `command`s. The last event is `summary`. Field names are stable; new
+ * slot) and runs `command`s. With a shared cache, a target is `started` while it is
+ * fetched (its `built` then names the cache) and, when the cache does not have it after
+ * all, `started` again for its build. The last event is `summary`. Field names are stable; new
  * fields may be added, and a change to an existing one bumps `v`.
  */
 

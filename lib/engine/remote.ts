@@ -37,6 +37,16 @@ export interface Fetched {
   trustedHash?: string;
 }
 
+/** A file output of a dependency: its target, where it is, and its sha256. */
+export interface Upstream {
+  /** The target's name. */
+  target: string;
+  /** Its output file. */
+  path: string;
+  /** The file's sha256 (hex). */
+  sha256: string;
+}
+
 /** A built output to store, with what its state says of it. */
 export interface StoreEntry {
   /** The target's portable identity (portableIdentity). */
@@ -59,6 +69,11 @@ export interface StoreEntry {
   path: string;
   /** A scratch directory for the store to use (removed afterwards). */
   tmp: string;
+  /**
+   * The file outputs of the targets it depends on: a file of a directory output that is
+   * one of them (hard-linked, as an image's blobs are its layers) is stored as a reference.
+   */
+  upstream: Upstream[];
 }
 
 /** A shared cache, from the engine's side. */
@@ -69,8 +84,13 @@ export interface RemoteCache {
   readonly readOnly: boolean;
   /** The dependency lists builds of `identity` recorded, newest first (none when unknown). */
   candidates(identity: string, target: string): Promise<Candidate[]>;
-  /** Write the output stored under `key` at `out`, verified; undefined when it is not there (or not intact). */
-  fetch(key: string, target: string, out: string): Promise<Fetched | undefined>;
+  /**
+   * Write the output stored under `key` at `out`, verified; undefined when it is not
+   * there. `upstream` are the file outputs of the targets it depends on, as they are here
+   * (the key says they are the ones it was built from): files of a directory output that
+   * were stored as references to them are linked from there.
+   */
+  fetch(key: string, target: string, out: string, upstream: Upstream[]): Promise<Fetched | undefined>;
   /** Store an output (at `path`; `tmp` is a scratch dir) under `key` and record its dependency list under `identity`. */
   store(entry: StoreEntry): Promise<void>;
 }

@@ -18,7 +18,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { CrecipeError } from "../engine/errors.ts";
 import { hashFile, sha256Hex } from "../engine/hash.ts";
-import type { Candidate, Fetched, RemoteCache, StoreEntry } from "../engine/remote.ts";
+import type { Candidate, Fetched, RemoteCache, StoreEntry, Upstream } from "../engine/remote.ts";
 import { MEDIA } from "../formats/oci.ts";
 import { childProcess } from "../runtime.ts";
 import { bodyOf, RegistryClient } from "./registry/client.ts";
@@ -45,6 +45,8 @@ interface OutputRecord {
   outHash: string | null;
   /** A symlink output's target. */
   link?: string;
+  /** Files of a directory output left out of its tar: each is the output of the upstream target named (path inside the output). */
+  refs?: { path: string; target: string; sha256: string }[];
 }
 
 /** How to reach a cache's registry, and whether to write to it. */
@@ -121,7 +123,7 @@ export class RegistryCache implements RemoteCache {
   }
 
   /** {@inheritDoc RemoteCache.fetch} */
-  async fetch(key: string, target: string, out: string): Promise<Fetched | undefined> {
+  async fetch(key: string, target: string, out: string, upstream: Upstream[] = []): Promise<Fetched | undefined> {
     const found = await this.#artifact(`i-${key}`, CACHE_MEDIA.output);
     if (!found) {
       this.counts.misses++;
@@ -142,8 +144,17 @@ export class RegistryCache implements RemoteCache {
       if (!blob) throw this.#bad(target, "its output blob is missing from the record");
       fs.mkdirSync(out);
       await this.#download(blob.digest, target, (res) => untarFrom(res, out));
+      const linked = new Set<string>();
+      for (const ref of record.refs ?? []) {
+        const from = upstream.find((u) => u.target === ref.target && u.sha256 === ref.sha256);
+        if (!from || ref.path.split("/").includes("..") || path.isAbsolute(ref.path)) throw this.#bad(target, `it names ${ref.target}'s output, which is not here as it was`);
+        const to = path.join(out, ref.path);
+        if (fs.lstatSync(path.dirname(to), { throwIfNoEntry: false })?.isDirectory() !== true) throw this.#bad(target, `it names a place for ${ref.target}'s output that is not a directory`);
+        linkOrCopy(from.path, to);
+        linked.add(path.resolve(to));
+      }
       if (record.outHash?.startsWith("image:")) {
-        verifyImageDir(out, record.outHash.slice("image:".length), (why) => this.#bad(target, why));
+        verifyImageDir(out, record.outHash.slice("image:".length), linked, (why) => this.#bad(target, why));
         trustedHash = record.outHash;
       }
     }
@@ -164,8 +175,21 @@ export class RegistryCache implements RemoteCache {
       await this.client.putBlob(repository, digest, { file: entry.path, size });
       layers.push({ mediaType: CACHE_MEDIA.file, digest, size });
     } else if (entry.output === "dir") {
+      // Files that are upstream outputs (an image's blobs are its layers, hard-linked) go as references.
+      const byInode = new Map(entry.upstream.flatMap((u) => {
+        const st = fs.statSync(u.path, { throwIfNoEntry: false });
+        return st ? [[`${st.dev}:${st.ino}`, u] as const] : [];
+      }));
+      const refs: NonNullable<OutputRecord["refs"]> = [];
+      if (byInode.size) {
+        walkFiles(entry.path, "", (rel, st) => {
+          const u = byInode.get(`${st.dev}:${st.ino}`);
+          if (u) refs.push({ path: rel, target: u.target, sha256: u.sha256 });
+        });
+      }
+      if (refs.length) record.refs = refs;
       const archive = path.join(entry.tmp, "output.tar");
-      await tarOf(entry.path, archive);
+      await tarOf(entry.path, archive, refs.map((r) => r.path));
       const size = fs.statSync(archive).size;
       const digest = `sha256:${hashFile(archive, undefined, false)}`;
       await this.client.putBlob(repository, digest, { file: archive, size });
@@ -268,8 +292,27 @@ function streamTo(from: NodeJS.ReadableStream, to: fs.WriteStream): Promise<void
  * GNU tar of a directory output, as it is on disk (numeric owners, modes, hard links,
  * whiteouts), in name order with no times, so one tree gives one archive.
  */
-function tarOf(dir: string, archive: string): Promise<void> {
-  return run("tar", ["--create", `--file=${archive}`, `--directory=${dir}`, "--sort=name", "--numeric-owner", "--mtime=@0", "--format=posix", "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime", "."]);
+function tarOf(dir: string, archive: string, leaveOut: string[]): Promise<void> {
+  const exclude = leaveOut.map((p) => `--exclude=./${p}`); // literal names (--no-wildcards), whole paths (--anchored)
+  return run("tar", ["--create", `--file=${archive}`, `--directory=${dir}`, "--sort=name", "--numeric-owner", "--mtime=@0", "--format=posix", "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime", "--anchored", "--no-wildcards", ...exclude, "."]);
+}
+
+/** Every regular file under `dir` with its stat (relative paths, "/"-separated). */
+function walkFiles(dir: string, rel: string, each: (rel: string, st: fs.Stats) => void): void {
+  for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+    const child = rel ? `${rel}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) walkFiles(dir, child, each);
+    else if (entry.isFile()) each(child, fs.lstatSync(path.join(dir, child)));
+  }
+}
+
+/** A hard link to `from` at `to`, or a copy where links cannot be made (another file system). */
+function linkOrCopy(from: string, to: string): void {
+  try {
+    fs.linkSync(from, to);
+  } catch {
+    fs.copyFileSync(from, to);
+  }
 }
 
 /** Unpack a stream made by tarOf into `dir` (owners kept where the user may set them). */
@@ -302,9 +345,9 @@ function run(tool: string, args: string[], stdin?: NodeJS.ReadableStream): Promi
 
 /**
  * An image directory as image() writes it: index.json names the manifest `digest`, and
- * every blob hashes to its name.
+ * every blob hashes to its name (those linked from upstream outputs are theirs already).
  */
-function verifyImageDir(dir: string, digest: string, bad: (why: string) => Error): void {
+function verifyImageDir(dir: string, digest: string, linked: Set<string>, bad: (why: string) => Error): void {
   let index: { manifests?: { digest?: string }[] };
   try {
     index = JSON.parse(fs.readFileSync(path.join(dir, "index.json"), "utf8"));
@@ -314,6 +357,8 @@ function verifyImageDir(dir: string, digest: string, bad: (why: string) => Error
   if (index.manifests?.[0]?.digest !== `sha256:${digest}`) throw bad("its image's index names another manifest");
   const blobs = path.join(dir, "blobs", "sha256");
   for (const name of fs.readdirSync(blobs)) {
-    if (hashFile(path.join(blobs, name), undefined, false) !== name) throw bad(`its image's blob ${name.slice(0, 12)}… is damaged`);
+    const file = path.join(blobs, name);
+    if (linked.has(path.resolve(file))) continue; // an upstream output whose stamp the key checked
+    if (hashFile(file, undefined, false) !== name) throw bad(`its image's blob ${name.slice(0, 12)}… is damaged`);
   }
 }
