@@ -31,6 +31,7 @@ import { writeFileAtomic } from "../engine/state.ts";
 import { type ByteRange, formatRange, multipartBoundary, MultipartReader, parseContentRange } from "../formats/byteranges.ts";
 import { BLOCK_HASH, BLOCK_SIZE, blockCount, blockHash, blockOffsets, checkBlocksHeader, type ChunkIndex, Chunker, decodeChunkIndex, mainLength, sameParams } from "../formats/chunks.ts";
 import { client, type Client, consume, discard, readBody, TransientError } from "./http.ts";
+import { scanOnThread } from "./seedscan.ts";
 import { packBits, partialPaths, type PartialPaths, readState, removePartial, unpackBits, writeState } from "./partial.ts";
 
 /** A fetch that failed after its tries (the CLI exits 1). */
@@ -492,6 +493,23 @@ class Job {
 
   /** Read a seed once: chunk it, hash each chunk, and place those the new file needs. */
   private async scanSeed(file: string): Promise<number> {
+    let placed = 0;
+    const onThread = scanOnThread(file, this.index.params, (chunk) => {
+      if (this.positions.has(chunk.digest)) placed += this.place(chunk.digest, chunk.bytes(), { file, offset: chunk.offset, size: chunk.size });
+      return this.positions.size > 0;
+    }, async () => {
+      this.progress();
+      await this.breathe();
+    });
+    if (onThread) {
+      await onThread;
+      return placed;
+    }
+    return await this.scanSeedHere(file);
+  }
+
+  /** scanSeed on this thread (where worker threads cannot start). */
+  private async scanSeedHere(file: string): Promise<number> {
     const chunker = new Chunker(this.index.params);
     const fd = fs.openSync(file, "r");
     const block = Buffer.allocUnsafe(BLOCK);

@@ -1,0 +1,145 @@
+/**
+ * Chunking a seed on another thread: it reads the seed into a ring of shared-memory
+ * slots and splits it exactly as formats/chunks.ts's Chunker does (the same class, its
+ * source run there), while this thread hashes each chunk straight from the slots and
+ * writes the ones the new file wants: the seed is read once, and the split (the costly
+ * part in JavaScript) runs beside the hashing and the writing.
+ */
+import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
+import { SMALL_HEAP } from "../engine/io.ts";
+import { Chunker, type ChunkParams } from "../formats/chunks.ts";
+
+const require = createRequire(import.meta.url);
+
+const SLOTS = 8;
+const SLOT = 1 << 20;
+
+/** A chunk of the seed: where it is, its sha256, and its bytes (valid only during the callback). */
+export interface SeedChunk {
+  offset: number;
+  size: number;
+  digest: string;
+  bytes: () => Buffer;
+}
+
+// Slot states: 0 free (the reader's to fill), 1 full (ours). A message per slot says
+// what is in it: its length and the chunks that end in it.
+const WORKER_SOURCE = (chunker: string) => `
+const { workerData, parentPort } = require("node:worker_threads");
+const { createHash } = require("node:crypto");
+const fs = require("node:fs");
+const GEAR = new Int32Array(256);
+for (let i = 0; i < 256; i++) GEAR[i] = createHash("sha256").update("crecipe gear ", "latin1").update(Buffer.of(i)).digest().readInt32BE(0);
+const topBits = (bits) => (~0 << (32 - bits)) | 0;
+const checkParams = () => {};
+const __name = (f) => f;
+const CHUNK_PARAMS = undefined;
+const Chunker = ${chunker};
+const { file, params, sab, slots, slot } = workerData;
+const state = new Int32Array(sab, slots * slot, slots + 1);
+try {
+  const chunker = new Chunker(params);
+  const fd = fs.openSync(file, "r");
+  let start = 0;
+  let length = 0;
+  for (let k = 0, at = 0; ; k = (k + 1) % slots) {
+    while (Atomics.load(state, k) !== 0) {
+      if (Atomics.load(state, slots) === 1) process.exit(0);
+      Atomics.wait(state, k, 1, 200);
+    }
+    const block = Buffer.from(sab, k * slot, slot);
+    const n = fs.readSync(fd, block, 0, slot, null);
+    const ends = [];
+    const close = () => {
+      ends.push(start + length);
+      start += length;
+      length = 0;
+    };
+    if (n === 0) {
+      if (chunker.finish() > 0) close();
+      parentPort.postMessage({ slot: -1, at, n: 0, ends });
+      break;
+    }
+    const data = block.subarray(0, n);
+    let from = 0;
+    for (const cut of chunker.push(data)) {
+      length += cut - from;
+      close();
+      from = cut;
+    }
+    length += n - from;
+    Atomics.store(state, k, 1);
+    parentPort.postMessage({ slot: k, at, n, ends });
+    at += n;
+  }
+} catch (error) {
+  parentPort.postMessage({ error: String(error && (error.code || error.message)) });
+}
+`;
+
+/**
+ * Chunk `file` on another thread, handing each chunk to `each` in order (return false to
+ * stop: nothing more is wanted). Undefined where worker threads cannot start.
+ */
+export function scanOnThread(file: string, params: ChunkParams, each: (chunk: SeedChunk) => boolean, onBlock: () => Promise<void>): Promise<void> | undefined {
+  if (process.env.CRECIPE_THREADS === "0" || params.max > SLOT) return undefined;
+  let worker: import("node:worker_threads").Worker;
+  const sab = new SharedArrayBuffer(SLOTS * SLOT + (SLOTS + 1) * 4);
+  const state = new Int32Array(sab, SLOTS * SLOT, SLOTS + 1);
+  try {
+    const { Worker } = require("node:worker_threads") as typeof import("node:worker_threads");
+    worker = new Worker(WORKER_SOURCE(Chunker.toString()), { eval: true, workerData: { file, params, sab, slots: SLOTS, slot: SLOT }, resourceLimits: SMALL_HEAP });
+  } catch {
+    return undefined;
+  }
+  // The slots not yet given back, oldest first: a chunk may begin in an earlier one.
+  const held: { slot: number; at: number; n: number }[] = [];
+  const release = (slot: number) => {
+    Atomics.store(state, slot, 0);
+    Atomics.notify(state, slot);
+  };
+  const partsAt = (offset: number, size: number): Buffer[] => {
+    const parts: Buffer[] = [];
+    for (const h of held) {
+      const from = Math.max(offset, h.at);
+      const to = Math.min(offset + size, h.at + h.n);
+      if (from < to) parts.push(Buffer.from(sab, h.slot * SLOT + (from - h.at), to - from));
+    }
+    return parts;
+  };
+  return new Promise<void>((resolve, reject) => {
+    let busy = Promise.resolve();
+    let stopped = false;
+    let chunkStart = 0; // where the chunk being read began
+    const stop = () => {
+      stopped = true;
+      Atomics.store(state, SLOTS, 1);
+      for (let k = 0; k < SLOTS; k++) Atomics.notify(state, k);
+      void worker.terminate();
+    };
+    worker.on("error", (error) => (stop(), reject(error)));
+    worker.on("message", (m: { error?: string; slot: number; at: number; n: number; ends: number[] }) => {
+      busy = busy.then(async () => {
+        if (stopped) return;
+        if (m.error) return stop(), reject(new Error(`reading the seed: ${m.error}`));
+        if (m.slot >= 0) held.push({ slot: m.slot, at: m.at, n: m.n });
+        for (let i = 0; i < m.ends.length; i++) {
+          const offset = chunkStart;
+          const end = m.ends[i];
+          chunkStart = end;
+          const parts = partsAt(offset, end - offset);
+          const hash = createHash("sha256");
+          for (const part of parts) hash.update(part);
+          const bytes = () => (parts.length === 1 ? parts[0] : Buffer.concat(parts));
+          if (!each({ offset, size: end - offset, digest: hash.digest("hex"), bytes })) return stop(), resolve();
+        }
+        // A chunk is at most one slot long (params.max ≤ SLOT): the next one begins in the newest slot.
+        while (held.length > 1 || (m.slot < 0 && held.length)) release(held.shift()!.slot);
+        if (m.slot < 0) return stop(), resolve();
+        await onBlock();
+      }).catch((error) => (stop(), reject(error)));
+    });
+  });
+}
+
