@@ -63,9 +63,9 @@ options:
                     registry, REF = host[:port]/repo:tag; prints the digest
       --insecure    plain http to the registry (loopback registries always are)
       --cache URL   a shared build cache in a registry, URL = registry://host[:port]/repo
-                    (or $CRECIPE_CACHE): targets built elsewhere with the same inputs
+                    (or $CRECIPE_SHARED_CACHE): targets built elsewhere with the same inputs
                     are taken from it, what is built here is stored in it
-      --cache-read-only  take from the cache, never store in it ($CRECIPE_CACHE_READ_ONLY=1)
+      --cache-read-only  take from the cache, never store in it ($CRECIPE_SHARED_CACHE_READ_ONLY=1)
   -v, --verbose     show the commands run
   -q, --quiet       print only failures
       --version     print the version
@@ -153,9 +153,9 @@ export async function main(args: Args, importTs: ImportTs): Promise<number> {
   if (args["dry-run"]) return process.stdout.write(await explain(outDir, targets, false)), EXIT.ok;
   if (args.json === "") throw new CrecipeError("--json wants a file or fd:N", { fix: "crecipe --json=events.ndjson RECIPE.ts, or --json=fd:3 3>&1" });
   if (args.trace === "") throw new CrecipeError("--trace wants a file", { fix: "crecipe --trace=trace.json RECIPE.ts, then open it in ui.perfetto.dev" });
-  const cacheUrl = args.cache ?? (process.env.CRECIPE_CACHE || undefined);
+  const cacheUrl = args.cache ?? (process.env.CRECIPE_SHARED_CACHE || undefined);
   if (cacheUrl === "") throw new CrecipeError("--cache wants a registry", { fix: "crecipe --cache registry://host:port/team/cache RECIPE.ts" });
-  const readOnly = args["cache-read-only"] || /^(1|true|yes)$/i.test(process.env.CRECIPE_CACHE_READ_ONLY ?? "");
+  const readOnly = args["cache-read-only"] || /^(1|true|yes)$/i.test(process.env.CRECIPE_SHARED_CACHE_READ_ONLY ?? "");
   const cache = cacheUrl === undefined ? undefined : new RegistryCache(cacheUrl, { insecure: args.insecure, readOnly });
   const json = args.json === undefined ? undefined : jsonLines(args.json);
   const trace = args.trace === undefined ? undefined : new TraceRecorder();

@@ -34,8 +34,8 @@ function contents(dir: string): Record<string, string> {
 }
 
 /** crecipe in the background: the registry's proxy runs in this process, so nothing here may block. */
-const crecipe = async (cwd: string, args: string[]) => {
-  const r = await crecipeAsync(cwd, args).done;
+const crecipe = async (cwd: string, args: string[], env: Record<string, string> = {}) => {
+  const r = await crecipeAsync(cwd, args, env).done;
   return { status: r.code, stderr: r.err };
 };
 
@@ -150,14 +150,16 @@ export default file("greeting", async (out, ctx) => {
     assert.deepEqual(contents(path.join(work, "F", "simple.image")), contents(path.join(work, "A", "simple.image")));
   });
 
-  it("read-only: takes, and stores nothing", async () => {
+  it("read-only (CRECIPE_SHARED_CACHE_READ_ONLY=1): takes, and stores nothing", async () => {
     recipeWithVersion(work, "ro", "one");
     const before = registry.requests.length;
-    const r = await crecipe(path.join(work, "ro"), ["-o", "G", "--cache", cache, "--cache-read-only", "r.ts"]);
+    // From the environment this time, as a CI job would set it.
+    const r = await crecipe(path.join(work, "ro"), ["-o", "G", "r.ts"], { CRECIPE_SHARED_CACHE: cache, CRECIPE_SHARED_CACHE_READ_ONLY: "1" });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /1 built/);
     const writes = registry.requests.slice(before).filter((q) => q.method !== "GET" && q.method !== "HEAD");
     assert.deepEqual(writes, [], "no write to the registry");
+    assert.ok(registry.requests.slice(before).some((q) => q.method === "GET" && q.url.includes("/manifests/k-")), "the cache was looked up");
   });
 
   it("a registry that dies while an output is stored: the build stands, nothing half-visible", async () => {
