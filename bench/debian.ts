@@ -5,7 +5,9 @@
  *  - the image after an /init edit vs `docker build` of the same edit on a cached base
  *    (the base layer imported into Docker, the legacy builder);
  *  - debian.rundocker after an /init edit vs that `docker build` plus `docker run`;
- *  - gz of the image vs pigz --rsyncable of the same tar.
+ *  - gz of the image vs pigz --rsyncable of the same tar;
+ *  - one package added to the base: the new layer bytes with the base split by package vs
+ *    the base as one layer, and the time to make those layers again.
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -74,8 +76,41 @@ export function debianCases(repo: string): Row[] {
       const pigz = time(["bash", "-c", `pigz -6 --rsyncable -n -c ${tarFile} > ${work}/peer.gz`], { runs: 3 });
       rows.push({ case: "gz of the Debian image", crecipe: gz, peer: "pigz --rsyncable of its tar", peerSeconds: pigz, goal: "≤ 1×" });
     }
+    rows.push(...packageCases(repo, work, source, env));
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
   return rows;
+}
+
+/**
+ * One package added to the base (less): the bytes of new layer blobs a puller needs with
+ * the base split by package vs with the base as one layer, and the time to make those
+ * layers again after the base was rebuilt.
+ */
+function packageCases(repo: string, work: string, source: string, env: Record<string, string>): Row[] {
+  if (!source.includes(`variant: "minbase" }`)) return [];
+  const recipe = path.join(work, "packages.ts");
+  const write = (include: string) => fs.writeFileSync(recipe, source
+    .replace(`variant: "minbase" }`, `variant: "minbase"${include} }`)
+    .replace("export default", "export const split = packageLayers(base);\nexport const everything ="));
+  const build = () => {
+    const trace = path.join(work, "packages.trace.json");
+    time([process.execPath, path.join(repo, "bin/crecipe.js"), "-q", "-o", path.join(work, "pk"), `--trace=${trace}`, recipe, "split", "debootstrap.layer"], { cwd: work, runs: 1, env });
+    const events = JSON.parse(fs.readFileSync(trace, "utf8")).traceEvents as { name: string; ph: string; cat?: string; dur: number }[];
+    const ms = (name: string) => events.filter((e) => e.ph === "X" && e.cat === "target" && e.name === name).reduce((n, e) => n + e.dur / 1000, 0);
+    return { split: ms("debootstrap.pkglayers") / 1000, layer: ms("debootstrap.layer") / 1000 };
+  };
+  const groups = () => JSON.parse(fs.readFileSync(path.join(work, "pk/debootstrap.pkglayers/layers.json"), "utf8")) as { name: string; digest: string; size: number }[];
+  write("");
+  build();
+  const before = new Map(groups().map((g) => [g.name, g.digest]));
+  write(`, include: ["less"]`);
+  const times = build();
+  const fresh = groups().filter((g) => before.get(g.name) !== g.digest).reduce((n, g) => n + g.size, 0);
+  const whole = fs.statSync(path.join(work, "pk/debootstrap.layer")).size;
+  return [
+    { case: "one package added: new layer bytes a puller needs (MB)", crecipe: fresh / 1e6, peer: "the base as one layer", peerSeconds: whole / 1e6, goal: "≤ 0.2×", unit: "MB" },
+    { case: "one package added: making the base's layers again", crecipe: times.split, peer: "the base as one layer", peerSeconds: times.layer },
+  ];
 }

@@ -1,8 +1,9 @@
 // The cookbook's Debian container: packages installed by mmdebstrap (minbase bookworm),
 // the system's changes on top (a user added by useradd, the docs removed), then the app,
 // whose /init counts the installed packages; run in a chroot, in a VM and in Docker, and
-// packed as a three-layer image: the installed base, the system's diff, the app's diff.
-import { bootstrap, fs, gz, image, layer, run } from "../lib/mod.ts";
+// packed as a three-layer image: the installed base, the system's diff, the app's diff;
+// and as an image of layers split by package.
+import { bootstrap, fs, gz, image, layer, packageLayers, run } from "../lib/mod.ts";
 
 export const base = bootstrap("debootstrap", { suite: "bookworm", variant: "minbase" });
 
@@ -34,5 +35,10 @@ export const debian = fs("debian", async (root) => {
 // debian.image's layers: debootstrap, system diffed against it, the app diffed against
 // system. As with a Dockerfile, an /init edit makes a new top layer and nothing else.
 export const debianImage = image("debian", [layer(base), layer(system, base), layer(debian, system)]);
+
+// The same tree as layers split by package (at most 10): a package update changes its
+// own layer (or one of three overflow layers) and the top one (dpkg's database, /init and
+// every file no package owns), so pullers download that, not a new 170 MB base.
+export const debianPackages = image("debian-packages", [packageLayers(debian, { budget: 10 })]);
 
 export default [run.local(debian), run.kvm(debian), run.docker(debianImage), gz(debianImage)];

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { it } from "node:test";
 import { repo } from "./helpers.ts";
 
-const MOD = ["$", "BuildError", "CrecipeError", "CycleError", "FetchError", "NODE", "RegistryCache", "bootstrap", "build", "bundle", "chunks", "fetchChunked", "file", "files", "fs", "gz", "here", "image", "imageTar", "initrd", "layer", "list", "load", "pull", "push", "run", "runtimeProblem", "serve", "sha256", "target", "value", "zstd"];
+const MOD = ["$", "BuildError", "CrecipeError", "CycleError", "FetchError", "NODE", "RegistryCache", "attach", "bootstrap", "build", "bundle", "chunks", "fetchChunked", "file", "files", "fs", "gz", "here", "image", "imageTar", "initrd", "layer", "list", "load", "packageLayers", "pull", "push", "run", "runtimeProblem", "sbom", "serve", "sha256", "target", "value", "zstd"];
 const INSPECT = ["BuildError", "CommandError", "CrecipeError", "CycleError", "InterruptedError", "OutDirError", "buildsStarted", "chunkIndex", "clean", "currentContext", "declared", "decodeChunkIndex", "describeGraph", "EVENTS_VERSION", "TraceRecorder", "encodeChunkIndex", "explain", "fanOut", "formatBytes", "formatError", "jsonLines", "writeTrace", "formatFailure", "hostMirror", "isNode", "layout", "listTargets", "lookup", "memoryFor", "outDirFailure", "resolveTargets", "sourceDateEpoch", "thrownAt", "useSourceIndex"];
 const RUN = ["crun", "docker", "kvm", "local", "nspawn", "podman", "runc"];
 

@@ -48,7 +48,10 @@ export function imageErrors(imageDir: string): string[] {
   for (const m of index.manifests ?? []) {
     const manifest = read(`blobs/sha256/${m.digest.slice(7)}`);
     errors.push(...schemaErrors("manifest", manifest).map((e) => `manifest: ${e}`));
-    errors.push(...schemaErrors("config", read(`blobs/sha256/${manifest.config.digest.slice(7)}`)).map((e) => `config: ${e}`));
+    // An image's config is an image config; an artifact's (an attached SBOM) is another kind of document.
+    if (manifest.config.mediaType === "application/vnd.oci.image.config.v1+json") {
+      errors.push(...schemaErrors("config", read(`blobs/sha256/${manifest.config.digest.slice(7)}`)).map((e) => `config: ${e}`));
+    } else if (!manifest.artifactType && manifest.config.mediaType !== "application/vnd.oci.empty.v1+json") errors.push(`manifest: config ${manifest.config.mediaType} is neither an image config nor an artifact's`);
   }
   return errors;
 }

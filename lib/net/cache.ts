@@ -153,8 +153,12 @@ export class RegistryCache implements RemoteCache {
         linkOrCopy(from.path, to);
         linked.add(path.resolve(to));
       }
-      if (record.outHash?.startsWith("image:")) {
-        verifyImageDir(out, record.outHash.slice("image:".length), linked, (why) => this.#bad(target, why));
+      // A hash its builder gave (an image's manifest digest, a layer set's digests) cannot be
+      // computed again here: such an output is a layout of blobs named by their digests,
+      // each checked; a tree's hash is its manifest's, which the commit computes again.
+      if (record.outHash && /^[a-z]+:/.test(record.outHash)) {
+        const manifest = record.outHash.startsWith("image:") ? record.outHash.slice("image:".length) : undefined;
+        verifyBlobs(out, manifest, linked, (why) => this.#bad(target, why));
         trustedHash = record.outHash;
       }
     }
@@ -344,18 +348,22 @@ function run(tool: string, args: string[], stdin?: NodeJS.ReadableStream): Promi
 }
 
 /**
- * An image directory as image() writes it: index.json names the manifest `digest`, and
- * every blob hashes to its name (those linked from upstream outputs are theirs already).
+ * A directory of blobs as image() (or packageLayers(), attach()) writes it: every blob
+ * hashes to its name (those linked from upstream outputs are theirs already), and for an
+ * image, index.json names the manifest `digest`.
  */
-function verifyImageDir(dir: string, digest: string, linked: Set<string>, bad: (why: string) => Error): void {
-  let index: { manifests?: { digest?: string }[] };
-  try {
-    index = JSON.parse(fs.readFileSync(path.join(dir, "index.json"), "utf8"));
-  } catch {
-    throw bad("its image has no readable index.json");
+function verifyBlobs(dir: string, digest: string | undefined, linked: Set<string>, bad: (why: string) => Error): void {
+  if (digest !== undefined) {
+    let index: { manifests?: { digest?: string }[] };
+    try {
+      index = JSON.parse(fs.readFileSync(path.join(dir, "index.json"), "utf8"));
+    } catch {
+      throw bad("its image has no readable index.json");
+    }
+    if (index.manifests?.[0]?.digest !== `sha256:${digest}`) throw bad("its image's index names another manifest");
   }
-  if (index.manifests?.[0]?.digest !== `sha256:${digest}`) throw bad("its image's index names another manifest");
   const blobs = path.join(dir, "blobs", "sha256");
+  if (!fs.existsSync(blobs)) throw bad("its output's hash was given by its builder, and it has no blobs to check");
   for (const name of fs.readdirSync(blobs)) {
     const file = path.join(blobs, name);
     if (linked.has(path.resolve(file))) continue; // an upstream output whose stamp the key checked

@@ -34,7 +34,7 @@ export interface ImageValue {
 
 /**
  * An image of `layers` (base first). An image among them (`pull(…)`, another `image(…)`)
- * brings all of its layers.
+ * brings all of its layers, as does a set of layers (`packageLayers(…)`).
  *
  * ```ts
  * export const simpleImage = image("simple", [layer("libs", "simple"), layer("simple")]);
@@ -55,10 +55,11 @@ export function image(name: string, layerTargets: (Node | string)[], config: Ima
   const layers = layerTargets.map((l) => resolveTarget(l));
   return target(`${name}.image`, async (ctx) => {
     const results = await Promise.all(layers.map((l) => ctx.result(l)));
-    // An image among the layers (a pull(), another image()) stands for all of its layers, base first.
+    // An image among the layers (a pull(), another image()) or a layer set (packageLayers())
+    // stands for all of its layers, base first.
     const built: { path: string; value: unknown; name: string }[] = results.flatMap((b, i) => {
       const base = b.value as Partial<ImageValue> | null;
-      if (!Array.isArray(base?.layers) || !base.manifest || !fs.statSync(b.path!).isDirectory()) return [{ path: b.path!, value: b.value, name: layers[i].name }];
+      if (!Array.isArray(base?.layers) || !fs.statSync(b.path!).isDirectory()) return [{ path: b.path!, value: b.value, name: layers[i].name }];
       return base.layers.map((digest) => ({ path: path.join(b.path!, "blobs", "sha256", digest), value: { digest }, name: layers[i].name }));
     });
     const refs: LayerRef[] = built.map((b) => {
