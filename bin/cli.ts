@@ -138,7 +138,7 @@ export async function main(args: Args, importTs: ImportTs): Promise<number> {
   if (names.length === 0 && module.default === undefined && buildsStarted() > builds) return EXIT.ok;
   let targets: Node[] = resolveTargets(module, names, recipe);
   if (args.push !== undefined) {
-    if (targets.length !== 1 || targets[0].kind !== "image") {
+    if (targets.length !== 1 || (targets[0].kind !== "image" && targets[0].kind !== "attached")) {
       throw new CrecipeError(`--push pushes one image; ${targets.length === 1 ? `${targets[0].name} is a ${targets[0].kind}` : `${targets.length} targets are named`}`, {
         fix: `crecipe ${recipe} IMAGE --push host:port/repo:tag`,
       });

@@ -42,6 +42,11 @@ export interface PushValue {
   present: number;
   /** Blobs mounted from another repository of the same registry instead of sent. */
   mounted: number;
+  /**
+   * Artifacts pushed as referrers of the image (an SBOM attach() put beside it), by
+   * manifest digest; their subject is the pushed manifest.
+   */
+  referrers?: string[];
 }
 
 /** How push() reaches the registry and names its target. */
@@ -86,15 +91,21 @@ export function push(img: Node<ImageValue>, reference: string, options: PushOpti
     const mountFrom = otherRepositories(ctx.outDir, ref, layout.blobs.map((b) => b.digest));
     const client = new RegistryClient(ref.registry, [`repository:${ref.repository}:pull,push`, ...mountFrom.map((r) => `repository:${r}:pull`)], { insecure, signal: ctx.signal });
     ctx.noteCommand(`push ${built.path} → ${client.base}/v2/${ref.repository} (${ref.tag ?? ref.digest})`);
+    let referrers: string[] = [];
     try {
       await pushLayout(client, ref, layout, mountFrom);
+      referrers = await pushReferrers(client, ref.repository, built.path, layout);
     } finally {
       client.close();
     }
     fs.writeFileSync(path.join(ctx.out, PUSHED_RECORD), JSON.stringify({ registry: ref.registry, repository: ref.repository, digest: layout.digest, blobs: layout.blobs.map((b) => b.digest) }));
     report(ctx, client.stats);
     ctx.trustOutputHash(`push:${layout.digest}:${ref.registry}/${ref.repository}:${ref.tag ?? ""}`);
-    return { reference, registry: ref.registry, repository: ref.repository, digest: layout.digest, uploaded: client.stats.uploaded, present: client.stats.present, mounted: client.stats.mounted };
+    return {
+      reference, registry: ref.registry, repository: ref.repository, digest: layout.digest,
+      uploaded: client.stats.uploaded, present: client.stats.present, mounted: client.stats.mounted,
+      ...(referrers.length ? { referrers } : {}),
+    };
   }, { kind: "push", options: { image: img, reference, insecure } });
 }
 
@@ -200,6 +211,39 @@ async function gzipLayout(ctx: BuildContext, imageDir: string): Promise<PushLayo
     manifests: [{ mediaType: MEDIA.manifest, digest, size: bytes.length, annotations: index.manifests[0].annotations ?? {} }],
   }));
   return { blobs, manifest: bytes, digest };
+}
+
+/**
+ * The artifacts beside the image in its layout (attach()), pushed as referrers of the
+ * pushed manifest: their blobs, then each artifact manifest (its subject now the pushed
+ * manifest, whose layers are compressed), by digest. Where the registry has no referrers
+ * API, the OCI 1.1 fallback: an index of them tagged sha256-<hex of the subject>.
+ */
+async function pushReferrers(client: RegistryClient, repository: string, imageDir: string, layout: PushLayout): Promise<string[]> {
+  const index = JSON.parse(fs.readFileSync(path.join(imageDir, "index.json"), "utf8")) as { manifests: { digest: string; artifactType?: string }[] };
+  const blob = (digest: string) => path.join(imageDir, "blobs", "sha256", digest.replace(/^sha256:/, ""));
+  const pushed: { mediaType: string; digest: string; size: number; artifactType: string }[] = [];
+  for (const m of index.manifests.filter((m) => m.artifactType)) {
+    const artifact = JSON.parse(fs.readFileSync(blob(m.digest), "utf8"));
+    for (const d of [artifact.config, ...artifact.layers] as { digest: string; size: number }[]) {
+      await client.putBlob(repository, d.digest, { file: blob(d.digest), size: d.size });
+    }
+    const bytes = Buffer.from(JSON.stringify({ ...artifact, subject: { mediaType: MEDIA.manifest, digest: layout.digest, size: layout.manifest.length } }));
+    const digest = `sha256:${sha256Hex(bytes)}`;
+    await client.putManifest(repository, digest, bytes, MEDIA.manifest);
+    pushed.push({ mediaType: MEDIA.manifest, digest, size: bytes.length, artifactType: m.artifactType! });
+  }
+  if (!pushed.length) return [];
+  const api = await client.request("GET", `/v2/${repository}/referrers/${layout.digest}`);
+  api.res.resume();
+  if (api.status !== 200) {
+    const tag = `sha256-${layout.digest.slice("sha256:".length)}`;
+    const old = await client.getManifest(repository, tag, [MEDIA.index]);
+    const known = old ? (JSON.parse(old.bytes.toString("utf8")).manifests ?? []) as typeof pushed : [];
+    const manifests = [...known.filter((k) => !pushed.some((p) => p.digest === k.digest)), ...pushed];
+    await client.putManifest(repository, tag, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.index, manifests })), MEDIA.index);
+  }
+  return pushed.map((p) => p.digest);
 }
 
 /** Repositories of the same registry that crecipe pushed these blobs to (or pulled them from), from the out dir's records. */
