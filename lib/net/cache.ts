@@ -45,6 +45,8 @@ interface OutputRecord {
   outHash: string | null;
   /** A symlink output's target. */
   link?: string;
+  /** A file output's mode (its stamp is its content's: a program must stay executable). */
+  mode?: number;
   /** Files of a directory output left out of its tar: each is the output of the upstream target named (path inside the output). */
   refs?: { path: string; target: string; sha256: string }[];
 }
@@ -138,7 +140,8 @@ export class RegistryCache implements RemoteCache {
       fs.symlinkSync(record.link, out);
     } else if (record.output === "file") {
       if (!blob) throw this.#bad(target, "its output blob is missing from the record");
-      const digest = await this.#download(blob.digest, target, (res) => streamTo(res, fs.createWriteStream(out, { mode: 0o644 })));
+      const digest = await this.#download(blob.digest, target, (res) => streamTo(res, fs.createWriteStream(out, { mode: 0o600 })));
+      fs.chmodSync(out, typeof record.mode === "number" ? record.mode & 0o7777 : 0o644);
       if (record.outHash === digest) trustedHash = digest; // the blob's verified digest is the file's hash
     } else if (record.output === "dir") {
       if (!blob) throw this.#bad(target, "its output blob is missing from the record");
@@ -156,7 +159,7 @@ export class RegistryCache implements RemoteCache {
       // A hash its builder gave (an image's manifest digest, a layer set's digests) cannot be
       // computed again here: such an output is a layout of blobs named by their digests,
       // each checked; a tree's hash is its manifest's, which the commit computes again.
-      if (record.outHash && /^[a-z]+:/.test(record.outHash)) {
+      if (record.outHash && /^[a-z]+:/.test(record.outHash) && !record.outHash.startsWith("tree:")) {
         const manifest = record.outHash.startsWith("image:") ? record.outHash.slice("image:".length) : undefined;
         verifyBlobs(out, manifest, linked, (why) => this.#bad(target, why));
         trustedHash = record.outHash;
@@ -173,7 +176,9 @@ export class RegistryCache implements RemoteCache {
     const layers: { mediaType: string; digest: string; size: number }[] = [];
     if (entry.output === "symlink") record.link = fs.readlinkSync(entry.path);
     else if (entry.output === "file") {
-      const size = fs.statSync(entry.path).size;
+      const st = fs.statSync(entry.path);
+      const size = st.size;
+      record.mode = st.mode & 0o7777;
       // A file output's hash is its sha256 (the registry checks it again as it takes the bytes).
       const digest = `sha256:${entry.outHash && /^[0-9a-f]{64}$/.test(entry.outHash) ? entry.outHash : hashFile(entry.path, undefined, false)}`;
       await this.client.putBlob(repository, digest, { file: entry.path, size });

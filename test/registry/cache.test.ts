@@ -93,6 +93,7 @@ describe("a shared cache in a registry", { skip: skipRegistry }, () => {
       assert.deepEqual(fs.readFileSync(path.join(work, "B", name)), fs.readFileSync(path.join(work, "A", name)), name);
     }
     for (const name of ["simple", "libs"]) assert.deepEqual(contents(path.join(work, "B", name)), contents(path.join(work, "A", name)), name);
+    assert.equal(fs.statSync(path.join(work, "B/hello")).mode & 0o7777, fs.statSync(path.join(work, "A/hello")).mode & 0o7777, "a program from the cache stays executable");
     assert.deepEqual(contents(path.join(work, "B", "simple.image")), contents(path.join(work, "A", "simple.image")), "the image");
     const stateOf = (dir: string, name: string) => JSON.parse(fs.readFileSync(path.join(work, dir, ".crecipe/state", `${name}.json`), "utf8"));
     for (const name of ["libs", "simple.image", "libs.layer"]) assert.equal(stateOf("B", name).stamp, stateOf("A", name).stamp, name);
