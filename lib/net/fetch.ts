@@ -331,6 +331,10 @@ class Job {
   private readonly sources = new Map<number, SeedSpan>();
   /** Chunks to download only part of (the rest came from a seed, by the block hints). */
   private readonly need = new Map<number, Partial_>();
+  /** The whole file's sha256 so far, over chunks 0 … hashed-1 (hashInOrder). */
+  private readonly fileHash = createHash("sha256");
+  private hashed = 0;
+  private readBack?: Buffer;
 
   constructor(
     private readonly http: Client,
@@ -393,6 +397,7 @@ class Job {
         const bytes = readAt(this.fd, buffer, chunk.offset, chunk.size);
         if (bytes && sha256Hex(bytes) === chunk.digest) {
           this.done[k] = 1;
+          this.hashInOrder(k, bytes);
           this.totals.resumed += chunk.size;
         }
         await this.breathe();
@@ -430,6 +435,7 @@ class Job {
       if (this.done[k]) continue;
       writeAt(this.fd, bytes, this.index.chunks[k].offset);
       this.done[k] = 1;
+      this.hashInOrder(k, bytes);
       if (from) this.sources.set(k, from);
       this.need.delete(k);
       placed += bytes.length;
@@ -971,18 +977,35 @@ class Job {
   // --- the end ------------------------------------------------------------------------
 
   /** Hash the assembled file whole; rename it into place when it is the file of the index. */
+  /**
+   * The whole file's sha256, made in file order as chunks land: a chunk written just
+   * where the hash has got to is hashed from memory (a seed read in order is hashed so,
+   * never read again); done chunks after it are read back from OUT.part.
+   */
+  private hashInOrder(k: number, bytes: Buffer): void {
+    if (k !== this.hashed) return;
+    this.fileHash.update(bytes);
+    this.hashed++;
+    this.catchUp();
+  }
+
+  /** Hash the done chunks from where the file hash has got to, reading them from OUT.part. */
+  private catchUp(): void {
+    const { chunks } = this.index;
+    while (this.hashed < chunks.length && this.done[this.hashed]) {
+      const chunk = chunks[this.hashed];
+      const bytes = readAt(this.fd, (this.readBack ??= Buffer.allocUnsafe(this.index.params.max)), chunk.offset, chunk.size);
+      if (!bytes) break;
+      this.fileHash.update(bytes);
+      this.hashed++;
+    }
+  }
+
   private async finish(): Promise<string> {
     const { paths, index } = this;
-    const hash = createHash("sha256");
-    const block = Buffer.allocUnsafe(BLOCK);
-    for (let at = 0; at < index.size;) {
-      const n = fs.readSync(this.fd, block, 0, Math.min(BLOCK, index.size - at), at);
-      if (n === 0) break;
-      hash.update(block.subarray(0, n));
-      at += n;
-      await this.breathe();
-    }
-    const digest = hash.digest("hex");
+    this.catchUp(); // every chunk is done now: what was not hashed in order is read back
+    if (this.hashed !== index.chunks.length) throw new FetchError(`${this.url}: ${this.paths.part} could not be read back to hash it`, { fix: "run the same fetch again" });
+    const digest = this.fileHash.digest("hex");
     if (digest !== index.digest) {
       fs.closeSync(this.fd);
       this.fd = -1;
