@@ -18,13 +18,13 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { CrecipeError } from "../engine/errors.ts";
 import { sha256Hex } from "../engine/hash.ts";
-import { OutputFile } from "../engine/io.ts";
+import { linkOrCopy } from "../engine/io.ts";
 import { type Node, target } from "../engine/node.ts";
 import type { Entry } from "../formats/entry.ts";
 import { formatLine } from "../formats/filelist.ts";
 import { sourceDateEpoch } from "../targets/layer.ts";
 import { asFs } from "../targets/fs.ts";
-import { type TarItem, writeTar } from "../targets/tarball.ts";
+import { type TarItem, writeTarFile } from "../targets/tarball.ts";
 import { type TreeEntry, TreeView } from "../tree/view.ts";
 
 /** An installed package, as dpkg's status file says. */
@@ -234,18 +234,10 @@ export function packageLayers(tree: Node | string, options: { budget?: number } 
       if (before && fs.existsSync(old!)) {
         digest = before.digest;
         size = before.size;
-        if (!fs.existsSync(path.join(blobs, digest))) fs.linkSync(old!, path.join(blobs, digest));
+        if (!fs.existsSync(path.join(blobs, digest))) linkOrCopy(old!, path.join(blobs, digest));
       } else {
         const temp = path.join(ctx.tmp, `${groups.length}.tar`);
-        const out = new OutputFile(temp, items.reduce((n, i) => n + i.entry.size + 1024, 0));
-        try {
-          await writeTar(out, items, mtime, ctx.name, fsNode.name);
-        } catch (error) {
-          out.abandon();
-          throw error;
-        }
-        digest = out.close();
-        size = out.size;
+        ({ digest, size } = await writeTarFile(temp, items, items.reduce((n, i) => n + i.entry.size + 1024, 0), mtime, ctx.name, fsNode.name));
         if (fs.existsSync(path.join(blobs, digest))) fs.rmSync(temp);
         else fs.renameSync(temp, path.join(blobs, digest));
       }

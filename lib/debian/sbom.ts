@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { CrecipeError } from "../engine/errors.ts";
 import { sha256Hex } from "../engine/hash.ts";
+import { linkOrCopy } from "../engine/io.ts";
 import { type Node, resolveTarget, target } from "../engine/node.ts";
 import { MEDIA } from "../formats/oci.ts";
 import type { ImageValue } from "../targets/image.ts";
@@ -145,7 +146,7 @@ export function attach(img: Node<ImageValue> | string, document: Node | string):
     const blobs = path.join(ctx.out, "blobs", "sha256");
     fs.mkdirSync(blobs, { recursive: true });
     const from = path.join(built.path!, "blobs", "sha256");
-    for (const name of fs.readdirSync(from)) fs.linkSync(path.join(from, name), path.join(blobs, name));
+    for (const name of fs.readdirSync(from)) linkOrCopy(path.join(from, name), path.join(blobs, name));
     for (const name of ["oci-layout", "manifest.json"]) fs.copyFileSync(path.join(built.path!, name), path.join(ctx.out, name));
     const index = JSON.parse(fs.readFileSync(path.join(built.path!, "index.json"), "utf8"));
     const subject = index.manifests[0];

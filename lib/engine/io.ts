@@ -274,6 +274,15 @@ export function* readLines(path: string): Generator<string> {
   }
 }
 
+/** A hard link to `from` at `to`, or a copy where links cannot be made (another file system). */
+export function linkOrCopy(from: string, to: string): void {
+  try {
+    fs.linkSync(from, to);
+  } catch {
+    fs.copyFileSync(from, to);
+  }
+}
+
 /** rm -rf that also copes with read-only directories inside (a built tree may have them). */
 export function removeTree(dir: string | Buffer): void {
   try {

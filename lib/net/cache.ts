@@ -18,6 +18,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { CrecipeError } from "../engine/errors.ts";
 import { hashFile, sha256Hex } from "../engine/hash.ts";
+import { linkOrCopy } from "../engine/io.ts";
 import type { Candidate, Fetched, RemoteCache, StoreEntry, Upstream } from "../engine/remote.ts";
 import { MEDIA } from "../formats/oci.ts";
 import { childProcess } from "../runtime.ts";
@@ -315,14 +316,6 @@ function walkFiles(dir: string, rel: string, each: (rel: string, st: fs.Stats) =
   }
 }
 
-/** A hard link to `from` at `to`, or a copy where links cannot be made (another file system). */
-function linkOrCopy(from: string, to: string): void {
-  try {
-    fs.linkSync(from, to);
-  } catch {
-    fs.copyFileSync(from, to);
-  }
-}
 
 /** Unpack a stream made by tarOf into `dir` (owners kept where the user may set them). */
 function untarFrom(from: NodeJS.ReadableStream, dir: string): Promise<void> {

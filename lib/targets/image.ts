@@ -10,13 +10,13 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { hashFile } from "../engine/hash.ts";
-import { OutputFile } from "../engine/io.ts";
+import { linkOrCopy } from "../engine/io.ts";
 import { type Node, resolveTarget, target } from "../engine/node.ts";
 import type { Entry } from "../formats/entry.ts";
 import { CrecipeError } from "../engine/errors.ts";
 import { type ImageConfig, imageMetadata, type LayerRef, parseReference } from "../formats/oci.ts";
 import { type LayerValue, sourceDateEpoch } from "./layer.ts";
-import { type TarItem, writeTar } from "./tarball.ts";
+import { type TarItem, writeTarFile } from "./tarball.ts";
 
 /** What an image target's value says: the digests a registry or a runtime knows it by. */
 export interface ImageValue {
@@ -79,12 +79,7 @@ export function image(name: string, layerTargets: (Node | string)[], config: Ima
     put(`blobs/sha256/${meta.manifest.digest}`, meta.manifest.bytes);
     refs.forEach((ref, i) => {
       const blob = path.join(blobs, ref.digest);
-      if (fs.existsSync(blob)) return; // the same layer twice
-      try {
-        fs.linkSync(built[i].path, blob);
-      } catch {
-        fs.copyFileSync(built[i].path, blob); // another file system (or no hard links): a copy
-      }
+      if (!fs.existsSync(blob)) linkOrCopy(built[i].path, blob); // unless it is the same layer twice
     });
     ctx.trustOutputHash(`image:${meta.manifest.digest}`);
     return {
@@ -128,14 +123,8 @@ export function imageTar(target_: Node<ImageValue> | string): Node<ImageValue> {
   return target(`${img.name}.tar`, async (ctx) => {
     const built = await ctx.result(img);
     const items = imageItems(built.path!);
-    const out = new OutputFile(ctx.out, items.reduce((n, i) => n + i.entry.size, 0));
-    try {
-      await writeTar(out, items, built.value.created, ctx.name);
-    } catch (error) {
-      out.abandon();
-      throw error;
-    }
-    ctx.trustOutputHash(out.close());
+    const { digest } = await writeTarFile(ctx.out, items, items.reduce((n, i) => n + i.entry.size, 0), built.value.created, ctx.name);
+    ctx.trustOutputHash(digest);
     return built.value;
   }, { kind: "imagetar", shared: true, options: { image: img }, derived: true });
 }

@@ -5,13 +5,12 @@
  * (its hash comes from the tree's manifest), and the tar is hashed as it is written.
  */
 import { CrecipeError } from "../engine/errors.ts";
-import { OutputFile } from "../engine/io.ts";
 import { type Node, target } from "../engine/node.ts";
 import { type Entry, whiteoutPath } from "../formats/entry.ts";
 import { TreeView } from "../tree/view.ts";
 import { asFs } from "./fs.ts";
 import { layerChanges, list, variantOf } from "./list.ts";
-import { type TarItem, writeTar } from "./tarball.ts";
+import { type TarItem, writeTarFile } from "./tarball.ts";
 
 /** The timestamp every archive entry gets: $SOURCE_DATE_EPOCH, else 0 (1970-01-01). */
 export function sourceDateEpoch(): number {
@@ -58,18 +57,11 @@ export function layer(tree: Node | string, diffbase?: Node | string): Node<Layer
         .sort((a, b) => Buffer.compare(orderKey(a.entry), orderKey(b.entry)));
       expected = changed.reduce((n, e) => n + e.size + 1024, 0);
     }
-    const out = new OutputFile(ctx.out, expected);
-    try {
-      await writeTar(out, items, mtime, ctx.name, fsNode.name, (shown, size, allocated) => {
-        ctx.warn(`${shown} is sparse (${mib(size)} long, ${mib(allocated)} on disk): a tar layer holds its holes as zeros (${mib(size)} to write, read and compress); leave such files out of images if you can`);
-      });
-    } catch (error) {
-      out.abandon();
-      throw error;
-    }
-    const digest = out.close();
+    const { digest, size } = await writeTarFile(ctx.out, items, expected, mtime, ctx.name, fsNode.name, (shown, size, allocated) => {
+      ctx.warn(`${shown} is sparse (${mib(size)} long, ${mib(allocated)} on disk): a tar layer holds its holes as zeros (${mib(size)} to write, read and compress); leave such files out of images if you can`);
+    });
     ctx.trustOutputHash(digest);
-    return { digest, size: out.size };
+    return { digest, size };
   }, { kind: "layer", shared: true, options: { fs: fsNode, diffbase: baseNode ?? null, mtime }, derived: variantOf(fsNode, baseNode, "layer") });
 }
 

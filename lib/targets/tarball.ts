@@ -5,7 +5,7 @@
  * they are packed.
  */
 import * as fs from "node:fs";
-import { breathe, type LentRing } from "../engine/io.ts";
+import { breathe, type LentRing, OutputFile } from "../engine/io.ts";
 import { statKey } from "../engine/manifest.ts";
 import { type Entry, escapePath } from "../formats/entry.ts";
 import { tarEnd, tarHeader, tarPadding } from "../formats/tar.ts";
@@ -83,6 +83,30 @@ export async function writeTar(
     }
   }
   await sink.write(tarEnd());
+}
+
+/**
+ * writeTar into a new file at `file`, hashed as it is written (an output `expected` to be
+ * large is written and hashed by another thread, and packed by a third): its sha256 hex
+ * and size. On a failure the file is closed and left to the caller's temp dir.
+ */
+export async function writeTarFile(
+  file: string,
+  items: Iterable<TarItem>,
+  expected: number,
+  mtime: number,
+  target: string,
+  tree?: string,
+  onSparse?: (shown: string, size: number, allocated: number) => void,
+): Promise<{ digest: string; size: number }> {
+  const out = new OutputFile(file, expected);
+  try {
+    await writeTar(out, items, mtime, target, tree, onSparse);
+  } catch (error) {
+    out.abandon();
+    throw error;
+  }
+  return { digest: out.close(), size: out.size };
 }
 
 /** Files at least this long are checked for holes. */
