@@ -18,7 +18,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { CrecipeError } from "../engine/errors.ts";
 import { hashFile, sha256Hex } from "../engine/hash.ts";
-import { linkOrCopy } from "../engine/io.ts";
+import { linkOrCopy, OutputFile } from "../engine/io.ts";
+import { walkSorted } from "../engine/walk.ts";
 import type { Candidate, Fetched, RemoteCache, StoreEntry, Upstream } from "../engine/remote.ts";
 import { MEDIA } from "../formats/oci.ts";
 import { childProcess } from "../runtime.ts";
@@ -192,16 +193,14 @@ export class RegistryCache implements RemoteCache {
       }));
       const refs: NonNullable<OutputRecord["refs"]> = [];
       if (byInode.size) {
-        walkFiles(entry.path, "", (rel, st) => {
-          const u = byInode.get(`${st.dev}:${st.ino}`);
-          if (u) refs.push({ path: rel, target: u.target, sha256: u.sha256 });
+        walkSorted(entry.path, (rel, _full, st) => {
+          const u = st.isFile() ? byInode.get(`${st.dev}:${st.ino}`) : undefined;
+          if (u) refs.push({ path: rel.toString(), target: u.target, sha256: u.sha256 });
         });
       }
       if (refs.length) record.refs = refs;
       const archive = path.join(entry.tmp, "output.tar");
-      await tarOf(entry.path, archive, refs.map((r) => r.path));
-      const size = fs.statSync(archive).size;
-      const digest = `sha256:${hashFile(archive, undefined, false)}`;
+      const { digest, size } = await tarOf(entry.path, archive, refs.map((r) => r.path));
       await this.client.putBlob(repository, digest, { file: archive, size });
       layers.push({ mediaType: CACHE_MEDIA.tree, digest, size });
     }
@@ -300,20 +299,19 @@ function streamTo(from: NodeJS.ReadableStream, to: fs.WriteStream): Promise<void
 
 /**
  * GNU tar of a directory output, as it is on disk (numeric owners, modes, hard links,
- * whiteouts), in name order with no times, so one tree gives one archive.
+ * whiteouts), in name order with no times, so one tree gives one archive. Written to
+ * `archive` and hashed on the way: its digest (sha256:…) and size.
  */
-function tarOf(dir: string, archive: string, leaveOut: string[]): Promise<void> {
+async function tarOf(dir: string, archive: string, leaveOut: string[]): Promise<{ digest: string; size: number }> {
   const exclude = leaveOut.map((p) => `--exclude=./${p}`); // literal names (--no-wildcards), whole paths (--anchored)
-  return run("tar", ["--create", `--file=${archive}`, `--directory=${dir}`, "--sort=name", "--numeric-owner", "--mtime=@0", "--format=posix", "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime", "--anchored", "--no-wildcards", ...exclude, "."]);
-}
-
-/** Every regular file under `dir` with its stat (relative paths, "/"-separated). */
-function walkFiles(dir: string, rel: string, each: (rel: string, st: fs.Stats) => void): void {
-  for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
-    const child = rel ? `${rel}/${entry.name}` : entry.name;
-    if (entry.isDirectory()) walkFiles(dir, child, each);
-    else if (entry.isFile()) each(child, fs.lstatSync(path.join(dir, child)));
+  const out = new OutputFile(archive);
+  try {
+    await run("tar", ["--create", "--file=-", `--directory=${dir}`, "--sort=name", "--numeric-owner", "--mtime=@0", "--format=posix", "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime", "--anchored", "--no-wildcards", ...exclude, "."], undefined, (data) => out.write(data));
+  } catch (error) {
+    out.abandon();
+    throw error;
   }
+  return { digest: `sha256:${out.close()}`, size: out.size };
 }
 
 
@@ -323,9 +321,11 @@ function untarFrom(from: NodeJS.ReadableStream, dir: string): Promise<void> {
   return run("tar", ["--extract", "--file=-", `--directory=${dir}`, "--numeric-owner", "--same-permissions", ...owners], from);
 }
 
-function run(tool: string, args: string[], stdin?: NodeJS.ReadableStream): Promise<void> {
+/** Run `tool`, feeding it `stdin` when given and handing its output to `stdout` when given; rejects on a failure, with its stderr's tail. */
+function run(tool: string, args: string[], stdin?: NodeJS.ReadableStream, stdout?: (data: Buffer) => void): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = childProcess().spawn(tool, args, { stdio: [stdin ? "pipe" : "ignore", "ignore", "pipe"] });
+    const child = childProcess().spawn(tool, args, { stdio: [stdin ? "pipe" : "ignore", stdout ? "pipe" : "ignore", "pipe"] });
+    if (stdout) child.stdout!.on("data", stdout);
     let stderr = "";
     child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
