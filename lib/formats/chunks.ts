@@ -106,7 +106,7 @@ const RECORD = 36;
 const TRAILER = 32;
 
 /** GEAR[i]: the first 4 bytes of sha256("crecipe gear " + byte i), as a signed 32-bit int. */
-const GEAR = (() => {
+export const GEAR = (() => {
   const table = new Int32Array(256);
   const prefix = Buffer.from("crecipe gear ", "latin1");
   for (let i = 0; i < 256; i++) {
@@ -116,7 +116,7 @@ const GEAR = (() => {
 })();
 
 /** The top `bits` bits of a 32-bit word, as a signed int (what `hash & mask` compares). */
-const topBits = (bits: number) => (~0 << (32 - bits)) | 0;
+export const topBits = (bits: number) => (~0 << (32 - bits)) | 0;
 
 /** Refuse parameters the split is not defined for. */
 export function checkParams(params: ChunkParams): void {

@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import { SMALL_HEAP } from "../engine/io.ts";
-import { Chunker, type ChunkParams } from "../formats/chunks.ts";
+import { Chunker, type ChunkParams, GEAR, topBits } from "../formats/chunks.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -25,13 +25,13 @@ export interface SeedChunk {
 
 // Slot states: 0 free (the reader's to fill), 1 full (ours). A message per slot says
 // what is in it: its length and the chunks that end in it.
-const WORKER_SOURCE = (chunker: string) => `
+const WORKER_SOURCE = (chunker: string, topBits: string) => `
 const { workerData, parentPort } = require("node:worker_threads");
-const { createHash } = require("node:crypto");
 const fs = require("node:fs");
-const GEAR = new Int32Array(256);
-for (let i = 0; i < 256; i++) GEAR[i] = createHash("sha256").update("crecipe gear ", "latin1").update(Buffer.of(i)).digest().readInt32BE(0);
-const topBits = (bits) => (~0 << (32 - bits)) | 0;
+const GEAR = workerData.gear;
+const topBits = ${topBits};
+// What the Chunker's source refers to, here: its table and mask helper (from formats/chunks.ts),
+// no parameter check (done on the other side), esbuild's name helper, its default params.
 const checkParams = () => {};
 const __name = (f) => f;
 const CHUNK_PARAMS = undefined;
@@ -89,7 +89,7 @@ export function scanOnThread(file: string, params: ChunkParams, each: (chunk: Se
   const state = new Int32Array(sab, SLOTS * SLOT, SLOTS + 1);
   try {
     const { Worker } = require("node:worker_threads") as typeof import("node:worker_threads");
-    worker = new Worker(WORKER_SOURCE(Chunker.toString()), { eval: true, workerData: { file, params, sab, slots: SLOTS, slot: SLOT }, resourceLimits: SMALL_HEAP });
+    worker = new Worker(WORKER_SOURCE(Chunker.toString(), topBits.toString()), { eval: true, workerData: { file, params, gear: GEAR, sab, slots: SLOTS, slot: SLOT }, resourceLimits: SMALL_HEAP });
   } catch {
     return undefined;
   }
