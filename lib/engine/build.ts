@@ -202,7 +202,7 @@ export class Engine {
     this.sink({ v: 1, t: Math.round((performance.now() - this.started) * 1000) / 1000, ...event } as BuildEvent);
   }
 
-  /** The end of a run: the summary line, the cache report, the critical path, the summary event. */
+  /** The end of a run: the summary line, why each target rebuilt (-v), the critical path, the summary event. */
   finishRun(): void {
     const seconds = (performance.now() - this.started) / 1000;
     this.reporter.summary(this.counts, seconds);
