@@ -91,19 +91,6 @@ export function unescapePath(s: string): Buffer {
   return Buffer.from(out);
 }
 
-/** Components of a path, split on "/". */
-function components(path: Buffer): Buffer[] {
-  const parts: Buffer[] = [];
-  let start = 0;
-  for (let i = 0; i <= path.length; i++) {
-    if (i === path.length || path[i] === SLASH) {
-      parts.push(path.subarray(start, i));
-      start = i + 1;
-    }
-  }
-  return parts;
-}
-
 const WHITEOUT_PREFIX = Buffer.from(".wh.");
 
 /**
@@ -120,13 +107,18 @@ export function checkPath(path: Buffer, options: { allowWhiteoutNames?: boolean 
   if (path.length === 0) fail("empty");
   if (path[0] === SLASH) fail("absolute");
   if (path.includes(0)) fail("contains a NUL byte");
-  for (const part of components(path)) {
-    if (part.length === 0) fail('empty component (doubled or trailing "/")');
-    if (part.length === 1 && part[0] === 0x2e) fail('"." component');
-    if (part.length === 2 && part[0] === 0x2e && part[1] === 0x2e) fail('".." component');
-    if (!options.allowWhiteoutNames && part.subarray(0, 4).equals(WHITEOUT_PREFIX)) {
+  // One scan, no component buffers: this runs for every entry of every archive.
+  for (let start = 0, i = 0; i <= path.length; i++) {
+    if (i < path.length && path[i] !== SLASH) continue;
+    const length = i - start;
+    if (length === 0) fail('empty component (doubled or trailing "/")');
+    if (path[start] === 0x2e && (length === 1 || (length === 2 && path[start + 1] === 0x2e))) {
+      fail(length === 1 ? '"." component' : '".." component');
+    }
+    if (!options.allowWhiteoutNames && length >= 4 && path[start] === 0x2e && path[start + 1] === 0x77 && path[start + 2] === 0x68 && path[start + 3] === 0x2e) {
       fail('component starts with ".wh.", which is reserved for whiteouts');
     }
+    start = i + 1;
   }
 }
 

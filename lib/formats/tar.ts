@@ -60,30 +60,29 @@ const TEMPLATE = (() => {
   return buf;
 })();
 
-function encodeHeader(h: Header): Buffer {
-  const buf = Buffer.allocUnsafe(BLOCK);
-  TEMPLATE.copy(buf);
-  h.name.copy(buf, 0);
-  octal(buf, 100, 8, h.mode);
-  octal(buf, 108, 8, h.uid);
-  octal(buf, 116, 8, h.gid);
-  octal(buf, 124, 12, h.size);
-  octal(buf, 136, 12, h.mtime);
-  buf.write(h.typeflag, 156, "latin1");
-  h.linkname?.copy(buf, 157);
+function encodeHeader(h: Header, buf: Buffer = Buffer.allocUnsafe(BLOCK), at = 0): Buffer {
+  TEMPLATE.copy(buf, at);
+  h.name.copy(buf, at);
+  octal(buf, at + 100, 8, h.mode);
+  octal(buf, at + 108, 8, h.uid);
+  octal(buf, at + 116, 8, h.gid);
+  octal(buf, at + 124, 12, h.size);
+  octal(buf, at + 136, 12, h.mtime);
+  buf[at + 156] = h.typeflag.charCodeAt(0);
+  h.linkname?.copy(buf, at + 157);
   // uname/gname (265, 297) stay empty: owners are numeric only, like --numeric-owner.
   if (h.dev) {
-    octal(buf, 329, 8, h.dev[0]);
-    octal(buf, 337, 8, h.dev[1]);
+    octal(buf, at + 329, 8, h.dev[0]);
+    octal(buf, at + 337, 8, h.dev[1]);
   }
-  h.prefix?.copy(buf, 345);
+  h.prefix?.copy(buf, at + 345);
   // The checksum is summed with its own field as spaces, then stored as 6 digits, NUL, space.
-  buf.fill(0x20, 148, 156);
+  buf.fill(0x20, at + 148, at + 156);
   let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += buf[i];
-  octal(buf, 148, 7, sum);
-  buf[154] = 0;
-  buf[155] = 0x20;
+  for (let i = at; i < at + BLOCK; i++) sum += buf[i];
+  octal(buf, at + 148, 7, sum);
+  buf[at + 154] = 0;
+  buf[at + 155] = 0x20;
   return buf;
 }
 
@@ -127,6 +126,29 @@ function checkNumber(what: string, value: number | undefined, max: number, path:
  * they have already written.
  */
 export function tarHeader(entry: Entry, mtime: number): Buffer {
+  const { header, records } = prepare(entry, mtime);
+  return records.length === 0 ? encodeHeader(header) : withPax(entry.path, header, records, mtime);
+}
+
+/**
+ * tarHeader written into `out` at `at`, without a buffer of its own (a packer's batch
+ * holds many): the bytes written, or -1 when they do not fit.
+ */
+export function tarHeaderInto(entry: Entry, mtime: number, out: Buffer, at: number): number {
+  const { header, records } = prepare(entry, mtime);
+  if (records.length === 0) {
+    if (at + BLOCK > out.length) return -1;
+    encodeHeader(header, out, at);
+    return BLOCK;
+  }
+  const full = withPax(entry.path, header, records, mtime);
+  if (at + full.length > out.length) return -1;
+  full.copy(out, at);
+  return full.length;
+}
+
+/** tarHeader's checks, and the fields and pax records it writes. */
+function prepare(entry: Entry, mtime: number): { header: Header; records: Buffer[] } {
   const { path, type } = entry;
   checkPath(path, { allowWhiteoutNames: true });
   if (type === "whiteout" && !isWhiteoutName(baseName(path))) {
@@ -173,7 +195,7 @@ export function tarHeader(entry: Entry, mtime: number): Buffer {
     records.push(paxRecord(`SCHILY.xattr.${key}`, entry.xattrs![key]));
   }
 
-  const header = encodeHeader({
+  const header: Header = {
     // When pax holds the real path, ustar gets its first 100 bytes, as GNU tar does.
     name: split ? split.name : name.subarray(0, 100),
     prefix: split?.prefix,
@@ -187,9 +209,12 @@ export function tarHeader(entry: Entry, mtime: number): Buffer {
     typeflag: TYPEFLAG[type],
     linkname: link?.subarray(0, 100),
     dev,
-  });
-  if (records.length === 0) return header;
+  };
+  return { header, records };
+}
 
+/** A pax extended header holding `records`, then `header`. */
+function withPax(path: Buffer, header: Header, records: Buffer[], mtime: number): Buffer {
   const body = Buffer.concat(records);
   const pax = encodeHeader({
     // A fixed, pid-free name; readers ignore it, but it must not vary between runs.
@@ -201,7 +226,7 @@ export function tarHeader(entry: Entry, mtime: number): Buffer {
     mtime,
     typeflag: "x",
   });
-  return Buffer.concat([pax, body, tarPadding(body.length), header]);
+  return Buffer.concat([pax, body, tarPadding(body.length), encodeHeader(header)]);
 }
 
 /** Zero bytes that bring `size` bytes of content up to the next 512-byte block boundary. */

@@ -11,6 +11,7 @@
  */
 import { createRequire } from "node:module";
 import { CrecipeError } from "../engine/errors.ts";
+import { escapePath } from "../formats/entry.ts";
 import { type LentRing, SMALL_HEAP } from "../engine/io.ts";
 
 const require = createRequire(import.meta.url);
@@ -22,13 +23,17 @@ export interface FileToRead {
   /** statKey (engine/manifest.ts) the file must still have, when known. */
   sig?: string;
   /** For messages: the path inside the archive. */
-  shown: string;
+  path: Buffer;
 }
 
-/** One archive member: its header (with any long-name records before it), then its file's bytes, if any. */
-export interface PackItem {
-  header: Uint8Array;
-  file?: FileToRead;
+/**
+ * Archive members for the packer: their headers (each with any long-name records before
+ * it) laid end to end, how long each is, and each member's file, if it has bytes.
+ */
+export interface PackBatch {
+  heads: Buffer;
+  lengths: number[];
+  files: (FileToRead | undefined)[];
 }
 
 // A batch is one message: every header in one buffer, the files' paths NUL-ended in
@@ -142,7 +147,7 @@ export class Packer {
   private failure?: Failure;
   private wake?: () => void;
   private finished?: (end: { next: number; bytes: number }) => void;
-  private readonly batches = new Map<number, PackItem[]>();
+  private readonly batches = new Map<number, (FileToRead | undefined)[]>();
 
   private constructor(
     private readonly worker: import("node:worker_threads").Worker,
@@ -175,18 +180,16 @@ export class Packer {
     }
   }
 
-  /** Queue `items`, waiting while two batches are ahead of the packer. */
-  async send(items: PackItem[], target: string, tree: string | undefined): Promise<void> {
+  /** Queue `batch`, waiting while two batches are ahead of the packer. */
+  async send(batch: PackBatch, target: string, tree: string | undefined): Promise<void> {
     while (this.sent - this.acked >= 2 && !this.failure) await new Promise<void>((resolve) => (this.wake = resolve));
     this.raise(target, tree);
-    const headLengths = new Int32Array(items.length);
-    const sizes = new Float64Array(items.length);
+    const { heads, lengths, files } = batch;
+    const headLengths = Int32Array.from(lengths);
+    const sizes = new Float64Array(files.length);
     const sigs: string[] = [];
-    let headBytes = 0;
     let pathBytes = 0;
-    items.forEach(({ header, file }, i) => {
-      headLengths[i] = header.length;
-      headBytes += header.length;
+    files.forEach((file, i) => {
       sizes[i] = file ? file.size : -1;
       if (file) {
         pathBytes += Buffer.byteLength(file.host) + 1;
@@ -196,24 +199,19 @@ export class Packer {
     // Headers and paths go through shared memory, one area per batch in flight, so the
     // packer's heap never holds a batch's buffers (it would rarely collect them). A
     // batch too large for its area (very long names, many xattrs) gets buffers of its own.
+    const headBytes = heads.length;
     const area = this.sent % AREAS;
     const shared = headBytes + pathBytes <= AREA;
     const bytes = shared ? Buffer.from(this.areas, area * AREA, AREA) : Buffer.allocUnsafe(headBytes + pathBytes);
-    let at = 0;
-    for (const { header } of items) {
-      bytes.set(header, at);
-      at += header.length;
-    }
-    for (const { file } of items) {
+    heads.copy(bytes, 0);
+    let at = headBytes;
+    for (const file of files) {
       if (!file) continue;
       if (typeof file.host === "string") at += bytes.write(file.host, at, "utf8");
-      else {
-        bytes.set(file.host, at);
-        at += file.host.length;
-      }
+      else at += file.host.copy(bytes, at);
       bytes[at++] = 0;
     }
-    this.batches.set(this.sent, items);
+    this.batches.set(this.sent, files);
     this.worker.postMessage(
       { n: this.sent++, area: shared ? area : -1, own: shared ? undefined : bytes, headBytes, pathBytes, headLengths, sizes, sigs: sigs.join("\n") },
       [headLengths.buffer, sizes.buffer],
@@ -236,7 +234,7 @@ export class Packer {
     if (!this.failure) return;
     const { batch, at, why } = this.failure;
     if (why.startsWith("output:")) throw new CrecipeError("writing the output failed", { target });
-    const file = this.batches.get(batch)?.[at]?.file;
+    const file = this.batches.get(batch)?.[at];
     if (!file) throw new CrecipeError(`the packing thread failed: ${why.replace(/^error:/, "")}`, { target });
     throw problem(file, why, target, tree);
   }
@@ -252,12 +250,13 @@ const AREA = 256 << 10;
 
 /** The error for a file that is not what its tree's manifest says, or cannot be read. */
 export function problem(file: FileToRead, why: string, target: string, tree: string | undefined): CrecipeError {
+  const shown = escapePath(file.path);
   const colon = why.indexOf(":");
   const kind = why.slice(0, colon);
   const detail = why.slice(colon + 1);
-  if (kind === "error") return new CrecipeError(`cannot read ${file.shown}: ${detail}`, { target, fix: "make the file readable to the user who builds" });
+  if (kind === "error") return new CrecipeError(`cannot read ${shown}: ${detail}`, { target, fix: "make the file readable to the user who builds" });
   const what = kind === "shrank" ? `shrank while packing (${file.size} → ${detail} bytes)` : `changed after ${tree ?? "its tree"} was built (${file.size} → ${detail} bytes)`;
-  return new CrecipeError(`${file.shown} ${what}`, {
+  return new CrecipeError(`${shown} ${what}`, {
     target,
     fix: tree
       ? `something edited out/${tree} by hand: run crecipe again with --check, which finds and rebuilds it`

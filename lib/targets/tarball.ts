@@ -8,8 +8,8 @@ import * as fs from "node:fs";
 import { breathe, type LentRing, OutputFile } from "../engine/io.ts";
 import { statKey } from "../engine/manifest.ts";
 import { type Entry, escapePath } from "../formats/entry.ts";
-import { tarEnd, tarHeader, tarPadding } from "../formats/tar.ts";
-import { type FileToRead, Packer, type PackItem, problem } from "./pack.ts";
+import { tarEnd, tarHeader, tarHeaderInto, tarPadding } from "../formats/tar.ts";
+import { type FileToRead, Packer, problem } from "./pack.ts";
 
 export interface TarItem {
   entry: Entry;
@@ -51,19 +51,34 @@ export async function writeTar(
   if (ring && !packer) sink.takeBack!(ring.next, 0);
   if (packer) {
     try {
-      let batch: PackItem[] = [];
+      // Headers are written straight into one buffer per batch (grown for rare long ones).
+      let heads = Buffer.allocUnsafe(BATCH * 1024);
+      let used = 0;
+      let lengths: number[] = [];
+      let files: (FileToRead | undefined)[] = [];
+      const flush = () => packer.send({ heads: heads.subarray(0, used), lengths, files }, target, tree);
       for (const { entry, host, sig } of items) {
-        const file = entry.type === "file" && entry.size > 0 ? { host: host!, size: entry.size, sig, shown: escapePath(entry.path) } : undefined;
+        const file = entry.type === "file" && entry.size > 0 ? { host: host!, size: entry.size, sig, path: entry.path } : undefined;
         if (file && onSparse) checkSparse(file, onSparse);
-        batch.push({ header: tarHeader(entry, mtime), file });
-        if (batch.length === BATCH) {
+        let n = tarHeaderInto(entry, mtime, heads, used);
+        if (n < 0) {
+          const header = tarHeader(entry, mtime);
+          heads = Buffer.concat([heads.subarray(0, used), header, Buffer.allocUnsafe(heads.length)]);
+          n = header.length;
+        }
+        used += n;
+        lengths.push(n);
+        files.push(file);
+        if (lengths.length === BATCH) {
           const pause = breathe(); // a signal's handler gets its turn
           if (pause) await pause;
-          await packer.send(batch, target, tree);
-          batch = [];
+          await flush();
+          used = 0;
+          lengths = [];
+          files = [];
         }
       }
-      if (batch.length) await packer.send(batch, target, tree);
+      if (lengths.length) await flush();
       const end = await packer.end();
       sink.takeBack!(end.next, end.bytes); // throws the output's own failure (a full disk), if any
       packer.raise(target, tree);
@@ -76,7 +91,7 @@ export async function writeTar(
       if (pause) await pause;
       await sink.write(tarHeader(entry, mtime));
       if (entry.type !== "file" || entry.size === 0) continue;
-      const file = { host: host!, size: entry.size, sig, shown: escapePath(entry.path) };
+      const file = { host: host!, size: entry.size, sig, path: entry.path };
       if (onSparse) checkSparse(file, onSparse);
       await copyFile(sink, file, target, tree);
       await sink.write(tarPadding(entry.size));
@@ -116,7 +131,7 @@ const SPARSE_MIN = 1 << 20;
 function checkSparse(file: FileToRead, onSparse: (shown: string, size: number, allocated: number) => void): void {
   if (file.size < SPARSE_MIN) return;
   const st = fs.statSync(file.host);
-  if (st.blocks * 512 < file.size / 2) onSparse(file.shown, file.size, st.blocks * 512);
+  if (st.blocks * 512 < file.size / 2) onSparse(escapePath(file.path), file.size, st.blocks * 512);
 }
 
 /** Append one file's bytes on this thread, checking it is what its tree's manifest says. */
