@@ -9,6 +9,23 @@ export const cli = path.join(repo, "bin", "crecipe.js");
 export const modUrl = path.join(repo, "lib", "mod.ts");
 
 /** A fresh temp directory, removed when the process exits. */
+/** CI runs the tests as root; root can also run crecipe as the test user scripts/setup.sh --for-tests makes. */
+export const isRoot = process.getuid?.() === 0;
+export const hasTestUser = isRoot && spawnSync("id", ["crecipe-test"]).status === 0;
+export const NEEDS_TEST_USER = "needs root and the crecipe-test user (scripts/setup.sh --for-tests)";
+
+/** The command and arguments that run the crecipe CLI with `args` as the test user, with its own HOME and `env`. */
+export function asTestUser(args: string[], env: Record<string, string> = {}): [string, string[]] {
+  const vars = Object.entries(env).map(([name, value]) => `${name}=${value}`);
+  return ["setpriv", ["--reuid=crecipe-test", "--regid=crecipe-test", "--init-groups", "env", "HOME=/home/crecipe-test", ...vars, process.execPath, cli, ...args]];
+}
+
+/** Run the crecipe CLI with `args` in `cwd` as the test user. */
+export function crecipeAsTestUser(cwd: string, args: string[], env: Record<string, string> = {}): SpawnSyncReturns<string> {
+  const [command, argv] = asTestUser(args, env);
+  return spawnSync(command, argv, { cwd, encoding: "utf8" });
+}
+
 export function tempDir(prefix = "crecipe-test-"): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   process.on("exit", () => fs.rmSync(dir, { recursive: true, force: true }));

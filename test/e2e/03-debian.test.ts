@@ -9,12 +9,11 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
-import { cli, modUrl, repo, tempDir, write } from "../helpers.ts";
+import { cli, modUrl, repo, tempDir, write, isRoot, crecipeAsTestUser } from "../helpers.ts";
 import { cyclonedxErrors } from "../cyclonedx-schema.ts";
 import { imageErrors } from "../oci-schemas.ts";
 
 const haveTools = spawnSync("sh", ["-c", "command -v mmdebstrap && command -v qemu-system-x86_64 && docker info"]).status === 0;
-const isRoot = process.getuid?.() === 0;
 const EPOCH = "1700000000";
 
 describe("recipes/debian.ts", { skip: haveTools && isRoot ? false : "needs root, mmdebstrap, qemu and a Docker daemon (npm test sets them up)" }, () => {
@@ -74,8 +73,7 @@ describe("recipes/debian.ts", { skip: haveTools && isRoot ? false : "needs root,
     const userDir = tempDir("crecipe-debian-user-");
     fs.chmodSync(userDir, 0o777);
     const userRecipe = write(userDir, "debian.ts", fs.readFileSync(recipe, "utf8"));
-    const r = spawnSync("setpriv", ["--reuid=crecipe-test", "--regid=crecipe-test", "--init-groups", "env", "HOME=/home/crecipe-test",
-      `SOURCE_DATE_EPOCH=${EPOCH}`, `CRECIPE_CACHE=${path.join(userDir, "cache")}`, process.execPath, cli, "-o", path.join(userDir, "out"), userRecipe, "debianImage", "debian.runlocal"], { cwd: userDir, encoding: "utf8" });
+    const r = crecipeAsTestUser(userDir, ["-o", path.join(userDir, "out"), userRecipe, "debianImage", "debian.runlocal"], { SOURCE_DATE_EPOCH: String(EPOCH), CRECIPE_CACHE: path.join(userDir, "cache") });
     assert.equal(r.status, 0, r.stderr);
     assert.notEqual(fs.statSync(path.join(userDir, "out/debian.image")).uid, 0);
     for (const f of ["debootstrap.layer", "system.layer", "debian.layer", "debian.image/manifest.json"]) {

@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { spawn, spawnSync } from "node:child_process";
-import { cli, crecipeAsync, repo, tempDir, write } from "../helpers.ts";
+import { crecipeAsync, repo, tempDir, write, isRoot, hasTestUser, asTestUser } from "../helpers.ts";
 import { blobFile, type Loopback, skipRegistry, startRegistry } from "./loopback.ts";
 
 const simple = path.join(repo, "recipes/simple.ts");
@@ -40,9 +40,6 @@ const crecipe = async (cwd: string, args: string[], env: Record<string, string> 
 };
 
 const events = (file: string) => fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l));
-
-const isRoot = process.getuid?.() === 0;
-const hasTestUser = spawnSync("id", ["crecipe-test"]).status === 0;
 
 /** A base and a snapshot of it with deletions (whiteouts), a read-only directory, links. */
 const snapshotRecipe = `
@@ -186,8 +183,8 @@ export default file("greeting", async (out, ctx) => {
     const userDir = tempDir();
     fs.chmodSync(userDir, 0o777);
     write(userDir, "r.ts", snapshotRecipe);
-    const child = spawn("setpriv", ["--reuid=crecipe-test", "--regid=crecipe-test", "--init-groups", "env", "HOME=/home/crecipe-test",
-      process.execPath, cli, "--cache", cache, "r.ts"], { cwd: userDir });
+    const [command, argv] = asTestUser(["--cache", cache, "r.ts"]);
+    const child = spawn(command, argv, { cwd: userDir });
     let err = "";
     child.stderr.on("data", (d) => (err += d));
     const code = await new Promise((resolve) => child.on("close", resolve));

@@ -12,9 +12,8 @@ import * as path from "node:path";
 import { before, describe, it } from "node:test";
 import { parseList } from "../../lib/formats/filelist.ts";
 import { scanTree } from "../../lib/tree/scan.ts";
-import { crecipe, modUrl, tempDir, write } from "../helpers.ts";
+import { crecipe, modUrl, tempDir, write, isRoot } from "../helpers.ts";
 
-const isRoot = process.getuid?.() === 0;
 const dockerUp = spawnSync("docker", ["info"]).status === 0;
 
 /** base builder body, current builder body (after from(base)). Everything under /t. */

@@ -4,13 +4,11 @@
  * with the old state, and no temp file.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { it } from "node:test";
-import { cli, modUrl, tempDir, write } from "../helpers.ts";
-
-const hasTestUser = process.getuid?.() === 0 && spawnSync("id", ["crecipe-test"]).status === 0;
+import { cli, modUrl, tempDir, write, hasTestUser, crecipeAsTestUser } from "../helpers.ts";
 
 it("a state that cannot be written leaves the old output and state, and no temp", { skip: hasTestUser ? false : "needs root and the crecipe-test user (a read-only directory binds root too little)" }, () => {
   const dir = tempDir();
@@ -23,7 +21,7 @@ export const t = fs("t", async (root) => { await root.write("x", "${text}"); });
 export default [f, t];
 `;
   write(dir, "r.ts", recipe("old"));
-  const asUser = (...args: string[]) => spawnSync("setpriv", ["--reuid=crecipe-test", "--regid=crecipe-test", "--init-groups", "env", "HOME=/home/crecipe-test", process.execPath, cli, ...args], { cwd: dir, encoding: "utf8" });
+  const asUser = (...args: string[]) => crecipeAsTestUser(dir, args);
   assert.equal(asUser("r.ts").status, 0);
   const stateDir = path.join(dir, "out/.crecipe/state");
   const states = () => fs.readdirSync(stateDir).sort().map((f) => fs.readFileSync(path.join(stateDir, f), "utf8"));

@@ -9,14 +9,13 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { cli, crecipe, crecipeAsync, modUrl, tempDir, waitFor, write } from "../helpers.ts";
+import { crecipe, crecipeAsync, modUrl, tempDir, waitFor, write, hasTestUser, crecipeAsTestUser } from "../helpers.ts";
 
-const hasTestUser = process.getuid?.() === 0 && spawnSync("id", ["crecipe-test"]).status === 0;
 const needsTestUser = { skip: hasTestUser ? false : "needs root and the crecipe-test user" };
 
 /** `crecipe ARGS` in `cwd` as the unprivileged user crecipe-test. */
 function asTestUser(cwd: string, args: string[]) {
-  const r = spawnSync("setpriv", ["--reuid=crecipe-test", "--regid=crecipe-test", "--init-groups", "env", "HOME=/home/crecipe-test", process.execPath, cli, ...args], { cwd, encoding: "utf8" });
+  const r = crecipeAsTestUser(cwd, args);
   return Object.assign(r, { out: r.stdout, err: r.stderr });
 }
 

@@ -10,9 +10,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
-import { crecipe, modUrl, tempDir, write } from "../helpers.ts";
+import { crecipe, modUrl, tempDir, write, isRoot } from "../helpers.ts";
 
-const isRoot = process.getuid?.() === 0;
 
 /** Everything about a directory tree: names, types, modes, contents. */
 function snapshot(dir: string): string {

@@ -9,9 +9,8 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { crecipe, modUrl, tempDir, write } from "../helpers.ts";
+import { crecipe, modUrl, tempDir, write, isRoot } from "../helpers.ts";
 
-const isRoot = process.getuid?.() === 0;
 
 describe("setuid and setgid files from the host", { skip: isRoot ? false : "making a host file owned by another user needs root" }, () => {
   const dir = tempDir();

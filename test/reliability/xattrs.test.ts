@@ -9,9 +9,8 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
-import { crecipe, modUrl, tempDir, write } from "../helpers.ts";
+import { crecipe, modUrl, tempDir, write, isRoot } from "../helpers.ts";
 
-const isRoot = process.getuid?.() === 0;
 const tools = spawnSync("sh", ["-c", "command -v setcap && command -v getcap && command -v setfattr && docker info"]).status === 0;
 const sh = (command: string) => spawnSync("sh", ["-c", command], { encoding: "utf8", maxBuffer: 1 << 26 });
 

@@ -10,11 +10,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
 import { runtimeProblem } from "../../lib/mod.ts";
-import { cli, crecipe, modUrl, repo, tempDir, write } from "../helpers.ts";
+import { crecipe, modUrl, repo, tempDir, write, isRoot, hasTestUser, crecipeAsTestUser } from "../helpers.ts";
 import { runtimeConfigErrors } from "../oci-runtime-schemas.ts";
 
-const asRoot = process.getuid?.() === 0;
-const haveUser = asRoot && spawnSync("id", ["crecipe-test"]).status === 0;
 const runcProblem = await runtimeProblem("runc");
 const skipRunc = runcProblem ? `runc: ${runcProblem.why} (${runcProblem.fix})` : false;
 
@@ -103,7 +101,7 @@ describe("bundle() and run.runc", () => {
   it("owners: recorded owners are applied when root builds the bundle, the builder's own when not", () => {
     const image = fs.lstatSync(path.join(out, "layered.bundle/rootfs/owned"));
     const tree = fs.lstatSync(path.join(out, "top.bundle/rootfs/owned"));
-    if (asRoot) {
+    if (isRoot) {
       assert.deepEqual([image.uid, image.gid], [1234, 5678], "from the layer's tar header");
       assert.deepEqual([tree.uid, tree.gid], [1234, 5678], "from the tree's metadata");
     } else {
@@ -131,21 +129,21 @@ describe("bundle() and run.runc", () => {
       console.log(`# crun here: ${crunProblem.why}`);
     }
     // systemd-nspawn is root only: as an ordinary user it is unusable everywhere.
-    if (!haveUser) return;
+    if (!hasTestUser) return;
     const userDir = tempDir();
     fs.chmodSync(userDir, 0o777);
     write(userDir, "r.ts", recipe);
-    const r = spawnSync("setpriv", ["--reuid=crecipe-test", "--regid=crecipe-test", "--init-groups", "env", "HOME=/home/crecipe-test", process.execPath, cli, "r.ts", "nspawnRun"], { cwd: userDir, encoding: "utf8" });
+    const r = crecipeAsTestUser(userDir, ["r.ts", "nspawnRun"]);
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /FAILED layered\.runnspawn: systemd-nspawn runs containers as root only\n/);
     assert.match(r.stderr, /fix: +run crecipe as root, or use run\.runc \(rootless\)/);
   });
 
-  it("rootless: an ordinary user's bundle maps root to them and runs in runc", { skip: !haveUser ? "needs root to switch to the crecipe-test user" : skipRunc }, () => {
+  it("rootless: an ordinary user's bundle maps root to them and runs in runc", { skip: !hasTestUser ? "needs root to switch to the crecipe-test user" : skipRunc }, () => {
     const userDir = tempDir();
     fs.chmodSync(userDir, 0o777);
     write(userDir, "r.ts", recipe);
-    const r = spawnSync("setpriv", ["--reuid=crecipe-test", "--regid=crecipe-test", "--init-groups", "env", "HOME=/home/crecipe-test", process.execPath, cli, "r.ts", "inRunc", "layeredRun"], { cwd: userDir, encoding: "utf8" });
+    const r = crecipeAsTestUser(userDir, ["r.ts", "inRunc", "layeredRun"]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(fs.readFileSync(path.join(userDir, "out/simple.runrunc"), "utf8"), "Hello, world!\n");
     assert.equal(fs.readFileSync(path.join(userDir, "out/layered.runrunc"), "utf8"), "kept\nz\n");

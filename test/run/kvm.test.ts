@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { cli, crecipe, modUrl, tempDir, write } from "../helpers.ts";
+import { crecipe, modUrl, tempDir, write, hasTestUser, NEEDS_TEST_USER, crecipeAsTestUser } from "../helpers.ts";
 
 const haveQemu = spawnSync("sh", ["-c", "command -v qemu-system-x86_64 && ls /boot/vmlinuz-*"]).status === 0;
 const skip = haveQemu ? false : "qemu-system-x86 or a kernel in /boot is missing (scripts/setup.sh installs them)";
@@ -91,11 +91,11 @@ describe("run.kvm", { skip }, () => {
     assert.ok(fs.readFileSync(path.join(again, "ok.initrd")).equals(fs.readFileSync(archive)), "two builds, same bytes");
   });
 
-  it("works for an unprivileged user", { skip: process.getuid?.() === 0 && spawnSync("id", ["crecipe-test"]).status === 0 ? false : "needs root to switch to the crecipe-test user" }, () => {
+  it("works for an unprivileged user", { skip: hasTestUser ? false : NEEDS_TEST_USER }, () => {
     const userDir = tempDir();
     fs.chmodSync(userDir, 0o777);
     write(userDir, "r.ts", recipe);
-    const r = spawnSync("setpriv", ["--reuid=crecipe-test", "--regid=crecipe-test", "--init-groups", "env", "HOME=/home/crecipe-test", process.execPath, cli, "r.ts", "ok"], { cwd: userDir, encoding: "utf8" });
+    const r = crecipeAsTestUser(userDir, ["r.ts", "ok"]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(fs.readFileSync(path.join(userDir, "out/ok.runkvm"), "utf8"), "hello from the guest\n");
   });

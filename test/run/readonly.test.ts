@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
 import { runtimeProblem } from "../../lib/mod.ts";
-import { cli, crecipe, modUrl, tempDir, write } from "../helpers.ts";
+import { crecipe, modUrl, tempDir, write, hasTestUser, NEEDS_TEST_USER, crecipeAsTestUser } from "../helpers.ts";
 
 // Tries the root first (the answer is the output), then changes everything it can.
 const SCRIPT = [
@@ -120,12 +120,11 @@ describe("runs never change what they run", () => {
   it("run.nspawn", { skip: skips.nspawn }, () => check(["nspawn", "nspawnRo"], [["wi.runnspawn", "writable\n"], ["wi.runnspawn-ro", "read-only\n"]]));
   it("run.podman", { skip: skips.podman }, () => check(["podman", "podmanRo"], [["wi.runpodman", "writable\n"], ["ri.runpodman", "read-only\n"]]));
 
-  const haveUser = process.getuid?.() === 0 && spawnSync("id", ["crecipe-test"]).status === 0;
-  it("run.local and run.runc for an unprivileged user (rootless bundle, overlay in a user namespace)", { skip: !haveUser ? "needs root to switch to the crecipe-test user" : skips.runc }, () => {
+  it("run.local and run.runc for an unprivileged user (rootless bundle, overlay in a user namespace)", { skip: !hasTestUser ? NEEDS_TEST_USER : skips.runc }, () => {
     const userDir = tempDir();
     fs.chmodSync(userDir, 0o777);
     write(userDir, "r.ts", recipe);
-    const as = (...args: string[]) => spawnSync("setpriv", ["--reuid=crecipe-test", "--regid=crecipe-test", "--init-groups", "env", "HOME=/home/crecipe-test", process.execPath, cli, "r.ts", ...args], { cwd: userDir, encoding: "utf8" });
+    const as = (...args: string[]) => crecipeAsTestUser(userDir, ["r.ts", ...args]);
     const built = as("trees", "bundles");
     assert.equal(built.status, 0, built.stderr);
     const userOut = path.join(userDir, "out");

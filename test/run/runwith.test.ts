@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { cli, crecipe, modUrl, tempDir, write } from "../helpers.ts";
+import { crecipe, modUrl, tempDir, write, hasTestUser, NEEDS_TEST_USER, crecipeAsTestUser } from "../helpers.ts";
 
 const recipe = `
 import { fs, layer, list } from ${JSON.stringify(modUrl)};
@@ -88,11 +88,11 @@ describe("root.runWith", () => {
     assert.match(r.stderr, /the mount point \/.tools is not empty \(\/\.tools\/old\)/);
   });
 
-  it("works for an unprivileged user", { skip: process.getuid?.() === 0 && spawnSync("id", ["crecipe-test"]).status === 0 ? false : "needs root to switch to the crecipe-test user" }, () => {
+  it("works for an unprivileged user", { skip: hasTestUser ? false : NEEDS_TEST_USER }, () => {
     const userDir = tempDir();
     fs.chmodSync(userDir, 0o777);
     write(userDir, "r.ts", recipe);
-    const r = spawnSync("setpriv", ["--reuid=crecipe-test", "--regid=crecipe-test", "--init-groups", "env", "HOME=/home/crecipe-test", process.execPath, cli, "r.ts", "appLayer", "snapLayer"], { cwd: userDir, encoding: "utf8" });
+    const r = crecipeAsTestUser(userDir, ["r.ts", "appLayer", "snapLayer"]);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(tarNames(path.join(userDir, "out/app.layer")), [".tools/", "etc/", "etc/built", "etc/greeting", "etc/motd", "etc/tools-seen"]);
   });

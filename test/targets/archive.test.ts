@@ -11,9 +11,8 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
-import { crecipe, modUrl, tempDir, write } from "../helpers.ts";
+import { crecipe, modUrl, tempDir, write, isRoot } from "../helpers.ts";
 
-const isRoot = process.getuid?.() === 0;
 
 const recipe = `
 import { fs, layer, imageTar, image } from ${JSON.stringify(modUrl)};

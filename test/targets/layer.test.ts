@@ -10,11 +10,9 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import { parseList } from "../../lib/formats/filelist.ts";
 import { scanTree } from "../../lib/tree/scan.ts";
-import { cli, crecipe, modUrl, tempDir, write } from "../helpers.ts";
+import { crecipe, modUrl, tempDir, write, isRoot, hasTestUser, crecipeAsTestUser } from "../helpers.ts";
 
 const dockerUp = spawnSync("docker", ["info"]).status === 0;
-const isRoot = process.getuid?.() === 0;
-const hasTestUser = spawnSync("id", ["crecipe-test"]).status === 0;
 
 const trickyRecipe = `
 import { $, fs, image, layer, run } from ${JSON.stringify(modUrl)};
@@ -119,7 +117,7 @@ describe("layers", () => {
     const userDir = tempDir();
     fs.chmodSync(userDir, 0o777);
     write(userDir, "r.ts", trickyRecipe);
-    const r = spawnSync("setpriv", ["--reuid=crecipe-test", "--regid=crecipe-test", "--init-groups", "env", "HOME=/home/crecipe-test", process.execPath, cli, "-q", "r.ts", "trickyLayer"], { cwd: userDir, encoding: "utf8" });
+    const r = crecipeAsTestUser(userDir, ["-q", "r.ts", "trickyLayer"]);
     assert.equal(r.status, 0, r.stderr);
     const owner = fs.statSync(path.join(userDir, "out/tricky.layer")).uid;
     assert.notEqual(owner, 0, "built by the unprivileged user");

@@ -9,10 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
 import { scanTree } from "../../lib/tree/scan.ts";
-import { cli, crecipe, modUrl, tempDir, write } from "../helpers.ts";
-
-const isRoot = process.getuid?.() === 0;
-const hasTestUser = spawnSync("id", ["crecipe-test"]).status === 0;
+import { crecipe, modUrl, tempDir, write, isRoot, hasTestUser, crecipeAsTestUser } from "../helpers.ts";
 
 /** Each change a builder can make to a tree it started from the base. */
 const CHANGES: Record<string, string> = {
@@ -164,8 +161,7 @@ export default run.local(s_many, { command: ["/bin/busybox", "sh", "-c", "busybo
     fs.cpSync(path.join(dir, "host.txt"), path.join(userDir, "host.txt"));
     fs.cpSync(path.join(dir, "hostdir"), path.join(userDir, "hostdir"), { recursive: true });
     const targets = ["s_removeFile.layer", "s_removeAndRemake.layer", "s_rawDeleteDir.layer", "s_many.layer", "s_runSed.layer", "s_runRemake.layer", "s_runMixed.layer"];
-    const r = spawnSync("setpriv", ["--reuid=crecipe-test", "--regid=crecipe-test", "--init-groups", "env", "HOME=/home/crecipe-test",
-      process.execPath, cli, "-q", "r.ts", ...targets], { cwd: userDir, encoding: "utf8" });
+    const r = crecipeAsTestUser(userDir, ["-q", "r.ts", ...targets]);
     assert.equal(r.status, 0, r.stderr);
     for (const t of targets) assert.ok(fs.readFileSync(path.join(userDir, "out", t)).equals(fs.readFileSync(path.join(out, t))), `${t} differs`);
   });
