@@ -44,13 +44,26 @@ interface Header extends UstarFields {
   dev?: [number, number];
 }
 
-/** `value` in octal, zero-padded to width - 1 digits, then the NUL already there. */
-function octal(buf: Buffer, offset: number, width: number, value: number): void {
+/** `value` in octal, zero-padded to width - 1 digits, then the NUL already there; returns the digits' byte sum. */
+function octal(buf: Buffer, offset: number, width: number, value: number): number {
+  let sum = 0;
   let i = offset + width - 2;
   for (let v = value; i >= offset; i--) {
-    buf[i] = 0x30 + (v % 8);
+    const digit = 0x30 + (v % 8);
+    buf[i] = digit;
+    sum += digit;
     v = Math.floor(v / 8);
   }
+  return sum;
+}
+
+/** The byte sum of `bytes` copied into `buf` at `offset`. */
+function put(buf: Buffer, offset: number, bytes: Buffer | undefined): number {
+  if (!bytes) return 0;
+  bytes.copy(buf, offset);
+  let sum = 0;
+  for (let i = 0; i < bytes.length; i++) sum += bytes[i];
+  return sum;
 }
 
 /** The parts of every header that never change: the magic and version. */
@@ -59,27 +72,29 @@ const TEMPLATE = (() => {
   buf.write("ustar\u000000", 257, "latin1");
   return buf;
 })();
+/** The template's byte sum with the checksum field as eight spaces. */
+const TEMPLATE_SUM = TEMPLATE.reduce((sum, byte) => sum + byte, 0) + 8 * 0x20;
 
 function encodeHeader(h: Header, buf: Buffer = Buffer.allocUnsafe(BLOCK), at = 0): Buffer {
   TEMPLATE.copy(buf, at);
-  h.name.copy(buf, at);
-  octal(buf, at + 100, 8, h.mode);
-  octal(buf, at + 108, 8, h.uid);
-  octal(buf, at + 116, 8, h.gid);
-  octal(buf, at + 124, 12, h.size);
-  octal(buf, at + 136, 12, h.mtime);
+  // The checksum is the sum of the header's bytes with its own field as spaces: the
+  // template's, plus what each field adds (summed as written, not by reading 512 bytes back).
+  let sum = TEMPLATE_SUM + put(buf, at, h.name);
+  sum += octal(buf, at + 100, 8, h.mode);
+  sum += octal(buf, at + 108, 8, h.uid);
+  sum += octal(buf, at + 116, 8, h.gid);
+  sum += octal(buf, at + 124, 12, h.size);
+  sum += octal(buf, at + 136, 12, h.mtime);
   buf[at + 156] = h.typeflag.charCodeAt(0);
-  h.linkname?.copy(buf, at + 157);
+  sum += buf[at + 156];
+  sum += put(buf, at + 157, h.linkname);
   // uname/gname (265, 297) stay empty: owners are numeric only, like --numeric-owner.
   if (h.dev) {
-    octal(buf, at + 329, 8, h.dev[0]);
-    octal(buf, at + 337, 8, h.dev[1]);
+    sum += octal(buf, at + 329, 8, h.dev[0]);
+    sum += octal(buf, at + 337, 8, h.dev[1]);
   }
-  h.prefix?.copy(buf, at + 345);
-  // The checksum is summed with its own field as spaces, then stored as 6 digits, NUL, space.
-  buf.fill(0x20, at + 148, at + 156);
-  let sum = 0;
-  for (let i = at; i < at + BLOCK; i++) sum += buf[i];
+  sum += put(buf, at + 345, h.prefix);
+  // Stored as 6 digits, NUL, space.
   octal(buf, at + 148, 7, sum);
   buf[at + 154] = 0;
   buf[at + 155] = 0x20;

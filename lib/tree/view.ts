@@ -125,6 +125,11 @@ export class TreeView {
   *entries(): Generator<TreeEntry> {
     const count = this.layers.length;
     const streams = this.layers.map((l) => readManifest(l.manifest));
+    if (count === 1) {
+      // One layer hides nothing: every entry but a whiteout is shown as it is.
+      for (const item of streams[0]) if (item.entry.type !== "whiteout") yield this.treeEntry(0, item);
+      return;
+    }
     const heads: (ManifestEntry | undefined)[] = streams.map((s) => s.next().value || undefined);
     // Paths that hide what the layers below them hold under them: whiteouts (and the
     // path itself), and non-directories of every layer but the last.
