@@ -101,12 +101,14 @@ function encodeHeader(h: Header, buf: Buffer = Buffer.allocUnsafe(BLOCK), at = 0
   return buf;
 }
 
+const NO_PREFIX = Buffer.alloc(0);
+
 /**
  * Splits a name into ustar's prefix (155 bytes) and name (100 bytes) at a "/", or returns
  * undefined when no split fits. The last usable slash keeps the name part shortest.
  */
 function splitName(name: Buffer): { prefix: Buffer; name: Buffer } | undefined {
-  if (name.length <= 100) return { prefix: Buffer.alloc(0), name };
+  if (name.length <= 100) return { prefix: NO_PREFIX, name };
   // A slash at the very end (directories) cannot split: the name part would be empty.
   for (let i = Math.min(155, name.length - 2); i > 0; i--) {
     if (name[i] !== 0x2f) continue;
