@@ -70,11 +70,12 @@ function ship() {
   next = (next + 1) % slots;
   buffer = null;
 }
-function put(src) {
-  for (let at = 0; at < src.length;) {
+// Copy src[from, to) into the ring (Buffer.copy: no view object made per piece).
+function put(src, from, to) {
+  for (let at = from; at < to;) {
     current();
-    const n = Math.min(slot - used, src.length - at);
-    buffer.set(src.subarray(at, at + n), used);
+    const n = Math.min(slot - used, to - at);
+    src.copy(buffer, used, at, at + n);
     used += n;
     at += n;
     bytes += n;
@@ -100,7 +101,7 @@ function file(path, size, sig) {
   } finally {
     fs.closeSync(fd);
   }
-  put(ZEROS.subarray(0, (512 - (size % 512)) % 512));
+  put(ZEROS, 0, (512 - (size % 512)) % 512);
 }
 parentPort.on("message", (batch) => {
   if (batch === "end") {
@@ -116,7 +117,7 @@ parentPort.on("message", (batch) => {
   let h = 0, p = 0, f = 0, i = 0;
   try {
     for (; i < batch.headLengths.length; i++) {
-      put(heads.subarray(h, h += batch.headLengths[i]));
+      put(heads, h, h += batch.headLengths[i]);
       const size = batch.sizes[i];
       if (size < 0) continue;
       const end = paths.indexOf(0, p);
