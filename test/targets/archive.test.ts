@@ -26,7 +26,8 @@ export const many = fs("many", async (root) => {
 export const big = fs("big", async (root) => {
   const data = Buffer.alloc(24 << 20);
   for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
-  await root.write("big.bin", data);
+  nfs.mkdirSync(root.path("sub"));
+  await root.write("sub/big.bin", data); // below the top: a no-op does not see an edit there, the layer must
   await root.write("small", "s");
 });
 export const manyLayer = layer(many);
@@ -58,8 +59,10 @@ describe("archives written by several threads", () => {
     assert.equal(names.length, 170 + 17000);
   });
 
+  // Batches of small files are checked by the building thread (lstat), others by the
+  // packing thread as it opens each file (fstat): both refuse an edited file.
   for (const [file, where] of [["d0/f1", "in the first batch"], ["d77/f50", "in the middle"], ["d169/f99", "as the last file"]]) {
-    it(`refuse a file edited by hand ${where}, read by the packing thread, and keep the old layer`, () => {
+    it(`refuse a small file edited by hand ${where}, and keep the old layer`, () => {
       const before = sha(path.join(dir, "out/many.layer"));
       const edited = path.join(dir, "out/many", file);
       const kept = path.join(dir, "kept");
@@ -78,6 +81,25 @@ describe("archives written by several threads", () => {
       }
     });
   }
+
+  it("refuse a large file edited by hand (the same size, a new inode), checked by the packing thread", () => {
+    const before = sha(path.join(dir, "out/big.layer"));
+    const edited = path.join(dir, "out/big/sub/big.bin");
+    const kept = path.join(dir, "kept-big");
+    fs.linkSync(edited, kept);
+    fs.writeFileSync(`${edited}.new`, Buffer.alloc(24 << 20, 1));
+    fs.renameSync(`${edited}.new`, edited);
+    try {
+      fs.rmSync(path.join(dir, "out/.crecipe/state/big.layer.json"), { force: true });
+      const r = crecipe(dir, ["r.ts", "bigLayer"]);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /FAILED big\.layer: sub\/big\.bin changed after big was built \(25165824 → 25165824 bytes\)/);
+      assert.equal(sha(path.join(dir, "out/big.layer")), before);
+      assert.deepEqual(fs.readdirSync(path.join(dir, "out/.crecipe/tmp")), [], "no temp left behind");
+    } finally {
+      fs.renameSync(kept, edited);
+    }
+  });
 });
 
 describe("a full disk", { skip: isRoot ? false : "mounting a small tmpfs needs root" }, () => {
