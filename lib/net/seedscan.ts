@@ -1,11 +1,10 @@
 /**
  * Chunking a seed on another thread: it reads the seed into a ring of shared-memory
- * slots and splits it exactly as formats/chunks.ts's Chunker does (the same class, its
- * source run there), while this thread hashes each chunk straight from the slots and
- * writes the ones the new file wants: the seed is read once, and the split (the costly
- * part in JavaScript) runs beside the hashing and the writing.
+ * slots, splits it exactly as formats/chunks.ts's Chunker does (the same class, its
+ * source run there) and hashes each chunk, while this thread looks the chunks up and
+ * writes the ones the new file wants straight from the slots, hashing the new file as it
+ * goes: the seed is read once, and the two threads share the hashing.
  */
-import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import { SMALL_HEAP } from "../engine/io.ts";
 import { Chunker, type ChunkParams, GEAR, topBits } from "../formats/chunks.ts";
@@ -24,10 +23,11 @@ export interface SeedChunk {
 }
 
 // Slot states: 0 free (the reader's to fill), 1 full (ours). A message per slot says
-// what is in it: its length and the chunks that end in it.
+// what is in it: its length, and the chunks that end in it with their sha256.
 const WORKER_SOURCE = (chunker: string, topBits: string) => `
 const { workerData, parentPort } = require("node:worker_threads");
 const fs = require("node:fs");
+const { createHash } = require("node:crypto");
 const GEAR = workerData.gear;
 const topBits = ${topBits};
 // What the Chunker's source refers to, here: its table and mask helper (from formats/chunks.ts),
@@ -43,6 +43,7 @@ try {
   const fd = fs.openSync(file, "r");
   let start = 0;
   let length = 0;
+  let hash = createHash("sha256"); // of the chunk being read
   for (let k = 0, at = 0; ; k = (k + 1) % slots) {
     while (Atomics.load(state, k) !== 0) {
       if (Atomics.load(state, slots) === 1) process.exit(0);
@@ -51,26 +52,31 @@ try {
     const block = Buffer.from(sab, k * slot, slot);
     const n = fs.readSync(fd, block, 0, slot, null);
     const ends = [];
+    const digests = [];
     const close = () => {
       ends.push(start + length);
+      digests.push(hash.digest("hex"));
+      hash = createHash("sha256");
       start += length;
       length = 0;
     };
     if (n === 0) {
       if (chunker.finish() > 0) close();
-      parentPort.postMessage({ slot: -1, at, n: 0, ends });
+      parentPort.postMessage({ slot: -1, at, n: 0, ends, digests });
       break;
     }
     const data = block.subarray(0, n);
     let from = 0;
     for (const cut of chunker.push(data)) {
+      hash.update(data.subarray(from, cut));
       length += cut - from;
       close();
       from = cut;
     }
+    hash.update(data.subarray(from));
     length += n - from;
     Atomics.store(state, k, 1);
-    parentPort.postMessage({ slot: k, at, n, ends });
+    parentPort.postMessage({ slot: k, at, n, ends, digests });
     at += n;
   }
 } catch (error) {
@@ -119,7 +125,7 @@ export function scanOnThread(file: string, params: ChunkParams, each: (chunk: Se
       void worker.terminate();
     };
     worker.on("error", (error) => (stop(), reject(error)));
-    worker.on("message", (m: { error?: string; slot: number; at: number; n: number; ends: number[] }) => {
+    worker.on("message", (m: { error?: string; slot: number; at: number; n: number; ends: number[]; digests: string[] }) => {
       busy = busy.then(async () => {
         if (stopped) return;
         if (m.error) return stop(), reject(new Error(`reading the seed: ${m.error}`));
@@ -128,11 +134,11 @@ export function scanOnThread(file: string, params: ChunkParams, each: (chunk: Se
           const offset = chunkStart;
           const end = m.ends[i];
           chunkStart = end;
-          const parts = partsAt(offset, end - offset);
-          const hash = createHash("sha256");
-          for (const part of parts) hash.update(part);
-          const bytes = () => (parts.length === 1 ? parts[0] : Buffer.concat(parts));
-          if (!each({ offset, size: end - offset, digest: hash.digest("hex"), bytes })) return stop(), resolve();
+          const bytes = () => {
+            const parts = partsAt(offset, end - offset);
+            return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+          };
+          if (!each({ offset, size: end - offset, digest: m.digests[i], bytes })) return stop(), resolve();
         }
         // A chunk is at most one slot long (params.max ≤ SLOT): the next one begins in the newest slot.
         while (held.length > 1 || (m.slot < 0 && held.length)) release(held.shift()!.slot);
