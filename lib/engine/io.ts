@@ -29,7 +29,7 @@ export class OutputFile {
 
   constructor(path: string | Buffer, expectedSize = 0) {
     this.fd = fs.openSync(path, "w");
-    if (expectedSize > LARGE && process.env.CRECIPE_THREADS !== "0") this.worker = ParallelHash.start(this.fd);
+    if (expectedSize > LARGE && process.env.CRECIPE_THREADS !== "0") this.worker = ParallelHash.start(path);
     if (this.worker) this.buffer = this.worker.acquire();
     else {
       this.hash = createHash("sha256");
@@ -139,18 +139,23 @@ export const SMALL_HEAP = { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb:
 const WORKER_SOURCE = `
 const { workerData } = require("node:worker_threads");
 const { createHash } = require("node:crypto");
-const { writeSync } = require("node:fs");
-const { sab, slots, slot, fd } = workerData;
+const { openSync, writeSync, closeSync } = require("node:fs");
+const { sab, slots, slot } = workerData;
 const state = new Int32Array(sab, slots * slot, slots + 4);
 const lengths = new Int32Array(sab, slots * slot + (slots + 4) * 4, slots);
 const digest = new Uint8Array(sab, slots * slot + (slots + 4) * 4 + slots * 4, 64);
+// The thread opens the output itself: a descriptor is not shared between threads
+// everywhere (in Deno each has its own resources).
+let fd = -1;
 (function run() { try {
+  fd = openSync(typeof workerData.path === "string" ? workerData.path : Buffer.from(workerData.path), "r+");
   Atomics.store(state, slots + 3, 1);
   const hash = createHash("sha256");
   for (let i = 0; ; i = (i + 1) % slots) {
     while (Atomics.load(state, i) === 0) {
       if (Atomics.load(state, slots) === 1 && Atomics.load(state, i) === 0) {
         if (Atomics.load(state, slots + 2) !== 1) digest.set(Buffer.from(hash.digest("hex"), "latin1"));
+        closeSync(fd);
         Atomics.store(state, slots + 1, 1);
         Atomics.notify(state, slots + 1);
         return;
@@ -165,6 +170,7 @@ const digest = new Uint8Array(sab, slots * slot + (slots + 4) * 4 + slots * 4, 6
     Atomics.notify(state, i);
   }
 } catch (error) {
+  if (fd >= 0) try { closeSync(fd); } catch {}
   digest.set(Buffer.from(String(error.code || error.message)).subarray(0, 64));
   Atomics.store(state, slots + 1, 2);
   Atomics.notify(state, slots + 1);
@@ -185,11 +191,11 @@ class ParallelHash {
     private readonly worker: { unref(): void; terminate(): unknown },
   ) {}
 
-  static start(fd: number): ParallelHash | undefined {
+  static start(path: string | Buffer): ParallelHash | undefined {
     try {
       const { Worker } = require("node:worker_threads") as typeof import("node:worker_threads");
       const sab = new SharedArrayBuffer(SLOTS * CHUNK + (SLOTS + 4) * 4 + SLOTS * 4 + 64);
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sab, slots: SLOTS, slot: CHUNK, fd }, resourceLimits: SMALL_HEAP });
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sab, slots: SLOTS, slot: CHUNK, path }, resourceLimits: SMALL_HEAP });
       worker.unref();
       const state = new Int32Array(sab, SLOTS * CHUNK, SLOTS + 4);
       const lengths = new Int32Array(sab, SLOTS * CHUNK + (SLOTS + 4) * 4, SLOTS);

@@ -69,6 +69,32 @@ export default layer(t);`;
   assert.match(again.stderr, /0 built, \d+ up to date/, "Node takes Deno's state as is");
 });
 
+it("a layer large enough for the packing and hashing threads: Deno writes the same bytes as Node", () => {
+  // Over 16 MiB, a layer is packed and hashed by worker threads, which open files
+  // themselves: in Deno a descriptor does not cross threads.
+  const recipe = `
+import { fs, layer } from ${JSON.stringify(modUrl)};
+export const t = fs("t", async (root) => {
+  const data = Buffer.alloc(20 << 20);
+  for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
+  await root.write("/big.bin", data);
+  for (let i = 0; i < 300; i++) await root.write(\`/small/f\${i}\`, "x".repeat(i));
+});
+export default layer(t);`;
+  const byDeno = tempDir();
+  const byNode = tempDir();
+  for (const dir of [byDeno, byNode]) write(dir, "r.ts", recipe);
+  const d = denoCrecipe(byDeno, ["r.ts"]);
+  assert.equal(d.status, 0, d.stderr);
+  const n = crecipe(byNode, ["r.ts"]);
+  assert.equal(n.status, 0, n.stderr);
+  const layer = (dir: string) => fs.readFileSync(path.join(dir, "out/t.layer"));
+  assert.ok(layer(byDeno).length > 20 << 20);
+  assert.ok(layer(byDeno).equals(layer(byNode)), "same layer bytes");
+  const stamp = (dir: string) => JSON.parse(read(dir, "out/.crecipe/state/t.layer.json")).value.digest;
+  assert.equal(stamp(byDeno), stamp(byNode));
+});
+
 it("the library and the CLI type-check under deno check", () => {
   const r = spawnSync(deno, ["check", `--config=${path.join(repo, "deno.json")}`, "lib/mod.ts", "bin/cli.ts"], {
     cwd: repo,
