@@ -353,6 +353,8 @@ class Job {
 
   async run(): Promise<string> {
     try {
+      // A seed that is not there fails the fetch before anything is written beside OUT.
+      for (const seed of this.options.seeds ?? []) seedStat(seed);
       await this.openPart();
       for (const [k, chunk] of this.index.chunks.entries()) {
         if (this.done[k]) continue;
@@ -461,10 +463,7 @@ class Job {
 
   /** A seed file: by its own index when it has one that splits alike, else chunked here. */
   private async useSeed(seed: string): Promise<void> {
-    const stat = fs.statSync(seed, { throwIfNoEntry: false });
-    if (!stat?.isFile()) {
-      throw new FetchError(`seed ${seed} is not a file`, { fix: "give files that may share chunks with the download (an older version of it)" });
-    }
+    const stat = seedStat(seed);
     let own: ChunkIndex | undefined;
     try {
       own = decodeChunkIndex(fs.readFileSync(`${seed}.chunks`));
@@ -1114,6 +1113,15 @@ function copyFrom(file: string, offset: number, into: Buffer, at: number, length
 }
 
 /** `size` bytes at `offset` of fd (in `buffer`), or undefined when the file is shorter. */
+/** A seed's stat; a FetchError when it is not a file. */
+function seedStat(seed: string): fs.Stats {
+  const stat = fs.statSync(seed, { throwIfNoEntry: false });
+  if (!stat?.isFile()) {
+    throw new FetchError(`seed ${seed} is not a file`, { fix: "give files that may share chunks with the download (an older version of it)" });
+  }
+  return stat;
+}
+
 function readAt(fd: number, buffer: Buffer, offset: number, size: number): Buffer | undefined {
   let got = 0;
   while (got < size) {

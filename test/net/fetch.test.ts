@@ -8,7 +8,8 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { decodeChunkIndex } from "../../lib/formats/chunks.ts";
+import { decodeChunkIndex, encodeChunkIndex } from "../../lib/formats/chunks.ts";
+import { indexFile } from "../../lib/targets/chunks.ts";
 import { unpackBits } from "../../lib/net/partial.ts";
 import { cli, crecipe, processGone, tempDir, waitFor } from "../helpers.ts";
 import { indexRecipe, pseudoRandom, runFetch, sha256File, startFetch, startProxy, startServe, writeLayer } from "./helpers.ts";
@@ -269,6 +270,14 @@ describe("errors a user sees", () => {
       assert.equal(noIndex.code, 1);
       assert.match(noIndex.err, /^crecipe: error: http:.*\/plain\.bin\.chunks: no chunk index beside the file \(404\)\n  fix: build one beside it \(chunks\(target\)/m);
       assert.equal(noIndex.err.trim().split("\n").length, 2, "one block");
+
+      // A seed that is not there: the error names it, and nothing is left beside OUT.
+      fs.writeFileSync(path.join(dir, "www/indexed.bin"), pseudoRandom(300_000, "indexed"));
+      fs.writeFileSync(path.join(dir, "www/indexed.bin.chunks"), encodeChunkIndex(await indexFile(path.join(dir, "www/indexed.bin"))));
+      const badSeed = await runFetch(dir, [`${server.url}indexed.bin`, "--seed", "nowhere.bin", "-o", "indexed.bin"]);
+      assert.equal(badSeed.code, 1);
+      assert.match(badSeed.err, /^crecipe: error: seed nowhere\.bin is not a file\n  fix: give files that may share chunks/m);
+      assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith("indexed.bin")), [], "no partial download left");
     } finally {
       await server.stop();
     }
