@@ -380,22 +380,8 @@ export class Engine {
       this.emit({ event: "started", target: node.name, reason, slot: slot.n });
       try {
         const { result, deps, state } = await this.runBuilder(node, frame, slot);
-        this.counts.built++;
         if (this.options.cache && node.shared && !this.options.cache.readOnly) this.storing.push(this.toCache(node, state));
-        const cutoff = previousStamp !== undefined && result.stamp === previousStamp;
-        if (cutoff) this.counts.cutoff++;
-        this.rebuilt.push({ target: node.name, reason });
-        const now = performance.now();
-        const ms = Math.round((now - begun - slot.waited) * 1000) / 1000;
-        this.done.set(node.name, { end: now - this.started, ms, deps });
-        if (this.emitting) {
-          let bytes: number | undefined;
-          try {
-            const st = result.path ? fs.statSync(result.path) : undefined;
-            if (st?.isFile()) bytes = st.size;
-          } catch { /* gone meanwhile */ }
-          this.end({ event: "built", target: node.name, ms, stamp: result.stamp, cutoff, ...(bytes !== undefined ? { bytes } : {}), deps });
-        }
+        this.made(node, { reason, begun, waited: slot.waited, deps, stamp: result.stamp, previousStamp, path: result.path });
         return result;
       } catch (error) {
         const own = !(error instanceof BuildError) || error.target === node.name;
@@ -443,15 +429,11 @@ export class Engine {
         if (this.controller.signal.aborted) throw this.controller.signal.reason;
         this.reporter.start(node.name, frame.depth, `${reason}; taken from the cache`);
         const state = await commit(this.layout, node, { workDir, out, value: fetched.value, deps, trustedHash: fetched.trustedHash, expectedStamp: fetched.stamp, started: begun }, this.controller.signal);
-        this.counts.fetched++;
-        if (previousStamp === state.stamp) this.counts.cutoff++;
-        const ms = Math.round((performance.now() - begun) * 1000) / 1000;
+        const result = this.resultOf(node, state, true);
         const names = deps.flatMap((d) => ("target" in d ? [d.target] : []));
-        this.done.set(node.name, { end: performance.now() - this.started, ms, deps: names });
-        this.rebuilt.push({ target: node.name, reason: `${reason}; taken from the cache ${cache.where}` });
-        this.end({ event: "built", target: node.name, ms, stamp: state.stamp, cutoff: previousStamp === state.stamp, deps: names, cache: cache.where });
+        this.made(node, { reason: `${reason}; taken from the cache ${cache.where}`, begun, deps: names, stamp: state.stamp, previousStamp, path: result.path, cache: cache.where });
         this.reporter.finish(node.name, true);
-        return this.resultOf(node, state, true);
+        return result;
       } catch (error) {
         if (error instanceof InterruptedError || this.controller.signal.aborted) throw error;
         this.cacheTrouble(error, node.name);
@@ -461,6 +443,28 @@ export class Engine {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Book a target just made, built here or taken from the cache: the counts, what the
+   * summary lists as rebuilt, its time for the critical path, and the "built" event.
+   */
+  private made(node: Node, how: { reason: string; begun: number; waited?: number; deps: string[]; stamp: string; previousStamp?: string; path?: string; cache?: string }): void {
+    if (how.cache) this.counts.fetched++;
+    else this.counts.built++;
+    const cutoff = how.previousStamp !== undefined && how.stamp === how.previousStamp;
+    if (cutoff) this.counts.cutoff++;
+    this.rebuilt.push({ target: node.name, reason: how.reason });
+    const now = performance.now();
+    const ms = Math.round((now - how.begun - (how.waited ?? 0)) * 1000) / 1000;
+    this.done.set(node.name, { end: now - this.started, ms, deps: how.deps });
+    if (!this.emitting) return;
+    let bytes: number | undefined;
+    try {
+      const st = how.path ? fs.statSync(how.path) : undefined;
+      if (st?.isFile()) bytes = st.size;
+    } catch { /* gone meanwhile */ }
+    this.end({ event: "built", target: node.name, ms, stamp: how.stamp, cutoff, ...(bytes !== undefined ? { bytes } : {}), deps: how.deps, ...(how.cache ? { cache: how.cache } : {}) });
   }
 
   /** A candidate's dependencies as they are here (targets made current first), or undefined where one cannot be. */
