@@ -17,6 +17,18 @@ function denoCrecipe(cwd: string, args: string[]) {
   return r;
 }
 
+/** Build `recipe` in a directory under Deno and in another under Node. */
+function buildBoth(recipe: string): { byDeno: string; byNode: string } {
+  const byDeno = tempDir();
+  const byNode = tempDir();
+  for (const dir of [byDeno, byNode]) write(dir, "r.ts", recipe);
+  const d = denoCrecipe(byDeno, ["r.ts"]);
+  assert.equal(d.status, 0, d.stderr);
+  const n = crecipe(byNode, ["r.ts"]);
+  assert.equal(n.status, 0, n.stderr);
+  return { byDeno, byNode };
+}
+
 it("a recipe built under Deno is a no-op under Node, and the other way round", () => {
   const dir = tempDir();
   write(dir, "input.txt", "from deno\n");
@@ -54,13 +66,7 @@ export const t = fs("t", async (root) => {
   await root.symlink("caf\\u00e9", "/utf8");
 });
 export default layer(t);`;
-  const byDeno = tempDir();
-  const byNode = tempDir();
-  for (const dir of [byDeno, byNode]) write(dir, "r.ts", recipe);
-  const d = denoCrecipe(byDeno, ["r.ts"]);
-  assert.equal(d.status, 0, d.stderr);
-  const n = crecipe(byNode, ["r.ts"]);
-  assert.equal(n.status, 0, n.stderr);
+  const { byDeno, byNode } = buildBoth(recipe);
   const list = read(byDeno, "out/t.list");
   assert.match(list, /abs/);
   assert.equal(list, read(byNode, "out/t.list"));
@@ -81,13 +87,7 @@ export const t = fs("t", async (root) => {
   for (let i = 0; i < 300; i++) await root.write(\`/small/f\${i}\`, "x".repeat(i));
 });
 export default layer(t);`;
-  const byDeno = tempDir();
-  const byNode = tempDir();
-  for (const dir of [byDeno, byNode]) write(dir, "r.ts", recipe);
-  const d = denoCrecipe(byDeno, ["r.ts"]);
-  assert.equal(d.status, 0, d.stderr);
-  const n = crecipe(byNode, ["r.ts"]);
-  assert.equal(n.status, 0, n.stderr);
+  const { byDeno, byNode } = buildBoth(recipe);
   const layer = (dir: string) => fs.readFileSync(path.join(dir, "out/t.layer"));
   assert.ok(layer(byDeno).length > 20 << 20);
   assert.ok(layer(byDeno).equals(layer(byNode)), "same layer bytes");
