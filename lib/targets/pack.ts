@@ -16,9 +16,6 @@ import { type LentRing, SMALL_HEAP } from "../engine/io.ts";
 
 const require = createRequire(import.meta.url);
 
-/** A file's `sig` once the sending thread has checked it: the packer need not stat it again. */
-export const CHECKED = "=";
-
 /** One file of a batch: where it is, how long it must be, what stat must still say of it. */
 export interface FileToRead {
   host: Buffer | string;
@@ -55,7 +52,6 @@ let used = 0;
 let bytes = 0;
 let failed = false;
 const ZEROS = Buffer.alloc(512);
-const CHECKED = ${JSON.stringify(CHECKED)};
 function current() {
   if (buffer) return buffer;
   while (Atomics.load(state, next) !== 0) {
@@ -89,11 +85,9 @@ function put(src, from, to) {
 function file(path, size, sig) {
   const fd = fs.openSync(path, "r");
   try {
-    if (sig !== CHECKED) {
-      const st = fs.fstatSync(fd);
-      const key = st.ino + ":" + st.mtimeMs + ":" + st.size + ":" + st.mode;
-      if ((sig && key !== sig) || st.size !== size) return "changed:" + st.size;
-    }
+    const st = fs.fstatSync(fd);
+    const key = st.ino + ":" + st.mtimeMs + ":" + st.size + ":" + st.mode;
+    if ((sig && key !== sig) || st.size !== size) return "changed:" + st.size;
     let done = 0;
     while (done < size) {
       current();

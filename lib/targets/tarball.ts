@@ -9,7 +9,7 @@ import { breathe, type LentRing, OutputFile } from "../engine/io.ts";
 import { statKey } from "../engine/manifest.ts";
 import { type Entry, escapePath } from "../formats/entry.ts";
 import { tarEnd, tarHeader, tarHeaderInto, tarPadding } from "../formats/tar.ts";
-import { CHECKED, type FileToRead, Packer, problem } from "./pack.ts";
+import { type FileToRead, Packer, problem } from "./pack.ts";
 
 export interface TarItem {
   entry: Entry;
@@ -56,10 +56,7 @@ export async function writeTar(
       let used = 0;
       let lengths: number[] = [];
       let files: (FileToRead | undefined)[] = [];
-      const flush = () => {
-        checkSmallFiles(files, target, tree);
-        return packer.send({ heads: heads.subarray(0, used), lengths, files }, target, tree);
-      };
+      const flush = () => packer.send({ heads: heads.subarray(0, used), lengths, files }, target, tree);
       for (const { entry, host, sig } of items) {
         const file = entry.type === "file" && entry.size > 0 ? { host: host!, size: entry.size, sig, path: entry.path } : undefined;
         if (file && onSparse) checkSparse(file, onSparse);
@@ -126,35 +123,6 @@ export async function writeTarFile(
   }
   return { digest: out.close(), size: out.size };
 }
-
-/**
- * In a batch of small files the packing thread's time goes to four system calls a file,
- * and this thread has time to spare: it checks them (one lstat each, against the stat
- * their tree recorded) so the packer only opens, reads and closes them. A batch with
- * larger files is checked by the packer, on each open file (fstat), while this thread
- * makes headers. (Opening files here for the packer to read would share the process's
- * file table between two threads, which costs more than it saves.)
- */
-function checkSmallFiles(files: (FileToRead | undefined)[], target: string, tree: string | undefined): void {
-  let count = 0;
-  let bytes = 0;
-  for (const file of files) {
-    if (!file) continue;
-    count++;
-    bytes += file.size;
-  }
-  if (count === 0 || bytes > count * SMALL_FILE) return;
-  for (const file of files) {
-    if (!file?.sig) continue;
-    const st = fs.lstatSync(file.host, { throwIfNoEntry: false });
-    if (!st) throw problem(file, "error:ENOENT", target, tree);
-    if (statKey(st) !== file.sig || st.size !== file.size) throw problem(file, `changed:${st.size}`, target, tree);
-    file.sig = CHECKED;
-  }
-}
-
-/** What "small" is, on average, for checkSmallFiles. */
-const SMALL_FILE = 8 << 10;
 
 /** Files at least this long are checked for holes. */
 const SPARSE_MIN = 1 << 20;

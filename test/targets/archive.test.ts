@@ -65,8 +65,7 @@ describe("archives written by several threads", () => {
     assert.ok(names.some((n) => n.length > 900), "a long name round-trips");
   });
 
-  // Batches of small files are checked by the building thread (lstat), others by the
-  // packing thread as it opens each file (fstat): both refuse an edited file.
+  // The packing thread checks each file it opens (fstat) against its tree's record.
   for (const [file, where] of [["d0/f1", "in the first batch"], ["d77/f50", "in the middle"], ["d169/f99", "as the last file"]]) {
     it(`refuse a small file edited by hand ${where}, and keep the old layer`, () => {
       const before = sha(path.join(dir, "out/many.layer"));
@@ -88,7 +87,7 @@ describe("archives written by several threads", () => {
     });
   }
 
-  it("refuse a large file edited by hand (the same size, a new inode), checked by the packing thread", () => {
+  it("refuse a large file edited by hand (the same size, a new inode)", () => {
     const before = sha(path.join(dir, "out/big.layer"));
     const edited = path.join(dir, "out/big/sub/big.bin");
     const kept = path.join(dir, "kept-big");
