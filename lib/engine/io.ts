@@ -155,7 +155,9 @@ let fd = -1;
     while (Atomics.load(state, i) === 0) {
       if (Atomics.load(state, slots) === 1 && Atomics.load(state, i) === 0) {
         if (Atomics.load(state, slots + 2) !== 1) digest.set(Buffer.from(hash.digest("hex"), "latin1"));
-        closeSync(fd);
+        const done = fd;
+        fd = -1; // closed once, whatever closing says
+        closeSync(done);
         Atomics.store(state, slots + 1, 1);
         Atomics.notify(state, slots + 1);
         return;

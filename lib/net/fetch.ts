@@ -1112,7 +1112,6 @@ function copyFrom(file: string, offset: number, into: Buffer, at: number, length
   }
 }
 
-/** `size` bytes at `offset` of fd (in `buffer`), or undefined when the file is shorter. */
 /** A seed's stat; a FetchError when it is not a file. */
 function seedStat(seed: string): fs.Stats {
   const stat = fs.statSync(seed, { throwIfNoEntry: false });
@@ -1122,6 +1121,7 @@ function seedStat(seed: string): fs.Stats {
   return stat;
 }
 
+/** `size` bytes at `offset` of fd (in `buffer`), or undefined when the file is shorter. */
 function readAt(fd: number, buffer: Buffer, offset: number, size: number): Buffer | undefined {
   let got = 0;
   while (got < size) {
