@@ -82,12 +82,14 @@ function put(src, from, to) {
     if (used === slot) ship();
   }
 }
-function file(path, size, sig) {
+// sigs[4f..4f+3]: the inode, mtime (ms), size and mode its tree recorded (-1 first: none).
+function file(path, size, sigs, f) {
   const fd = fs.openSync(path, "r");
   try {
     const st = fs.fstatSync(fd);
-    const key = st.ino + ":" + st.mtimeMs + ":" + st.size + ":" + st.mode;
-    if ((sig && key !== sig) || st.size !== size) return "changed:" + st.size;
+    const s = 4 * f;
+    const same = sigs[s] === -1 || (st.ino === sigs[s] && st.mtimeMs === sigs[s + 1] && st.size === sigs[s + 2] && st.mode === sigs[s + 3]);
+    if (!same || st.size !== size) return "changed:" + st.size;
     let done = 0;
     while (done < size) {
       current();
@@ -113,7 +115,7 @@ parentPort.on("message", (batch) => {
   const data = batch.area >= 0 ? Buffer.from(areas, batch.area * area, area) : Buffer.from(batch.own.buffer, batch.own.byteOffset, batch.own.byteLength);
   const heads = data.subarray(0, batch.headBytes);
   const paths = data.subarray(batch.headBytes, batch.headBytes + batch.pathBytes);
-  const sigs = batch.sigs.split("\\n");
+  const sigs = batch.sigs;
   let h = 0, p = 0, f = 0, i = 0;
   try {
     for (; i < batch.headLengths.length; i++) {
@@ -121,7 +123,7 @@ parentPort.on("message", (batch) => {
       const size = batch.sizes[i];
       if (size < 0) continue;
       const end = paths.indexOf(0, p);
-      const why = file(paths.subarray(p, end), size, sigs[f++]);
+      const why = file(paths.subarray(p, end), size, sigs, f++);
       p = end + 1;
       if (why) throw Object.assign(new Error(why), { why });
     }
@@ -188,14 +190,22 @@ export class Packer {
     const { heads, lengths, files } = batch;
     const headLengths = Int32Array.from(lengths);
     const sizes = new Float64Array(files.length);
-    const sigs: string[] = [];
+    // Each file's recorded stat (statKey, engine/manifest.ts) as numbers: the packer
+    // compares them with its fstat without making a string per file. A field that does
+    // not parse is NaN, equal to nothing: the file is taken as changed.
+    const sigs = new Float64Array(files.length * 4);
     let pathBytes = 0;
+    let f = 0;
     files.forEach((file, i) => {
       sizes[i] = file ? file.size : -1;
-      if (file) {
-        pathBytes += Buffer.byteLength(file.host) + 1;
-        sigs.push(file.sig ?? "");
+      if (!file) return;
+      pathBytes += Buffer.byteLength(file.host) + 1;
+      if (!file.sig) sigs[4 * f] = -1;
+      else {
+        const fields = file.sig.split(":");
+        for (let k = 0; k < 4; k++) sigs[4 * f + k] = fields.length === 4 ? Number(fields[k]) : NaN;
       }
+      f++;
     });
     // Headers and paths go through shared memory, one area per batch in flight, so the
     // packer's heap never holds a batch's buffers (it would rarely collect them). A
@@ -214,8 +224,8 @@ export class Packer {
     }
     this.batches.set(this.sent, files);
     this.worker.postMessage(
-      { n: this.sent++, area: shared ? area : -1, own: shared ? undefined : bytes, headBytes, pathBytes, headLengths, sizes, sigs: sigs.join("\n") },
-      [headLengths.buffer, sizes.buffer],
+      { n: this.sent++, area: shared ? area : -1, own: shared ? undefined : bytes, headBytes, pathBytes, headLengths, sizes, sigs },
+      [headLengths.buffer, sizes.buffer, sigs.buffer],
     );
   }
 
