@@ -39,6 +39,17 @@ export interface ManifestEntry {
  */
 export const statKey = (st: fs.Stats) => `${st.ino}:${st.mtimeMs}:${st.size}:${st.mode}`;
 
+/**
+ * The four numbers a statKey joins, in its order (inode, mtime in ms, size, mode), for a
+ * thread that compares them with a stat field by field; NaN (equal to nothing) where the
+ * key is not one statKey made.
+ */
+export function statFields(key: string): [number, number, number, number] {
+  const fields = key.split(":");
+  const at = (k: number) => (fields.length === 4 ? Number(fields[k]) : NaN);
+  return [at(0), at(1), at(2), at(3)];
+}
+
 /** The device numbers of a device node, as Linux's new_encode_dev splits them. */
 export function deviceNumbers(rdev: number): { devMajor: number; devMinor: number } {
   return { devMajor: Math.floor(rdev / 256) & 0xfff, devMinor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00) };

@@ -13,6 +13,7 @@ import { createRequire } from "node:module";
 import { CrecipeError } from "../engine/errors.ts";
 import { escapePath } from "../formats/entry.ts";
 import { type LentRing, SMALL_HEAP } from "../engine/io.ts";
+import { statFields } from "../engine/manifest.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -82,7 +83,8 @@ function put(src, from, to) {
     if (used === slot) ship();
   }
 }
-// sigs[4f..4f+3]: the inode, mtime (ms), size and mode its tree recorded (-1 first: none).
+// sigs[4f..4f+3]: the inode, mtime (ms), size and mode its tree recorded, in statFields'
+// order (engine/manifest.ts); -1 first: none.
 function file(path, size, sigs, f) {
   const fd = fs.openSync(path, "r");
   try {
@@ -190,9 +192,8 @@ export class Packer {
     const { heads, lengths, files } = batch;
     const headLengths = Int32Array.from(lengths);
     const sizes = new Float64Array(files.length);
-    // Each file's recorded stat (statKey, engine/manifest.ts) as numbers: the packer
-    // compares them with its fstat without making a string per file. A field that does
-    // not parse is NaN, equal to nothing: the file is taken as changed.
+    // Each file's recorded stat as numbers (statFields): the packer compares them with its
+    // fstat without making a string per file.
     const sigs = new Float64Array(files.length * 4);
     let pathBytes = 0;
     let f = 0;
@@ -201,10 +202,7 @@ export class Packer {
       if (!file) return;
       pathBytes += Buffer.byteLength(file.host) + 1;
       if (!file.sig) sigs[4 * f] = -1;
-      else {
-        const fields = file.sig.split(":");
-        for (let k = 0; k < 4; k++) sigs[4 * f + k] = fields.length === 4 ? Number(fields[k]) : NaN;
-      }
+      else sigs.set(statFields(file.sig), 4 * f);
       f++;
     });
     // Headers and paths go through shared memory, one area per batch in flight, so the
