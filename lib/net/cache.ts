@@ -314,7 +314,6 @@ async function tarOf(dir: string, archive: string, leaveOut: string[]): Promise<
   return { digest: `sha256:${out.close()}`, size: out.size };
 }
 
-
 /** Unpack a stream made by tarOf into `dir` (owners kept where the user may set them). */
 function untarFrom(from: NodeJS.ReadableStream, dir: string): Promise<void> {
   const owners = process.getuid?.() === 0 ? ["--same-owner"] : ["--no-same-owner"];

@@ -975,7 +975,6 @@ class Job {
 
   // --- the end ------------------------------------------------------------------------
 
-  /** Hash the assembled file whole; rename it into place when it is the file of the index. */
   /**
    * The whole file's sha256, made in file order as chunks land: a chunk written just
    * where the hash has got to is hashed from memory (a seed read in order is hashed so,
@@ -1000,6 +999,7 @@ class Job {
     }
   }
 
+  /** Check the assembled file's hash; rename it into place when it is the file of the index. */
   private async finish(): Promise<string> {
     const { paths, index } = this;
     this.catchUp(); // every chunk is done now: what was not hashed in order is read back
