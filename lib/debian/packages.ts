@@ -112,7 +112,8 @@ export function packageLayers(tree: Node | string, options: { budget?: number } 
   return target(`${fsNode.name}.pkglayers`, async (ctx) => {
     const view = await TreeView.open(ctx, fsNode);
     const all: TreeEntry[] = [...view.entries()];
-    const byPath = new Map(all.map((e) => [e.path.toString("latin1"), e]));
+    const rels = all.map((e) => e.path.toString("latin1")); // each entry's path, as the maps below key it
+    const byPath = new Map(all.map((e, i) => [rels[i], e]));
     const read = (rel: string): string | undefined => {
       const e = byPath.get(rel);
       return e && e.type === "file" ? fs.readFileSync(e.host, "utf8") : undefined;
@@ -173,15 +174,14 @@ export function packageLayers(tree: Node | string, options: { budget?: number } 
     }
 
     // Each entry's group: its package's source, or "top" (unowned, or dpkg's database).
-    const owner = (e: TreeEntry): string => {
-      const rel = e.path.toString("latin1");
+    const owner = (rel: string): string => {
       if (rel === DPKG || rel.startsWith(`${DPKG}/`)) return "top";
       return groupOf.get(rel) ?? "top";
     };
     const sizes = new Map<string, number>();
-    for (const e of all) {
+    for (const [i, e] of all.entries()) {
       if (e.type === "dir") continue;
-      const g = owner(e);
+      const g = owner(rels[i]);
       if (g !== "top") sizes.set(g, (sizes.get(g) ?? 0) + e.size + 512);
     }
     const ranked = [...sizes.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([g]) => g);
@@ -197,9 +197,8 @@ export function packageLayers(tree: Node | string, options: { budget?: number } 
     // What each layer holds: its entries, and the directories above them (dirs owned by
     // none go to the top). A hard link whose first name is in another layer becomes a file.
     const members = new Map<string, Set<string>>(order.map((l) => [l, new Set<string>()]));
-    for (const e of all) {
-      const rel = e.path.toString("latin1");
-      const layer = layerOf(owner(e));
+    for (const rel of rels) {
+      const layer = layerOf(owner(rel));
       const set = members.get(layer)!;
       set.add(rel);
       for (let slash = rel.lastIndexOf("/"); slash > 0; slash = rel.lastIndexOf("/", slash - 1)) set.add(rel.slice(0, slash));
@@ -210,18 +209,19 @@ export function packageLayers(tree: Node | string, options: { budget?: number } 
     const packagesOf = new Map<string, string[]>();
     for (const p of packages) {
       const layer = layerOf(p.source);
-      packagesOf.set(layer, [...(packagesOf.get(layer) ?? []), p.name]);
+      if (!packagesOf.has(layer)) packagesOf.set(layer, []);
+      packagesOf.get(layer)!.push(p.name);
     }
     const groups: PackageLayer[] = [];
     for (const name of order) {
       const set = members.get(name)!;
       const items: TarItem[] = [];
-      for (const e of all) {
-        const rel = e.path.toString("latin1");
-        if (!set.has(rel)) continue;
+      for (const [i, e] of all.entries()) {
+        if (!set.has(rels[i])) continue;
         let entry: Entry & { host?: Buffer; sig?: string } = e;
-        if (e.type === "hardlink" && !set.has(e.linkTarget!.toString("latin1"))) {
-          const first = byPath.get(e.linkTarget!.toString("latin1"))!;
+        const linked = e.type === "hardlink" ? e.linkTarget!.toString("latin1") : undefined;
+        if (linked !== undefined && !set.has(linked)) {
+          const first = byPath.get(linked)!;
           entry = { ...first, path: e.path, uid: e.uid, gid: e.gid };
         }
         items.push({ entry, host: entry.host, sig: entry.sig });
