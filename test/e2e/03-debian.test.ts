@@ -73,7 +73,7 @@ describe("recipes/debian.ts", { skip: haveTools && isRoot ? false : "needs root,
     const userDir = tempDir("crecipe-debian-user-");
     fs.chmodSync(userDir, 0o777);
     const userRecipe = write(userDir, "debian.ts", fs.readFileSync(recipe, "utf8"));
-    const r = crecipeAsTestUser(userDir, ["-o", path.join(userDir, "out"), userRecipe, "debianImage", "debian.runlocal"], { SOURCE_DATE_EPOCH: String(EPOCH), CRECIPE_CACHE: path.join(userDir, "cache") });
+    const r = crecipeAsTestUser(userDir, ["-o", path.join(userDir, "out"), userRecipe, "debianImage", "debian.runlocal"], { SOURCE_DATE_EPOCH: EPOCH, CRECIPE_CACHE: path.join(userDir, "cache") });
     assert.equal(r.status, 0, r.stderr);
     assert.notEqual(fs.statSync(path.join(userDir, "out/debian.image")).uid, 0);
     for (const f of ["debootstrap.layer", "system.layer", "debian.layer", "debian.image/manifest.json"]) {
