@@ -6,6 +6,7 @@
 import { createHash, type Hash } from "node:crypto";
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
+import { startThread, threadsWanted } from "./threads.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -29,7 +30,7 @@ export class OutputFile {
 
   constructor(path: string | Buffer, expectedSize = 0) {
     this.fd = fs.openSync(path, "w");
-    if (expectedSize > LARGE && process.env.CRECIPE_THREADS !== "0") this.worker = ParallelHash.start(path);
+    if (expectedSize > LARGE && threadsWanted()) this.worker = ParallelHash.start(path);
     if (this.worker) this.buffer = this.worker.acquire();
     else {
       this.hash = createHash("sha256");
@@ -134,10 +135,7 @@ export interface LentRing {
   next: number;
 }
 
-/** Helper threads hash, read and write; their own JavaScript heap stays tiny. */
-export const SMALL_HEAP = { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2, codeRangeSizeMb: 4, stackSizeMb: 1 };
 const WORKER_SOURCE = `
-const { workerData } = require("node:worker_threads");
 const { createHash } = require("node:crypto");
 const { openSync, writeSync, closeSync } = require("node:fs");
 const { sab, slots, slot } = workerData;
@@ -195,9 +193,8 @@ class ParallelHash {
 
   static start(path: string | Buffer): ParallelHash | undefined {
     try {
-      const { Worker } = require("node:worker_threads") as typeof import("node:worker_threads");
       const sab = new SharedArrayBuffer(SLOTS * CHUNK + (SLOTS + 4) * 4 + SLOTS * 4 + 64);
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sab, slots: SLOTS, slot: CHUNK, path }, resourceLimits: SMALL_HEAP });
+      const worker = startThread(WORKER_SOURCE, { sab, slots: SLOTS, slot: CHUNK, path });
       worker.unref();
       const state = new Int32Array(sab, SLOTS * CHUNK, SLOTS + 4);
       const lengths = new Int32Array(sab, SLOTS * CHUNK + (SLOTS + 4) * 4, SLOTS);

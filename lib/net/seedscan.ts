@@ -5,11 +5,9 @@
  * writes the ones the new file wants straight from the slots, hashing the new file as it
  * goes: the seed is read once, and the two threads share the hashing.
  */
-import { createRequire } from "node:module";
-import { SMALL_HEAP } from "../engine/io.ts";
+import { startThread, threadsWanted } from "../engine/threads.ts";
 import { Chunker, type ChunkParams, GEAR, topBits } from "../formats/chunks.ts";
 
-const require = createRequire(import.meta.url);
 
 const SLOTS = 8;
 const SLOT = 1 << 20;
@@ -25,7 +23,7 @@ export interface SeedChunk {
 // Slot states: 0 free (the reader's to fill), 1 full (ours). A message per slot says
 // what is in it: its length, and the chunks that end in it with their sha256.
 const WORKER_SOURCE = (chunker: string, topBits: string) => `
-const { workerData, parentPort } = require("node:worker_threads");
+const { parentPort } = require("node:worker_threads");
 const fs = require("node:fs");
 const { createHash } = require("node:crypto");
 const GEAR = workerData.gear;
@@ -89,13 +87,12 @@ try {
  * stop: nothing more is wanted). Undefined where worker threads cannot start.
  */
 export function scanOnThread(file: string, params: ChunkParams, each: (chunk: SeedChunk) => boolean, onBlock: () => Promise<void>): Promise<void> | undefined {
-  if (process.env.CRECIPE_THREADS === "0" || params.max > SLOT) return undefined;
+  if (!threadsWanted() || params.max > SLOT) return undefined;
   let worker: import("node:worker_threads").Worker;
   const sab = new SharedArrayBuffer(SLOTS * SLOT + (SLOTS + 1) * 4);
   const state = new Int32Array(sab, SLOTS * SLOT, SLOTS + 1);
   try {
-    const { Worker } = require("node:worker_threads") as typeof import("node:worker_threads");
-    worker = new Worker(WORKER_SOURCE(Chunker.toString(), topBits.toString()), { eval: true, workerData: { file, params, gear: GEAR, sab, slots: SLOTS, slot: SLOT }, resourceLimits: SMALL_HEAP });
+    worker = startThread(WORKER_SOURCE(Chunker.toString(), topBits.toString()), { file, params, gear: GEAR, sab, slots: SLOTS, slot: SLOT });
   } catch {
     return undefined;
   }

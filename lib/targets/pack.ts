@@ -9,13 +9,11 @@
  * into shared memory, and on two cores reading runs beside writing and hashing, while
  * this thread makes the next batch's headers.
  */
-import { createRequire } from "node:module";
 import { CrecipeError } from "../engine/errors.ts";
 import { escapePath } from "../formats/entry.ts";
-import { type LentRing, SMALL_HEAP } from "../engine/io.ts";
+import type { LentRing } from "../engine/io.ts";
+import { startThread, threadsWanted } from "../engine/threads.ts";
 import { statFields } from "../engine/manifest.ts";
-
-const require = createRequire(import.meta.url);
 
 /** One file of a batch: where it is, how long it must be, what stat must still say of it. */
 export interface FileToRead {
@@ -42,7 +40,7 @@ export interface PackBatch {
 // The packer answers each batch with { done }, or once with { failed, why, at }; at
 // the end, { next, bytes }: the slot where it stopped and what it wrote.
 const WORKER_SOURCE = `
-const { workerData, parentPort } = require("node:worker_threads");
+const { parentPort } = require("node:worker_threads");
 const fs = require("node:fs");
 const { sab, slots, slot, areas, area } = workerData;
 const state = new Int32Array(sab, slots * slot, slots + 4);
@@ -174,12 +172,10 @@ export class Packer {
 
   /** A packer for `ring`, or undefined where worker threads cannot start. */
   static start(ring: LentRing): Packer | undefined {
-    if (process.env.CRECIPE_THREADS === "0") return undefined;
+    if (!threadsWanted()) return undefined;
     try {
-      const { Worker } = require("node:worker_threads") as typeof import("node:worker_threads");
       const areas = new SharedArrayBuffer(AREAS * AREA);
-      const workerData = { ...ring, areas, area: AREA };
-      return new Packer(new Worker(WORKER_SOURCE, { eval: true, workerData, resourceLimits: SMALL_HEAP }), areas);
+      return new Packer(startThread(WORKER_SOURCE, { ...ring, areas, area: AREA }), areas);
     } catch {
       return undefined;
     }
