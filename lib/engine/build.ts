@@ -11,7 +11,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { makeContext, runInContext } from "./context.ts";
-import { fitName, removeTree } from "./io.ts";
+import { fitName, removeTree, removeTreeSoon } from "./io.ts";
+import { dropThreads } from "./threads.ts";
 import { commit } from "./commit.ts";
 import { WaitGraph } from "./cycles.ts";
 import { isDirty, type Verdict } from "./dirty.ts";
@@ -26,7 +27,7 @@ import { hostContentHash, hostSignature } from "./hash.ts";
 import { type BuildEvent, criticalPath, type DistributiveOmit, type EventSink } from "./events.ts";
 import { consoleReporter, formatFailure, type Reporter } from "./report.ts";
 import { upToDate, writeSummary } from "./summary.ts";
-import { type Dep, type Layout, layout, lockFile, logFile, outDirFailure, outputPath, readState, type TargetState, tmpDir, writeState } from "./state.ts";
+import { type Dep, type Layout, layout, lockFile, logFile, outDirFailure, outputPath, readState, type TargetState, tmpDir, trashDir, writeState } from "./state.ts";
 import type { Node, Result } from "./types.ts";
 
 export type { Verdict };
@@ -110,6 +111,7 @@ export async function build(nodes: Node | readonly Node[], options: BuildOptions
   } finally {
     markBuilding(-1);
     uninstall();
+    dropThreads();
   }
 }
 
@@ -653,11 +655,13 @@ export class Engine {
     this.sweptTemps = true;
     sweepLockDir(path.join(this.layout.stateDir, "lock"));
     sweepTempDir(tmpRoot);
+    sweepTempDir(trashDir(this.layout));
   }
 
+  /** Remove a temp dir: a heavy one (a large output it replaced) in the background. */
   private discard(dir: string): void {
     this.temps.delete(dir);
-    removeTree(dir);
+    removeTreeSoon(dir, trashDir(this.layout));
   }
 
   private show(p: string): string {

@@ -314,6 +314,62 @@ export function removeTree(dir: string | Buffer): void {
   }
 }
 
+/** Bytes and entries that make a tree worth removing in the background (removeTreeSoon). */
+const HEAVY_BYTES = 32 << 20;
+const HEAVY_ENTRIES = 2000;
+
+/** Whether `dir` holds at least HEAVY_BYTES or HEAVY_ENTRIES (it stops looking there). */
+function heavy(dir: string): boolean {
+  let bytes = 0;
+  let entries = 0;
+  const stack = [dir];
+  while (stack.length) {
+    const at = stack.pop()!;
+    let names: string[];
+    try {
+      names = fs.readdirSync(at);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const st = fs.lstatSync(`${at}/${name}`, { throwIfNoEntry: false });
+      if (!st) continue;
+      if (st.isDirectory()) stack.push(`${at}/${name}`);
+      else if (st.nlink === 1) bytes += st.size; // a hard link's data stays: unlinking it is cheap
+      if (bytes >= HEAVY_BYTES || ++entries >= HEAVY_ENTRIES) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * removeTree, without waiting where that would cost: a tree that holds a large file or many
+ * entries (an output just replaced: unlinking a 200 MB layer takes the kernel ~80 ms) is
+ * moved into `trash` (on the same file system) and removed there by a detached `rm`, so the
+ * build does not wait for it. A trash entry left behind (the machine stopped) is named
+ * after this process like a temp dir, and swept the same way once this process is gone.
+ */
+export function removeTreeSoon(dir: string, trash: string): void {
+  if (!heavy(dir)) return removeTree(dir);
+  const moved = `${trash}/${dir.slice(dir.lastIndexOf("/") + 1)}`;
+  try {
+    fs.mkdirSync(trash, { recursive: true });
+    fs.renameSync(dir, moved);
+  } catch {
+    return removeTree(dir);
+  }
+  try {
+    const { spawn } = require("node:child_process") as typeof import("node:child_process");
+    // A read-only directory inside (a built tree may have them) stops rm: made writable, then again.
+    const script = 'rm -rf -- "$1" 2>/dev/null || { chmod -R u+rwX -- "$1"; rm -rf -- "$1"; }';
+    const child = spawn("sh", ["-c", script, "sh", moved], { detached: true, stdio: "ignore" });
+    child.on("error", () => removeTree(moved));
+    child.unref();
+  } catch {
+    removeTree(moved);
+  }
+}
+
 /**
  * A symlink's target as bytes (names need not be UTF-8). Always a Buffer: under Deno,
  * readlinkSync(…, { encoding: "buffer" }) gives a plain Uint8Array, whose toString()

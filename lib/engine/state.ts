@@ -55,6 +55,8 @@ export const lockFile = (l: Layout, name: string) => path.join(l.stateDir, "lock
 export const logFile = (l: Layout, name: string) => path.join(l.stateDir, "log", `${name}.log`);
 export const outputPath = (l: Layout, name: string) => path.join(l.outDir, name);
 export const tmpDir = (l: Layout) => path.join(l.stateDir, "tmp");
+/** Temp dirs being removed in the background (io.ts removeTreeSoon). */
+export const trashDir = (l: Layout) => path.join(l.stateDir, "trash");
 export const treeDir = (l: Layout) => path.join(l.stateDir, "tree");
 
 export type ReadResult =
