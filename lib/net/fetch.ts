@@ -32,6 +32,7 @@ import { type ByteRange, formatRange, multipartBoundary, MultipartReader, parseC
 import { BLOCK_HASH, BLOCK_SIZE, blockCount, blockHash, blockOffsets, checkBlocksHeader, type ChunkIndex, Chunker, decodeChunkIndex, mainLength, sameParams } from "../formats/chunks.ts";
 import { client, type Client, consume, discard, readBody, TransientError } from "./http.ts";
 import { scanOnThread } from "./seedscan.ts";
+import { dropThreads, warmThreads } from "../engine/threads.ts";
 import { packBits, partialPaths, type PartialPaths, readState, removePartial, unpackBits, writeState } from "./partial.ts";
 
 /** A fetch that failed after its tries (the CLI exits 1). */
@@ -147,6 +148,9 @@ export async function fetchChunked(url: string, options: FetchOptions): Promise<
   const paths = partialPaths(options.out);
   const http = client(options.concurrency ?? 4);
   const totals = { downloaded: 0, index: 0, requests: 0, retries: 0, reused: 0, resumed: 0, fetched: 0 };
+  // A seed without an index beside it is chunked on another thread: it starts while the
+  // remote index is read, not after (~75 ms).
+  if ((options.seeds ?? []).some((seed) => !fs.existsSync(`${seed}.chunks`))) warmThreads(1);
   try {
     for (let restart = 0; ; restart++) {
       const remote = await readIndex(http, url, options, totals);
@@ -171,6 +175,7 @@ export async function fetchChunked(url: string, options: FetchOptions): Promise<
     }
   } finally {
     http.close();
+    dropThreads();
   }
 }
 
