@@ -336,8 +336,16 @@ class Job {
   private readonly sources = new Map<number, SeedSpan>();
   /** Chunks to download only part of (the rest came from a seed, by the block hints). */
   private readonly need = new Map<number, Partial_>();
+  /**
+   * Chunks a seed's own index says it holds, by digest: where, and the positions that
+   * want them. They are copied after the download, in file order (copyPlanned), so the
+   * file's hash runs in order and nothing is read back.
+   */
+  private readonly planned = new Map<string, { span: SeedSpan; trusted: boolean; list: number[] }>();
+  /** Chunks placed from a seed without hashing them: the whole file's hash checks them (checkTrusted). */
+  private readonly trusted: number[] = [];
   /** The whole file's sha256 so far, over chunks 0 … hashed-1 (hashInOrder). */
-  private readonly fileHash = createHash("sha256");
+  private fileHash = createHash("sha256");
   private hashed = 0;
   private readBack?: Buffer;
 
@@ -375,7 +383,12 @@ class Job {
       this.saveState(true);
       await this.refine();
       await this.download();
+      if (await this.copyPlanned()) await this.download(); // a planned chunk the seed did not hold after all
       this.saveState(true);
+      if (this.trusted.length && !this.wholeMatches() && await this.checkTrusted()) {
+        await this.download();
+        this.saveState(true);
+      }
       return await this.finish();
     } catch (error) {
       this.stop.abort(error);
@@ -475,8 +488,16 @@ class Job {
       if (own.size !== stat.size || !sameParams(own.params, this.index.params)) own = undefined;
     } catch { /* none, or not usable */ }
     if (own) {
-      const wanted = own.chunks.filter((c) => this.positions.has(c.digest));
-      this.totals.reused += await this.copyFrom(seed, wanted);
+      // Its index is newer than its bytes: trusted, and left to the whole file's hash to check.
+      const trusted = fs.statSync(`${seed}.chunks`).mtimeMs >= stat.mtimeMs;
+      for (const c of own.chunks) {
+        const list = this.positions.get(c.digest);
+        if (!list || c.size > this.index.params.max) continue;
+        const span = { file: seed, offset: c.offset, size: c.size };
+        this.positions.delete(c.digest);
+        this.planned.set(c.digest, { span, trusted, list });
+        for (const k of list) this.sources.set(k, span);
+      }
       return;
     }
     this.totals.reused += await this.scanSeed(seed);
@@ -499,6 +520,69 @@ class Job {
       fs.closeSync(fd);
     }
     return placed;
+  }
+
+  /**
+   * Copy the planned chunks, in file order (the download has placed the rest, so the
+   * file's hash never waits). Each is hashed first unless its seed's index is trusted.
+   * Whether some were not as planned (back in `positions`, to download).
+   */
+  private async copyPlanned(): Promise<boolean> {
+    const order = [...this.planned.entries()].sort((a, b) => a[1].list[0] - b[1].list[0]);
+    this.planned.clear();
+    const buffer = Buffer.allocUnsafe(this.index.params.max);
+    const fds = new Map<string, number>();
+    let missed = false;
+    try {
+      for (const [digest, { span, trusted, list }] of order) {
+        this.positions.set(digest, list);
+        let fd = fds.get(span.file);
+        if (fd === undefined) fds.set(span.file, (fd = fs.openSync(span.file, "r")));
+        const bytes = readAt(fd, buffer, span.offset, span.size);
+        if (bytes && (trusted || sha256Hex(bytes) === digest)) {
+          if (trusted) for (const k of list) if (!this.done[k]) this.trusted.push(k);
+          this.totals.reused += this.place(digest, bytes, span);
+        } else missed = true;
+        this.progress();
+        await this.breathe();
+      }
+    } finally {
+      for (const fd of fds.values()) fs.closeSync(fd);
+    }
+    return missed;
+  }
+
+  /** Whether the whole file's sha256 is the index's (it reads back what was not hashed in order). */
+  private wholeMatches(): boolean {
+    this.catchUp();
+    if (this.hashed !== this.index.chunks.length) return false;
+    const digest = this.fileHash.copy().digest("hex");
+    return digest === this.index.digest;
+  }
+
+  /**
+   * The whole file is not what the index says, and some chunks came unhashed from a seed
+   * that was trusted: hash them now, and give the ones that differ back to the download.
+   * The file is hashed again from its start. Whether any was given back.
+   */
+  private async checkTrusted(): Promise<boolean> {
+    const buffer = Buffer.allocUnsafe(this.index.params.max);
+    let bad = false;
+    for (const k of this.trusted.splice(0)) {
+      const chunk = this.index.chunks[k];
+      const bytes = readAt(this.fd, buffer, chunk.offset, chunk.size);
+      if (bytes && sha256Hex(bytes) === chunk.digest) continue;
+      bad = true;
+      this.done[k] = 0;
+      this.totals.reused -= chunk.size;
+      const list = this.positions.get(chunk.digest);
+      if (list) list.push(k);
+      else this.positions.set(chunk.digest, [k]);
+      await this.breathe();
+    }
+    this.fileHash = createHash("sha256");
+    this.hashed = 0;
+    return bad;
   }
 
   /** Read a seed once: chunk it, hash each chunk, and place those the new file needs. */

@@ -67,6 +67,32 @@ describe("fetch a 200 MB layer with one 100 KB file changed", () => {
     assert.equal(sha256File(path.join(dir, "inplace.layer")), sha256File(path.join(dir, "new.layer")));
     assert.ok((run.report!.fetched as number) <= 2 * changed);
   });
+
+  // A seed edited after its index was written: with its mtime newer than the index, each of
+  // its chunks is hashed before use; with the mtime set back (the index looks current), the
+  // whole file's hash catches the edit, and the chunks that differ are found and downloaded.
+  for (const setBack of [false, true]) {
+    it(`a seed edited in place after its index was written${setBack ? ", its mtime set back" : ""}: the new file all the same`, async () => {
+      const seed = path.join(dir, `edited${setBack}.layer`);
+      fs.copyFileSync(path.join(dir, "out/old.layer"), seed);
+      fs.copyFileSync(path.join(dir, "out/old.layer.chunks"), `${seed}.chunks`);
+      const index = decodeChunkIndex(fs.readFileSync(`${seed}.chunks`));
+      const fd = fs.openSync(seed, "r+");
+      fs.writeSync(fd, Buffer.from("edited by hand"), 0, 14, index.chunks[3].offset + 100); // early in the file, far from the change
+      fs.closeSync(fd);
+      const old = new Date(Date.now() - 3600_000);
+      if (setBack) fs.utimesSync(seed, old, old);
+      else fs.utimesSync(`${seed}.chunks`, old, old);
+      const out = `got-edited${setBack}.layer`;
+      const run = await runFetch(dir, [`${server.url}app.layer`, "--seed", path.basename(seed), "-o", out]);
+      assert.equal(run.code, 0, run.err);
+      assert.equal(sha256File(path.join(dir, out)), sha256File(path.join(dir, "new.layer")));
+      const fetched = run.report!.fetched as number;
+      assert.ok(fetched >= changed + index.chunks[3].size, `the edited chunk was downloaded too (${fetched} bytes fetched)`);
+      assert.ok(fetched <= 2 * changed + 2 * index.params.max, `${fetched} bytes fetched`);
+      assert.equal(run.report!.reused as number + fetched, fs.statSync(path.join(dir, "new.layer")).size);
+    });
+  }
 });
 
 /** A 12 MB file and a seed with a byte changed every 256 KB: about 48 chunks to download, in more than one request. */
