@@ -29,9 +29,9 @@ import { CrecipeError } from "../engine/errors.ts";
 import { sha256Hex } from "../engine/hash.ts";
 import { writeFileAtomic } from "../engine/state.ts";
 import { type ByteRange, formatRange, multipartBoundary, MultipartReader, parseContentRange } from "../formats/byteranges.ts";
-import { BLOCK_HASH, BLOCK_SIZE, blockCount, blockHash, blockOffsets, checkBlocksHeader, type ChunkIndex, Chunker, decodeChunkIndex, mainLength, sameParams } from "../formats/chunks.ts";
+import { BLOCK_HASH, BLOCK_SIZE, blockCount, blockHash, blockOffsets, checkBlocksHeader, type ChunkIndex, decodeChunkIndex, mainLength, sameParams } from "../formats/chunks.ts";
 import { client, type Client, consume, discard, readBody, TransientError } from "./http.ts";
-import { scanOnThread } from "./seedscan.ts";
+import { type Expected, scanOnThread, seedSplitter } from "./seedscan.ts";
 import { dropThreads, warmThreads } from "../engine/threads.ts";
 import { packBits, partialPaths, type PartialPaths, readState, removePartial, unpackBits, writeState } from "./partial.ts";
 
@@ -380,6 +380,8 @@ class Job {
         if (this.positions.size === 0) break;
         await this.useSeed(seed);
       }
+      await this.gaps.catch(() => {});
+      if (this.gapFailure) throw this.gapFailure;
       this.saveState(true);
       await this.refine();
       await this.download();
@@ -446,19 +448,26 @@ class Job {
   }
 
   /** Put verified chunk bytes at every position that wants them; `from`: where in a seed they are. */
-  private place(digest: string, bytes: Buffer, from?: SeedSpan): number {
+  private place(digest: string, bytes: Buffer | Buffer[], from?: SeedSpan): number {
     const list = this.positions.get(digest);
     if (!list) return 0;
     this.positions.delete(digest);
+    // A chunk from the seed thread's slots may be in two pieces: written and hashed as they
+    // are (copying out of shared memory is slow in V8).
+    const parts = Array.isArray(bytes) ? bytes : [bytes];
     let placed = 0;
     for (const k of list) {
       if (this.done[k]) continue;
-      writeAt(this.fd, bytes, this.index.chunks[k].offset);
+      let at = this.index.chunks[k].offset;
+      for (const part of parts) {
+        writeAt(this.fd, part, at);
+        at += part.length;
+      }
       this.done[k] = 1;
-      this.hashInOrder(k, bytes);
+      this.hashInOrder(k, parts);
       if (from) this.sources.set(k, from);
       this.need.delete(k);
-      placed += bytes.length;
+      placed += at - this.index.chunks[k].offset;
     }
     return placed;
   }
@@ -473,7 +482,8 @@ class Job {
       const state = readState(`${paths.old}.json`);
       if (state && index.size === fs.statSync(paths.old).size) {
         const bits = unpackBits(state.done, index.chunks.length);
-        this.totals.resumed += await this.copyFrom(paths.old, index.chunks.filter((_, k) => bits[k]));
+        const resumed = await this.copyFrom(paths.old, index.chunks.filter((_, k) => bits[k]));
+        this.totals.resumed += resumed; // not `+= await`: that would add to the count as it was before the wait
       }
     } catch { /* a damaged leftover: nothing to reuse */ }
     // Removed with the other partial files once the download is complete (hints may read it until then).
@@ -500,7 +510,8 @@ class Job {
       }
       return;
     }
-    this.totals.reused += await this.scanSeed(seed);
+    const reused = await this.scanSeed(seed); // downloads started meanwhile count too: not `+= await`
+    this.totals.reused += reused;
   }
 
   /** Copy chunks of `file` that it claims to have (each hashed again first). */
@@ -585,11 +596,56 @@ class Job {
     return bad;
   }
 
+  /**
+   * Chunk k was just placed from a seed while chunks before it, the file's hash waiting
+   * for them, are still missing: the seed passed over them (an edit). They are downloaded
+   * now, while the seed is read, not after it, so the hash does not wait until the end and
+   * read back all that was written since. Should the seed hold them further on after all
+   * (moved, not edited), their bytes were downloaded for nothing: at most 1 MiB, or 1 % of
+   * the file, is downloaded this way.
+   */
+  private fillGap(k: number): void {
+    if (k <= this.hashed || this.done[this.hashed]) return;
+    const budget = Math.max(1 << 20, this.index.size / 100);
+    for (let j = Math.max(this.hashed, this.gapFrom); j < k; j++) {
+      if (this.done[j] || !this.wants(j) || this.gapBytes + this.index.chunks[j].size > budget) continue;
+      this.gapBytes += this.index.chunks[j].size;
+      this.gapChunks.push(j);
+    }
+    this.gapFrom = Math.max(this.gapFrom, k);
+    if (this.gapChunks.length === 0 || this.gapsRunning) return;
+    // One request at a time: the gaps found while it runs go together in the next.
+    this.gapsRunning = true;
+    this.gaps = (async () => {
+      try {
+        for (let gap; (gap = this.gapChunks.splice(0).filter((j) => this.wants(j))).length;) {
+          await this.refine(gap);
+          await this.download(gap.filter((j) => this.wants(j)));
+        }
+      } finally {
+        this.gapsRunning = false;
+      }
+    })();
+    this.gaps.catch((error) => (this.gapFailure ??= error)); // thrown after the seeds (run)
+  }
+
+  private gaps = Promise.resolve();
+  private gapFailure: unknown;
+  private gapsRunning = false;
+  private gapChunks: number[] = [];
+  private gapFrom = 0;
+  private gapBytes = 0;
+
   /** Read a seed once: chunk it, hash each chunk, and place those the new file needs. */
   private async scanSeed(file: string): Promise<number> {
     let placed = 0;
-    const onThread = scanOnThread(file, this.index.params, (chunk) => {
-      if (this.positions.has(chunk.digest)) placed += this.place(chunk.digest, chunk.bytes(), { file, offset: chunk.offset, size: chunk.size });
+    const expected = { sizes: this.index.chunks.map((c) => c.size), digests: this.index.chunks.map((c) => c.digest) };
+    const onThread = scanOnThread(file, this.index.params, expected, (chunk) => {
+      const first = this.positions.get(chunk.digest)?.[0];
+      if (first !== undefined) {
+        placed += this.place(chunk.digest, chunk.bytes(), { file, offset: chunk.offset, size: chunk.size });
+        this.fillGap(first);
+      }
       return this.positions.size > 0;
     }, async () => {
       this.progress();
@@ -599,46 +655,47 @@ class Job {
       await onThread;
       return placed;
     }
-    return await this.scanSeedHere(file);
+    return await this.scanSeedHere(file, expected);
   }
 
-  /** scanSeed on this thread (where worker threads cannot start). */
-  private async scanSeedHere(file: string): Promise<number> {
-    const chunker = new Chunker(this.index.params);
+  /** scanSeed on this thread (where worker threads cannot start), by the same splitter. */
+  private async scanSeedHere(file: string, expected: Expected): Promise<number> {
+    const splitter = seedSplitter(this.index.params, expected);
     const fd = fs.openSync(file, "r");
-    const block = Buffer.allocUnsafe(BLOCK);
-    const chunk = Buffer.allocUnsafe(this.index.params.max); // the current chunk's bytes
-    let filled = 0;
-    let hash = createHash("sha256");
     let placed = 0;
-    let start = 0; // the current chunk's offset in the seed
-    const add = (data: Buffer) => {
-      hash.update(data);
-      data.copy(chunk, filled);
-      filled += data.length;
+    let start = 0; // the next chunk's offset in the seed
+    // This block and the one before (a chunk is at most one block long): new ones each time, so the splitter's pieces stay.
+    let before = { at: 0, data: Buffer.alloc(0) };
+    let block = before;
+    const bytesAt = (offset: number, size: number) => {
+      const parts = [before, block].flatMap(({ at, data }) => {
+        const from = Math.max(offset, at);
+        const to = Math.min(offset + size, at + data.length);
+        return from < to ? [data.subarray(from - at, to - at)] : [];
+      });
+      return parts.length === 1 ? parts[0] : Buffer.concat(parts);
     };
-    const close = () => {
-      const digest = hash.digest("hex");
-      if (this.positions.has(digest)) placed += this.place(digest, chunk.subarray(0, filled), { file, offset: start, size: filled });
-      hash = createHash("sha256");
-      start += filled;
-      filled = 0;
+    const take = ({ ends, digests }: { ends: number[]; digests: string[] }) => {
+      for (let i = 0; i < ends.length; i++) {
+        const size = ends[i] - start;
+        if (this.positions.has(digests[i])) placed += this.place(digests[i], bytesAt(start, size), { file, offset: start, size });
+        start = ends[i];
+      }
     };
     try {
-      for (let n; (n = fs.readSync(fd, block, 0, BLOCK, null)) > 0;) {
-        const data = block.subarray(0, n);
-        let from = 0;
-        for (const cut of chunker.push(data)) {
-          add(data.subarray(from, cut));
-          close();
-          from = cut;
-        }
-        add(data.subarray(from));
+      for (let at = 0; ;) {
+        const data = Buffer.allocUnsafe(BLOCK);
+        const n = fs.readSync(fd, data, 0, BLOCK, null);
+        if (n === 0) break;
+        before = block;
+        block = { at, data: data.subarray(0, n) };
+        at += n;
+        take(splitter.push(block.data));
         this.progress();
         await this.breathe();
         if (this.positions.size === 0) return placed;
       }
-      if (chunker.finish() > 0) close();
+      take(splitter.finish());
     } finally {
       fs.closeSync(fd);
     }
@@ -679,7 +736,8 @@ class Job {
     return batches;
   }
 
-  private queue: Batch[] = [];
+  /** Whether a request was made (the first is made alone). */
+  private requested = false;
 
   /**
    * Block hints: where a run of missing chunks follows (or precedes) a chunk found in a
@@ -688,9 +746,9 @@ class Job {
    * taken from the seed and only the rest is downloaded. The chunk's sha256 is checked
    * whole once assembled; a mismatch falls back to downloading it whole.
    */
-  private async refine(): Promise<void> {
+  private async refine(only?: number[]): Promise<void> {
     const { chunks } = this.index;
-    const fetching = new Set([...this.positions.values()].map((list) => list[0]));
+    const fetching = new Set(only ?? [...this.positions.values()].map((list) => list[0]));
     let edges: Edge[] = [];
     for (const k of fetching) {
       const before = this.sources.get(k - 1);
@@ -852,14 +910,18 @@ class Job {
     return got;
   }
 
-  private async download(): Promise<void> {
-    const missing = [...this.positions.values()].map((list) => list[0]);
+  /** Download what is missing (of `only`, if given). */
+  private async download(only?: number[]): Promise<void> {
+    const missing = only ?? [...this.positions.values()].map((list) => list[0]);
     if (missing.length === 0) return;
-    this.queue = this.plan(missing);
+    const queue = this.plan(missing);
     // The first request alone: a server that ignores Range sends the whole file to it.
-    await this.withRetries(this.queue.shift()!);
-    const workers = Array.from({ length: Math.min(this.options.concurrency ?? 4, this.queue.length) }, async () => {
-      for (let batch; (batch = this.queue.shift());) await this.withRetries(batch);
+    if (!this.requested) {
+      this.requested = true;
+      await this.withRetries(queue.shift()!, queue);
+    }
+    const workers = Array.from({ length: Math.min(this.options.concurrency ?? 4, queue.length) }, async () => {
+      for (let batch; (batch = queue.shift());) await this.withRetries(batch, queue);
     });
     const results = await Promise.allSettled(workers);
     const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
@@ -870,14 +932,14 @@ class Job {
    * Run one request, trying again (with backoff) while it fails; a try that gained chunks
    * resets the count of failures.
    */
-  private async withRetries(first: Batch): Promise<void> {
-    let batch = this.remaining(first);
+  private async withRetries(first: Batch, queue: Batch[]): Promise<void> {
+    let batch = this.remaining(first, queue);
     for (let failures = 0; batch;) {
       if (this.stop.signal.aborted) throw this.stop.signal.reason;
       const before = this.totals.fetched;
       try {
         await this.request(batch);
-        batch = this.remaining(batch);
+        batch = this.remaining(batch, queue);
         if (batch) throw new TransientError("the answer left chunks out");
       } catch (error) {
         if (!(error instanceof TransientError)) {
@@ -887,7 +949,7 @@ class Job {
         if (error instanceof WrongBytesError) await this.checkIndexUnchanged();
         if (this.totals.fetched > before) failures = 0;
         else failures++;
-        batch = this.remaining(batch!);
+        batch = this.remaining(batch!, queue);
         if (!batch) return;
         if (failures > (this.options.retries ?? 4)) {
           const stopped = new FetchError(`${this.url}: ${error.message} (${failures} tries in a row)`, {
@@ -910,11 +972,11 @@ class Job {
    * What is still missing of `batch`, as one request (the rest of it, if the holes made
    * more ranges than a request takes, goes back in the queue); undefined when all is here.
    */
-  private remaining(batch: Batch): Batch | undefined {
+  private remaining(batch: Batch, queue: Batch[]): Batch | undefined {
     const left = batch.chunks.filter((k) => this.wants(k));
     if (left.length === 0) return undefined;
     const [next, ...rest] = this.plan(left);
-    this.queue.push(...rest);
+    queue.push(...rest);
     return next;
   }
 
@@ -1069,9 +1131,10 @@ class Job {
    * where the hash has got to is hashed from memory (a seed read in order is hashed so,
    * never read again); done chunks after it are read back from OUT.part.
    */
-  private hashInOrder(k: number, bytes: Buffer): void {
+  private hashInOrder(k: number, bytes: Buffer | Buffer[]): void {
     if (k !== this.hashed) return;
-    this.fileHash.update(bytes);
+    if (Array.isArray(bytes)) for (const part of bytes) this.fileHash.update(part);
+    else this.fileHash.update(bytes);
     this.hashed++;
     this.catchUp();
   }

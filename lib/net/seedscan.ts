@@ -1,28 +1,176 @@
 /**
- * Chunking a seed on another thread: it reads the seed into a ring of shared-memory
- * slots, splits it exactly as formats/chunks.ts's Chunker does (the same class, its
- * source run there) and hashes each chunk, while this thread looks the chunks up and
- * writes the ones the new file wants straight from the slots, hashing the new file as it
- * goes: the seed is read once, and the two threads share the hashing.
+ * Splitting a seed into its chunks, the way formats/chunks.ts's Chunker would, and
+ * hashing each, on another thread: it reads the seed into a ring of shared-memory slots
+ * while this thread looks the chunks up and writes the ones the new file wants straight
+ * from the slots, hashing the new file as it goes. The seed is read once.
+ *
+ * Most of a seed is the new file's chunks at the same place, or shifted by an edit
+ * before them: SeedSplitter first looks where the new file's next chunk should be, and
+ * hashes that span; only where it differs does it run the Chunker, until a chunk it finds
+ * is one of the new file's and it can look ahead again. A chunk boundary of the seed is
+ * where its own chunking would cut (a cut depends only on the bytes since the one before),
+ * so both ways find the same chunks: the look-ahead only skips the rolling hash.
  */
-import { startThread, threadsWanted } from "../engine/threads.ts";
+import { createHash, type Hash } from "node:crypto";
 import { Chunker, type ChunkParams, GEAR, topBits } from "../formats/chunks.ts";
-
+import { startThread, threadsWanted } from "../engine/threads.ts";
 
 const SLOTS = 8;
 const SLOT = 1 << 20;
 
-/** A chunk of the seed: where it is, its sha256, and its bytes (valid only during the callback). */
+/** A chunk of the seed: where it is, its sha256, and its bytes, in one piece or two (valid only during the callback). */
 export interface SeedChunk {
   offset: number;
   size: number;
   digest: string;
-  bytes: () => Buffer;
+  bytes: () => Buffer[];
+}
+
+/** The new file's chunks, in order: what the seed is expected to hold. */
+export interface Expected {
+  sizes: number[];
+  digests: string[];
+}
+
+/**
+ * The chunks of a seed fed to it piece by piece: their ends (offsets in the seed) and
+ * sha256. The pieces it is fed must stay as they are until a chunk beyond them ends (a
+ * chunk that is not where it was expected is split again from its start). Plain
+ * JavaScript that names nothing outside itself: the seed thread runs its source too.
+ */
+export class SeedSplitter {
+  private readonly at = new Map<string, number[]>();
+  /** The new file's chunk expected next (while splitting: the first one a found chunk may be). */
+  private k = 0;
+  private looking: boolean;
+  private chunker: { push(data: Uint8Array): number[]; finish(): number };
+  /** The chunk being read: where it began, its length so far, its hash, and (looking) its bytes. */
+  private start = 0;
+  private length = 0;
+  private hash: Hash;
+  private parts: Uint8Array[] = [];
+  private ends: number[] = [];
+  private digests: string[] = [];
+  /**
+   * The new file's chunks that are looked for ahead: all but its last, which ends where
+   * the file does, not where a chunk would be cut (a seed's bytes may go on after it).
+   */
+  private readonly lookable: number;
+
+  constructor(
+    private readonly params: ChunkParams,
+    private readonly expected: Expected,
+    private readonly newHash: () => Hash,
+    private readonly ChunkerClass: new (params: ChunkParams) => { push(data: Uint8Array): number[]; finish(): number },
+  ) {
+    this.lookable = Math.max(0, expected.sizes.length - 1);
+    expected.digests.forEach((digest, k) => {
+      const list = this.at.get(digest);
+      if (list) list.push(k);
+      else this.at.set(digest, [k]);
+    });
+    this.looking = this.lookable > 0;
+    this.chunker = new ChunkerClass(params);
+    this.hash = newHash();
+  }
+
+  /** The chunks that end in `data`, the seed's next bytes: their ends and sha256 (hex). */
+  push(data: Uint8Array): { ends: number[]; digests: string[] } {
+    this.feed(data);
+    return this.take();
+  }
+
+  /** The seed has ended: its last chunk. */
+  finish(): { ends: number[]; digests: string[] } {
+    if (this.looking && this.length > 0) this.split();
+    this.chunker.finish();
+    if (this.length > 0) this.emit(this.hash.digest("hex"));
+    return this.take();
+  }
+
+  private take(): { ends: number[]; digests: string[] } {
+    const out = { ends: this.ends, digests: this.digests };
+    this.ends = [];
+    this.digests = [];
+    return out;
+  }
+
+  private emit(digest: string): void {
+    this.start += this.length;
+    this.ends.push(this.start);
+    this.digests.push(digest);
+    this.length = 0;
+    this.hash = this.newHash();
+    this.parts = [];
+  }
+
+  /** The chunk being read is not the expected one: split its bytes from its start. */
+  private split(): void {
+    const parts = this.parts;
+    this.parts = [];
+    this.length = 0;
+    this.hash = this.newHash();
+    this.splitFromHere();
+    for (const part of parts) this.feed(part);
+  }
+
+  private splitFromHere(): void {
+    this.looking = false;
+    this.chunker = new this.ChunkerClass(this.params);
+  }
+
+  private feed(data: Uint8Array): void {
+    const n = data.length;
+    for (let i = 0; i < n;) {
+      if (this.looking) {
+        const size = this.expected.sizes[this.k];
+        const piece = data.subarray(i, i + Math.min(size - this.length, n - i));
+        this.hash.update(piece);
+        this.parts.push(piece);
+        this.length += piece.length;
+        i += piece.length;
+        if (this.length < size) continue;
+        const digest = this.hash.digest("hex");
+        if (digest !== this.expected.digests[this.k]) {
+          this.split();
+          continue;
+        }
+        this.emit(digest);
+        if (++this.k === this.lookable) this.splitFromHere();
+        continue;
+      }
+      const rest = data.subarray(i);
+      let from = 0;
+      let ahead = false;
+      for (const cut of this.chunker.push(rest)) {
+        this.hash.update(rest.subarray(from, cut));
+        this.length += cut - from;
+        from = cut;
+        const digest = this.hash.digest("hex");
+        this.emit(digest);
+        // One of the new file's chunks: the ones after it are looked for next to it.
+        const found = this.at.get(digest)?.find((k) => k >= this.k);
+        if (found !== undefined) {
+          this.k = found + 1;
+          ahead = this.k < this.lookable;
+          if (ahead) break;
+        }
+      }
+      if (ahead) {
+        this.looking = true;
+        i += from;
+        continue;
+      }
+      this.hash.update(rest.subarray(from));
+      this.length += rest.length - from;
+      i = n;
+    }
+  }
 }
 
 // Slot states: 0 free (the reader's to fill), 1 full (ours). A message per slot says
 // what is in it: its length, and the chunks that end in it with their sha256.
-const WORKER_SOURCE = (chunker: string, topBits: string) => `
+const WORKER_SOURCE = (chunker: string, splitter: string, topBits: string) => `
 const { parentPort } = require("node:worker_threads");
 const fs = require("node:fs");
 const { createHash } = require("node:crypto");
@@ -34,45 +182,26 @@ const checkParams = () => {};
 const __name = (f) => f;
 const CHUNK_PARAMS = undefined;
 const Chunker = ${chunker};
-const { file, params, sab, slots, slot } = workerData;
+const SeedSplitter = ${splitter};
+const { file, params, expected, sab, slots, slot } = workerData;
 const state = new Int32Array(sab, slots * slot, slots + 1);
 try {
-  const chunker = new Chunker(params);
+  const splitter = new SeedSplitter(params, expected, () => createHash("sha256"), Chunker);
   const fd = fs.openSync(file, "r");
-  let start = 0;
-  let length = 0;
-  let hash = createHash("sha256"); // of the chunk being read
   for (let k = 0, at = 0; ; k = (k + 1) % slots) {
     while (Atomics.load(state, k) !== 0) {
       if (Atomics.load(state, slots) === 1) process.exit(0);
       Atomics.wait(state, k, 1, 200);
     }
+    // A slot is refilled only after the seven after it: the bytes of a chunk that began in the slot before are still there.
     const block = Buffer.from(sab, k * slot, slot);
     const n = fs.readSync(fd, block, 0, slot, null);
-    const ends = [];
-    const digests = [];
-    const close = () => {
-      ends.push(start + length);
-      digests.push(hash.digest("hex"));
-      hash = createHash("sha256");
-      start += length;
-      length = 0;
-    };
     if (n === 0) {
-      if (chunker.finish() > 0) close();
+      const { ends, digests } = splitter.finish();
       parentPort.postMessage({ slot: -1, at, n: 0, ends, digests });
       break;
     }
-    const data = block.subarray(0, n);
-    let from = 0;
-    for (const cut of chunker.push(data)) {
-      hash.update(data.subarray(from, cut));
-      length += cut - from;
-      close();
-      from = cut;
-    }
-    hash.update(data.subarray(from));
-    length += n - from;
+    const { ends, digests } = splitter.push(block.subarray(0, n));
     Atomics.store(state, k, 1);
     parentPort.postMessage({ slot: k, at, n, ends, digests });
     at += n;
@@ -82,17 +211,22 @@ try {
 }
 `;
 
+/** A SeedSplitter for `expected` on this thread. */
+export function seedSplitter(params: ChunkParams, expected: Expected): SeedSplitter {
+  return new SeedSplitter(params, expected, () => createHash("sha256"), Chunker);
+}
+
 /**
  * Chunk `file` on another thread, handing each chunk to `each` in order (return false to
  * stop: nothing more is wanted). Undefined where worker threads cannot start.
  */
-export function scanOnThread(file: string, params: ChunkParams, each: (chunk: SeedChunk) => boolean, onBlock: () => Promise<void>): Promise<void> | undefined {
+export function scanOnThread(file: string, params: ChunkParams, expected: Expected, each: (chunk: SeedChunk) => boolean, onBlock: () => Promise<void>): Promise<void> | undefined {
   if (!threadsWanted() || params.max > SLOT) return undefined;
   let worker: import("node:worker_threads").Worker;
   const sab = new SharedArrayBuffer(SLOTS * SLOT + (SLOTS + 1) * 4);
   const state = new Int32Array(sab, SLOTS * SLOT, SLOTS + 1);
   try {
-    worker = startThread(WORKER_SOURCE(Chunker.toString(), topBits.toString()), { file, params, gear: GEAR, sab, slots: SLOTS, slot: SLOT });
+    worker = startThread(WORKER_SOURCE(Chunker.toString(), SeedSplitter.toString(), topBits.toString()), { file, params, expected, gear: GEAR, sab, slots: SLOTS, slot: SLOT });
   } catch {
     return undefined;
   }
@@ -131,10 +265,7 @@ export function scanOnThread(file: string, params: ChunkParams, each: (chunk: Se
           const offset = chunkStart;
           const end = m.ends[i];
           chunkStart = end;
-          const bytes = () => {
-            const parts = partsAt(offset, end - offset);
-            return parts.length === 1 ? parts[0] : Buffer.concat(parts);
-          };
+          const bytes = () => partsAt(offset, end - offset);
           if (!each({ offset, size: end - offset, digest: m.digests[i], bytes })) return stop(), resolve();
         }
         // A chunk is at most one slot long (params.max ≤ SLOT): the next one begins in the newest slot.

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import { parseRange } from "../../lib/formats/byteranges.ts";
 import { CHUNK_PARAMS, type ChunkParams, chunkIndex, chunkSizes, Chunker, decodeChunkIndex, encodeChunkIndex } from "../../lib/formats/chunks.ts";
+import { seedSplitter } from "../../lib/net/seedscan.ts";
 import { crecipe, tempDir } from "../helpers.ts";
 import { indexRecipe, pseudoRandom } from "./helpers.ts";
 
@@ -106,6 +107,52 @@ describe("the chunk index format", () => {
     const changed = after.filter((c) => !before.has(c.digest));
     assert.ok(changed.length >= 1 && changed.length <= 3, `${changed.length} chunks changed`);
     assert.ok(changed.every((c) => c.offset < 1_000_000 + 600_000 && c.offset + c.size > 1_000_000 - 300_000));
+  });
+
+  // fetch splits a seed by looking first where the new file's chunks should be (SeedSplitter):
+  // it must find exactly the chunks the seed's own split makes, whatever the two files share.
+  it("a seed split by looking ahead gives the seed's own chunks: edits, moves, repeats, other files, any blocks", () => {
+    let r = 7;
+    const rnd = (n: number) => ((r = (r * 1103515245 + 12345) >>> 0) % n);
+    const P: ChunkParams = { min: 2048, normal: 8192, max: 32768 };
+    const chunksOf = (data: Buffer) => {
+      const ends: number[] = [];
+      const digests: string[] = [];
+      let at = 0;
+      for (const size of chunkSizes(data, P)) {
+        digests.push(sha(data.subarray(at, at + size)).toString("hex"));
+        ends.push((at += size));
+      }
+      return { ends, digests };
+    };
+    const edit = (b: Buffer, salt: number) => {
+      let out = b;
+      for (let e = rnd(4); e > 0; e--) {
+        const at = rnd(out.length);
+        const kind = rnd(3);
+        if (kind === 0) out = Buffer.concat([out.subarray(0, at), pseudoRandom(rnd(20_000), `in ${salt} ${e}`), out.subarray(at)]);
+        else if (kind === 1) out = Buffer.concat([out.subarray(0, at), out.subarray(Math.min(out.length, at + rnd(20_000)))]);
+        else (out = Buffer.from(out))[at] ^= 1;
+      }
+      if (rnd(5) === 0) out = Buffer.concat([out.subarray(rnd(out.length)), out.subarray(0, rnd(out.length))]); // moved
+      if (rnd(7) === 0) out = Buffer.concat([out, out.subarray(0, rnd(out.length))]); // repeated
+      return out;
+    };
+    for (let trial = 0; trial < 300; trial++) {
+      const base = pseudoRandom(50_000 + rnd(250_000), `base ${trial}`);
+      const next = trial % 10 === 0 ? base : edit(base, trial);
+      const seed = trial % 6 === 5 ? pseudoRandom(rnd(100_000), `other ${trial}`) : edit(base, -trial);
+      const target = chunksOf(next);
+      const splitter = seedSplitter(P, { sizes: target.ends.map((e, i) => e - (i ? target.ends[i - 1] : 0)), digests: target.digests });
+      const got = { ends: [] as number[], digests: [] as string[] };
+      const add = (o: { ends: number[]; digests: string[] }) => (got.ends.push(...o.ends), got.digests.push(...o.digests));
+      for (let at = 0; at < seed.length;) {
+        const n = 1 + rnd(trial % 3 === 0 ? 300 : 70_000);
+        add(splitter.push(Buffer.from(seed.subarray(at, (at += n)))));
+      }
+      add(splitter.finish());
+      assert.deepEqual(got, chunksOf(seed), `trial ${trial}`);
+    }
   });
 
   it("a damaged, truncated or unknown index is refused with a reason", () => {

@@ -52,6 +52,16 @@ describe("fetch a 200 MB layer with one 100 KB file changed", () => {
     assert.ok(sent <= 2 * changed + 4096, `the server sent ${sent} bytes of the layer`);
   });
 
+  it("without helper threads (CRECIPE_THREADS=0) the seed is split here: the same file, the same bytes downloaded", async () => {
+    const threaded = await runFetch(dir, [`${server.url}app.layer`, "--seed", "old.layer", "-o", "threaded.layer", "--no-index"]);
+    const here = await runFetch(dir, [`${server.url}app.layer`, "--seed", "old.layer", "-o", "here.layer", "--no-index"], { CRECIPE_THREADS: "0" });
+    assert.equal(here.code, 0, here.err);
+    assert.equal(sha256File(path.join(dir, "here.layer")), sha256File(path.join(dir, "new.layer")));
+    for (const key of ["reused", "fetched"]) assert.equal(here.report![key], threaded.report![key], key);
+    // (what went over the wire differs by the multipart framing: its boundary is random)
+    assert.ok(Math.abs((here.report!.downloaded as number) - (threaded.report!.downloaded as number)) < 1000);
+  });
+
   it("--no-index keeps no FILE.chunks; a stale FILE.chunks beside the old FILE goes", async () => {
     fs.writeFileSync(path.join(dir, "bare.layer.chunks"), "stale");
     const run = await runFetch(dir, [`${server.url}app.layer`, "--seed", "old.layer", "-o", "bare.layer", "--no-index"]);

@@ -87,8 +87,8 @@ export interface FetchRun {
 }
 
 /** `crecipe fetch ARGS --json` in `cwd`, as a child process. */
-export function startFetch(cwd: string, args: string[]) {
-  const { child, done } = crecipeAsync(cwd, ["fetch", ...args, "--json"]);
+export function startFetch(cwd: string, args: string[], env: Record<string, string> = {}) {
+  const { child, done } = crecipeAsync(cwd, ["fetch", ...args, "--json"], env);
   return {
     child,
     done: done.then((r): FetchRun => {
@@ -101,8 +101,8 @@ export function startFetch(cwd: string, args: string[]) {
   };
 }
 
-export function runFetch(cwd: string, args: string[]): Promise<FetchRun> {
-  return startFetch(cwd, args).done;
+export function runFetch(cwd: string, args: string[], env: Record<string, string> = {}): Promise<FetchRun> {
+  return startFetch(cwd, args, env).done;
 }
 
 export interface ProxyHooks {
