@@ -19,9 +19,12 @@ const FETCH_HELP = `usage: crecipe fetch URL -o FILE [--seed OLD]… [--json] [-
 
 Downloads URL into FILE, reusing the chunks of the seed files (older versions of it):
 only the chunks they lack are downloaded, by HTTP ranges. URL.chunks must sit beside
-the file on the server (chunks(target) makes it). Every chunk and the whole file are
-checked against the index; FILE is only written once they match. An interrupted fetch
-keeps FILE.part (+ .part.json, .part.chunks) and goes on from there when run again.
+the file on the server (chunks(target) makes it). The whole file's sha256 is checked
+against the index, and every chunk's, except those taken from a seed by the seed's own
+index (SEED.chunks, newer than SEED): the whole file's hash checks those, and if it
+differs each is hashed and the wrong ones downloaded. FILE is only written once all
+match. An interrupted fetch keeps FILE.part (+ .part.json, .part.chunks) and goes on
+from there when run again.
 
 options:
   -o, --out FILE    where the file goes (required)
