@@ -18,7 +18,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { CrecipeError } from "../engine/errors.ts";
 import { sha256Hex } from "../engine/hash.ts";
-import { linkOrCopy } from "../engine/io.ts";
+import { linkBlob } from "../engine/io.ts";
 import { type Node, target } from "../engine/node.ts";
 import type { Entry } from "../formats/entry.ts";
 import { formatLine } from "../formats/filelist.ts";
@@ -234,7 +234,7 @@ export function packageLayers(tree: Node | string, options: { budget?: number } 
       if (before && fs.existsSync(old!)) {
         digest = before.digest;
         size = before.size;
-        if (!fs.existsSync(path.join(blobs, digest))) linkOrCopy(old!, path.join(blobs, digest));
+        linkBlob(old!, path.join(blobs, digest));
       } else {
         const temp = path.join(ctx.tmp, `${groups.length}.tar`);
         ({ digest, size } = await writeTarFile(temp, items, items.reduce((n, i) => n + i.entry.size + 1024, 0), mtime, ctx.name, fsNode.name));

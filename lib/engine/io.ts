@@ -295,6 +295,14 @@ export function linkOrCopy(from: string, to: string): void {
   }
 }
 
+/**
+ * A content-addressed file (named by its digest) linked into place from `from` unless
+ * one is there already: the same name holds the same bytes.
+ */
+export function linkBlob(from: string, to: string): void {
+  if (!fs.existsSync(to)) linkOrCopy(from, to);
+}
+
 /** rm -rf that also copes with read-only directories inside (a built tree may have them). */
 export function removeTree(dir: string | Buffer): void {
   try {

@@ -10,7 +10,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { hashFile } from "../engine/hash.ts";
-import { linkOrCopy } from "../engine/io.ts";
+import { linkBlob } from "../engine/io.ts";
 import { type Node, resolveTarget, target } from "../engine/node.ts";
 import type { Entry } from "../formats/entry.ts";
 import { CrecipeError } from "../engine/errors.ts";
@@ -79,7 +79,7 @@ export function image(name: string, layerTargets: (Node | string)[], config: Ima
     put(`blobs/sha256/${meta.manifest.digest}`, meta.manifest.bytes);
     refs.forEach((ref, i) => {
       const blob = path.join(blobs, ref.digest);
-      if (!fs.existsSync(blob)) linkOrCopy(built[i].path, blob); // unless it is the same layer twice
+      linkBlob(built[i].path, blob); // there already if it is the same layer twice
     });
     ctx.trustOutputHash(`image:${meta.manifest.digest}`);
     return {

@@ -19,7 +19,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { CrecipeError } from "../../engine/errors.ts";
 import { hashFile, sha256Hex } from "../../engine/hash.ts";
-import { linkOrCopy } from "../../engine/io.ts";
+import { linkBlob } from "../../engine/io.ts";
 import { type Node, target } from "../../engine/node.ts";
 import type { BuildContext } from "../../engine/types.ts";
 import { MEDIA, parseRegistryReference, type RegistryReference } from "../../formats/oci.ts";
@@ -161,7 +161,7 @@ async function gzipLayout(ctx: BuildContext, imageDir: string): Promise<PushLayo
   const previous = readJson<Record<string, string>>(path.join(ctx.finalPath, "layers.json")) ?? {};
   const compressed: Record<string, string> = {};
   const link = (from: string, to: string) => {
-    if (!fs.existsSync(to)) linkOrCopy(from, to);
+    linkBlob(from, to);
   };
   const configFile = path.join(blobDir, manifest.config.digest.replace(/^sha256:/, ""));
   link(imageBlob(manifest.config.digest), configFile);
