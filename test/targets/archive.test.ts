@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
-import { crecipe, modUrl, tempDir, write, isRoot } from "../helpers.ts";
+import { crecipe, crecipeAsync, isRoot, modUrl, tempDir, waitFor, write } from "../helpers.ts";
 
 
 const recipe = `
@@ -86,6 +86,47 @@ describe("archives written by several threads", () => {
       }
     });
   }
+
+  // A race, not a file edited before the run: files are replaced while the packing thread
+  // works through the tree. Whatever it meets, the layer holds the recorded bytes or the
+  // run fails and leaves the old layer: never bytes the tree's manifest does not describe.
+  it("files replaced while the layer is packed: an error, or the recorded bytes, never others", async () => {
+    const before = sha(path.join(dir, "out/many.layer"));
+    const files = ["d120/f1", "d150/f2", "d169/f99"].map((f) => path.join(dir, "out/many", f));
+    const kept = files.map((f, i) => {
+      const k = path.join(dir, `kept-race${i}`);
+      fs.linkSync(f, k);
+      return k;
+    });
+    try {
+      fs.rmSync(path.join(dir, "out/.crecipe/state/many.layer.json"), { force: true });
+      const run = crecipeAsync(dir, ["r.ts", "manyLayer"]);
+      const tmp = path.join(dir, "out/.crecipe/tmp");
+      await waitFor(() => fs.existsSync(tmp) && fs.readdirSync(tmp).some((d) => d.startsWith("many.layer.")), 20_000);
+      let stop = false;
+      void run.done.then(() => (stop = true));
+      const sizes = files.map((f) => fs.statSync(f).size);
+      for (let n = 0; !stop; n++) {
+        files.forEach((f, i) => {
+          fs.writeFileSync(`${f}.new`, Buffer.alloc(sizes[i], 0x61 + (n % 26))); // the same size: only the inode tells
+          fs.renameSync(`${f}.new`, f);
+        });
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const r = await run.done;
+      if (r.code === 0) {
+        // Packed before any replacement reached it: the recorded bytes, as the one-thread layer has them.
+        assert.equal(sha(path.join(dir, "out/many.layer")), sha(path.join(dir, "one/many.layer")));
+      } else {
+        assert.equal(r.code, 1, r.err);
+        assert.match(r.err, /FAILED many\.layer: d1[256]\d\/f\d+ changed after many was built/);
+        assert.equal(sha(path.join(dir, "out/many.layer")), before);
+      }
+      assert.deepEqual(fs.readdirSync(path.join(dir, "out/.crecipe/tmp")), [], "no temp left behind");
+    } finally {
+      files.forEach((f, i) => fs.renameSync(kept[i], f));
+    }
+  });
 
   it("refuse a large file edited by hand (the same size, a new inode)", () => {
     const before = sha(path.join(dir, "out/big.layer"));
