@@ -163,6 +163,9 @@ export const bigZst = zstd(bigLayer);
  * a run does not pay for the one before it; the peers get the same.
  */
 function settle(): void {
+  // A rebuild leaves the output it replaced to a background rm (.crecipe/trash): it must
+  // be done before the next timed run, crecipe's or the peer's, starts.
+  for (let i = 0; i < 400 && spawnSync("pgrep", ["-f", "/\\.crecipe/trash/"]).status === 0; i++) spawnSync("sleep", ["0.05"]);
   spawnSync("sync");
 }
 
