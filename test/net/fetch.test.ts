@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { decodeChunkIndex, encodeChunkIndex } from "../../lib/formats/chunks.ts";
+import { chunkIndex, decodeChunkIndex, encodeChunkIndex } from "../../lib/formats/chunks.ts";
 import { indexFile } from "../../lib/targets/chunks.ts";
 import { unpackBits } from "../../lib/net/partial.ts";
 import { cli, crecipe, processGone, tempDir, waitFor } from "../helpers.ts";
@@ -76,6 +76,21 @@ describe("fetch a 200 MB layer with one 100 KB file changed", () => {
     assert.equal(run.code, 0, run.err);
     assert.equal(sha256File(path.join(dir, "inplace.layer")), sha256File(path.join(dir, "new.layer")));
     assert.ok((run.report!.fetched as number) <= 2 * changed);
+  });
+
+  it("two seeds, one with its own index and one without: each gives what it holds", async () => {
+    const old = fs.readFileSync(path.join(dir, "old.layer"));
+    const half = Math.floor(old.length / 2);
+    fs.writeFileSync(path.join(dir, "front.layer"), old.subarray(0, half));
+    fs.writeFileSync(path.join(dir, "front.layer.chunks"), encodeChunkIndex(chunkIndex(old.subarray(0, half))));
+    fs.writeFileSync(path.join(dir, "back.layer"), old.subarray(half));
+    const run = await runFetch(dir, [`${server.url}app.layer`, "--seed", "front.layer", "--seed", "back.layer", "-o", "two.layer", "--no-index"]);
+    assert.equal(run.code, 0, run.err);
+    assert.equal(sha256File(path.join(dir, "two.layer")), sha256File(path.join(dir, "new.layer")));
+    const fetched = run.report!.fetched as number;
+    // The changed file, and at most the chunks that straddle the cut between the two seeds.
+    assert.ok(fetched >= changed && fetched <= 2 * changed + 4 * (256 << 10), `${fetched} bytes fetched`);
+    assert.equal(run.report!.reused as number + fetched, fs.statSync(path.join(dir, "new.layer")).size);
   });
 
   // A seed edited after its index was written: with its mtime newer than the index, each of
