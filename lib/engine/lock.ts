@@ -219,10 +219,11 @@ export function sweepTempDir(dir: string, unnamedAgeMs = 3600_000): number {
       const st = fs.lstatSync(full, { throwIfNoEntry: false });
       gone = st !== undefined && Date.now() - st.mtimeMs > unnamedAgeMs;
     }
-    if (gone) {
+    if (!gone) continue;
+    try {
       removeTree(full);
       removed++;
-    }
+    } catch { /* going already (a background rm of .crecipe/trash), or not ours to remove: left for the next sweep */ }
   }
   return removed;
 }

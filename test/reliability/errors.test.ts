@@ -324,6 +324,31 @@ export default file("a", async (out) => writeFileSync(out, "a"));
     assert.ok(!fs.existsSync(left), "the dead build's temp dir is gone");
   });
 
+  // A sweep that cannot remove a leftover (another user's files in it; or one a background rm
+  // of .crecipe/trash is removing at the same time) leaves it: the build goes on.
+  it("a dead build's leftover the user cannot remove does not stop the next build", needsTestUser, () => {
+    const dir = sharedDir(true);
+    write(dir, "r.ts", `
+import { file } from ${mod};
+import { writeFileSync } from "node:fs";
+export default file("a", async (out) => writeFileSync(out, "a"));
+`);
+    assert.equal(asTestUser(dir, ["r.ts"]).status, 0);
+    const dead = spawnSync("sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
+    const pidns = fs.statSync("/proc/self/ns/pid").ino;
+    const boot = fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").replaceAll("-", "").trim().slice(0, 12);
+    const left = path.join(dir, "out/.crecipe/trash", `a.${dead}-12345-${pidns}-${boot}.zzzzzz`);
+    fs.mkdirSync(path.join(left, "old/root-owned"), { recursive: true });
+    fs.writeFileSync(path.join(left, "old/root-owned/f"), "x"); // root's, in a directory of root's
+    spawnSync("chown", ["crecipe-test:crecipe-test", path.join(dir, "out/.crecipe/trash"), left]);
+    fs.writeFileSync(path.join(dir, "r.ts"), fs.readFileSync(path.join(dir, "r.ts"), "utf8").replace('"a")', '"b")'));
+    const r = asTestUser(dir, ["r.ts"]);
+    assert.equal(r.status, 0, r.err);
+    assert.doesNotMatch(r.err, STACK);
+    assert.equal(fs.readFileSync(path.join(dir, "out/a"), "utf8"), "b");
+    assert.ok(fs.existsSync(path.join(left, "old/root-owned/f")), "what the user cannot remove is left as it was");
+  });
+
   it("a source path longer than PATH_MAX: one block naming the target and the path, no stack", () => {
     const dir = tempDir();
     const long = "/" + Array.from({ length: 20 }, () => "d".repeat(250)).join("/") + "/f";
