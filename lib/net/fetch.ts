@@ -31,7 +31,7 @@ import { writeFileAtomic } from "../engine/state.ts";
 import { type ByteRange, formatRange, multipartBoundary, MultipartReader, parseContentRange } from "../formats/byteranges.ts";
 import { BLOCK_HASH, BLOCK_SIZE, blockCount, blockHash, blockOffsets, checkBlocksHeader, type ChunkIndex, decodeChunkIndex, mainLength, sameParams } from "../formats/chunks.ts";
 import { client, type Client, consume, discard, readBody, TransientError } from "./http.ts";
-import { type Expected, scanOnThread, seedSplitter } from "./seedscan.ts";
+import { type Expected, expectedOf, scanOnThread, seedSplitter } from "./seedscan.ts";
 import { dropThreads, warmThreads } from "../engine/threads.ts";
 import { packBits, partialPaths, type PartialPaths, readState, removePartial, unpackBits, writeState } from "./partial.ts";
 
@@ -641,7 +641,7 @@ class Job {
   /** Read a seed once: chunk it, hash each chunk, and place those the new file needs. */
   private async scanSeed(file: string): Promise<number> {
     let placed = 0;
-    const expected = { sizes: this.index.chunks.map((c) => c.size), digests: this.index.chunks.map((c) => c.digest) };
+    const expected = expectedOf(this.index.chunks);
     const onThread = scanOnThread(file, this.index.params, expected, (chunk) => {
       const first = this.positions.get(chunk.digest)?.[0];
       if (first !== undefined) {

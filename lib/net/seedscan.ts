@@ -26,10 +26,26 @@ export interface SeedChunk {
   bytes: () => Buffer[];
 }
 
-/** The new file's chunks, in order: what the seed is expected to hold. */
+/**
+ * The new file's chunks, in order: what the seed is expected to hold. In typed arrays,
+ * not a string per chunk: they go to the seed thread, whose heap is small, and a file of
+ * a million chunks needs 36 MB here instead of hundreds on a heap.
+ */
 export interface Expected {
-  sizes: number[];
-  digests: string[];
+  sizes: Int32Array;
+  /** Each chunk's sha256, 32 bytes after 32 bytes. */
+  digests: Uint8Array;
+}
+
+/** The Expected of chunks as an index lists them. */
+export function expectedOf(chunks: readonly { size: number; digest: string }[]): Expected {
+  const sizes = new Int32Array(chunks.length);
+  const digests = Buffer.alloc(32 * chunks.length);
+  chunks.forEach((c, k) => {
+    sizes[k] = c.size;
+    digests.write(c.digest, 32 * k, 32, "hex");
+  });
+  return { sizes, digests };
 }
 
 /**
@@ -39,7 +55,12 @@ export interface Expected {
  * JavaScript that names nothing outside itself: the seed thread runs its source too.
  */
 export class SeedSplitter {
-  private readonly at = new Map<string, number[]>();
+  /** The chunks' indexes sorted by their digest's first four bytes (then by index), and those bytes: to find a chunk by its digest. */
+  private readonly byKey: Int32Array;
+  private readonly keys: Uint32Array;
+  private readonly digestBytes: Buffer;
+  /** A key is a digest's first four bytes divided by this (fewer bits when there are more chunks). */
+  private readonly keyShift: number;
   /** The new file's chunk expected next (while splitting: the first one a found chunk may be). */
   private k = 0;
   private looking: boolean;
@@ -51,6 +72,8 @@ export class SeedSplitter {
   private parts: Uint8Array[] = [];
   private ends: number[] = [];
   private digests: string[] = [];
+  /** Bytes of the seed found where the new file's chunks were looked for (the rest was split). */
+  looked = 0;
   /**
    * The new file's chunks that are looked for ahead: all but its last, which ends where
    * the file does, not where a chunk would be cut (a seed's bytes may go on after it).
@@ -64,11 +87,23 @@ export class SeedSplitter {
     private readonly ChunkerClass: new (params: ChunkParams) => { push(data: Uint8Array): number[]; finish(): number },
   ) {
     this.lookable = Math.max(0, expected.sizes.length - 1);
-    expected.digests.forEach((digest, k) => {
-      const list = this.at.get(digest);
-      if (list) list.push(k);
-      else this.at.set(digest, [k]);
-    });
+    const d = expected.digests;
+    this.digestBytes = Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+    // Sorted as numbers (digest bits above, index below), not with a comparator, which
+    // would copy them onto the heap: a million chunks fit a small thread's heap.
+    const n = expected.sizes.length;
+    const low = 2 ** Math.max(1, Math.ceil(Math.log2(n + 1)));
+    const keyBits = Math.min(32, 53 - Math.log2(low));
+    const both = new Float64Array(n);
+    for (let k = 0; k < n; k++) both[k] = Math.floor(this.digestBytes.readUInt32BE(32 * k) / 2 ** (32 - keyBits)) * low + k;
+    both.sort();
+    this.byKey = new Int32Array(n);
+    this.keys = new Uint32Array(n);
+    for (let i = 0; i < n; i++) {
+      this.byKey[i] = both[i] % low;
+      this.keys[i] = Math.floor(both[i] / low);
+    }
+    this.keyShift = 2 ** (32 - keyBits);
     this.looking = this.lookable > 0;
     this.chunker = new ChunkerClass(params);
     this.hash = newHash();
@@ -84,7 +119,7 @@ export class SeedSplitter {
   finish(): { ends: number[]; digests: string[] } {
     if (this.looking && this.length > 0) this.split();
     this.chunker.finish();
-    if (this.length > 0) this.emit(this.hash.digest("hex"));
+    if (this.length > 0) this.emit(this.hash.digest());
     return this.take();
   }
 
@@ -95,10 +130,32 @@ export class SeedSplitter {
     return out;
   }
 
-  private emit(digest: string): void {
+  /** Whether `digest` is the new file's chunk k's. */
+  private is(digest: Buffer, k: number): boolean {
+    return this.digestBytes.compare(digest, 0, 32, 32 * k, 32 * k + 32) === 0;
+  }
+
+  /** The first of the new file's chunks from `from` on whose digest is `digest`, or -1. */
+  private find(digest: Buffer, from: number): number {
+    const key = Math.floor(digest.readUInt32BE(0) / this.keyShift);
+    let lo = 0;
+    let hi = this.keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.keys[mid] < key) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < this.keys.length && this.keys[i] === key; i++) {
+      const k = this.byKey[i];
+      if (k >= from && this.is(digest, k)) return k;
+    }
+    return -1;
+  }
+
+  private emit(digest: Buffer): void {
     this.start += this.length;
     this.ends.push(this.start);
-    this.digests.push(digest);
+    this.digests.push(digest.toString("hex"));
     this.length = 0;
     this.hash = this.newHash();
     this.parts = [];
@@ -130,11 +187,12 @@ export class SeedSplitter {
         this.length += piece.length;
         i += piece.length;
         if (this.length < size) continue;
-        const digest = this.hash.digest("hex");
-        if (digest !== this.expected.digests[this.k]) {
+        const digest = this.hash.digest();
+        if (!this.is(digest, this.k)) {
           this.split();
           continue;
         }
+        this.looked += size;
         this.emit(digest);
         if (++this.k === this.lookable) this.splitFromHere();
         continue;
@@ -146,11 +204,11 @@ export class SeedSplitter {
         this.hash.update(rest.subarray(from, cut));
         this.length += cut - from;
         from = cut;
-        const digest = this.hash.digest("hex");
+        const digest = this.hash.digest();
         this.emit(digest);
         // One of the new file's chunks: the ones after it are looked for next to it.
-        const found = this.at.get(digest)?.find((k) => k >= this.k);
-        if (found !== undefined) {
+        const found = this.find(digest, this.k);
+        if (found >= 0) {
           this.k = found + 1;
           ahead = this.k < this.lookable;
           if (ahead) break;

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import { parseRange } from "../../lib/formats/byteranges.ts";
 import { CHUNK_PARAMS, type ChunkParams, chunkIndex, chunkSizes, Chunker, decodeChunkIndex, encodeChunkIndex } from "../../lib/formats/chunks.ts";
-import { seedSplitter } from "../../lib/net/seedscan.ts";
+import { expectedOf, seedSplitter } from "../../lib/net/seedscan.ts";
 import { crecipe, tempDir } from "../helpers.ts";
 import { indexRecipe, pseudoRandom } from "./helpers.ts";
 
@@ -138,12 +138,13 @@ describe("the chunk index format", () => {
       if (rnd(7) === 0) out = Buffer.concat([out, out.subarray(0, rnd(out.length))]); // repeated
       return out;
     };
+    const looked: number[] = []; // of the seeds edited from the new file itself: how much was found by looking ahead
     for (let trial = 0; trial < 300; trial++) {
       const base = pseudoRandom(50_000 + rnd(250_000), `base ${trial}`);
       const next = trial % 10 === 0 ? base : edit(base, trial);
       const seed = trial % 6 === 5 ? pseudoRandom(rnd(100_000), `other ${trial}`) : edit(base, -trial);
       const target = chunksOf(next);
-      const splitter = seedSplitter(P, { sizes: target.ends.map((e, i) => e - (i ? target.ends[i - 1] : 0)), digests: target.digests });
+      const splitter = seedSplitter(P, expectedOf(target.ends.map((e, i) => ({ size: e - (i ? target.ends[i - 1] : 0), digest: target.digests[i] }))));
       const got = { ends: [] as number[], digests: [] as string[] };
       const add = (o: { ends: number[]; digests: string[] }) => (got.ends.push(...o.ends), got.digests.push(...o.digests));
       for (let at = 0; at < seed.length;) {
@@ -152,7 +153,34 @@ describe("the chunk index format", () => {
       }
       add(splitter.finish());
       assert.deepEqual(got, chunksOf(seed), `trial ${trial}`);
+      if (next === base && seed.length > 100_000 && trial % 6 !== 5) looked.push(splitter.looked / seed.length);
     }
+    looked.sort((a, b) => a - b);
+    assert.ok(looked.length >= 10 && looked[looked.length >> 1] > 0.5, `found by looking ahead: ${looked.map((x) => x.toFixed(2))}`);
+  });
+
+  it("a seed split against a file of more than 2²¹ chunks (shorter digest keys) finds the same chunks", () => {
+    const P: ChunkParams = { min: 2048, normal: 8192, max: 32768 };
+    const seed = pseudoRandom(400_000, "big index seed");
+    const next = Buffer.concat([seed.subarray(0, 150_000), Buffer.from("an edit"), seed.subarray(150_000)]);
+    const chunksOf = (data: Buffer) => {
+      const list: { size: number; digest: string }[] = [];
+      let at = 0;
+      for (const size of chunkSizes(data, P)) list.push({ size, digest: sha(data.subarray(at, (at += size))).toString("hex") });
+      return list;
+    };
+    // The new file's chunks first, then two million others (a huge file's worth of digests).
+    const filler = pseudoRandom(32 * 2_100_000, "other digests");
+    const many = [...chunksOf(next), ...Array.from({ length: 2_100_000 }, (_, i) => ({ size: 8192, digest: filler.toString("hex", 32 * i, 32 * i + 32) }))];
+    const splitter = seedSplitter(P, expectedOf(many));
+    const got = { ...splitter.push(seed) };
+    const last = splitter.finish();
+    let at = 0;
+    const want = chunksOf(seed).map((c) => ((at += c.size), { end: at, digest: c.digest }));
+    assert.deepEqual([...got.ends, ...last.ends], want.map((c) => c.end));
+    assert.deepEqual([...got.digests, ...last.digests], want.map((c) => c.digest));
+    // Found by looking ahead, past the edit too (by the shorter keys), not split: all but a chunk or two.
+    assert.ok(splitter.looked > seed.length - 4 * 32768, `${splitter.looked} of ${seed.length} bytes found by looking ahead`);
   });
 
   it("a damaged, truncated or unknown index is refused with a reason", () => {
