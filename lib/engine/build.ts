@@ -12,7 +12,6 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { makeContext, runInContext } from "./context.ts";
 import { fitName, removeTree, removeTreeSoon } from "./io.ts";
-import { dropThreads } from "./threads.ts";
 import { commit } from "./commit.ts";
 import { WaitGraph } from "./cycles.ts";
 import { isDirty, type Verdict } from "./dirty.ts";
@@ -111,7 +110,6 @@ export async function build(nodes: Node | readonly Node[], options: BuildOptions
   } finally {
     markBuilding(-1);
     uninstall();
-    dropThreads();
   }
 }
 

@@ -1,8 +1,9 @@
 /**
  * Helper threads, started before they are needed. Node takes ~75 ms here to start a worker
- * thread (a new isolate bootstrapping Node's internals): a target that can tell it will
- * want threads calls warmThreads() as it begins, and the threads start while its
- * dependencies build; startThread() then gives one of them its work, or starts one.
+ * thread (a new isolate bootstrapping Node's internals): work that can tell early that it
+ * will want one (a fetch that will split a seed) calls warmThreads(), and the thread starts
+ * while other things are done (the index is read); startThread() then gives one of them
+ * its work, or starts one.
  *
  * A thread's source is the body of a function of (require, workerData): what an eval'd
  * worker would run, with its data handed in instead of imported.
@@ -19,6 +20,8 @@ export const SMALL_HEAP = { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb:
 const BOOT = `require("node:worker_threads").parentPort.once("message", (m) => new Function("require", "workerData", m.source)(require, m.data));`;
 
 const idle: Worker[] = [];
+/** What takes an idle thread off the list when it fails or exits, to be removed when it is given work. */
+const leaving = new WeakMap<Worker, () => void>();
 
 function spawn(): Worker {
   const { Worker } = require("node:worker_threads") as typeof import("node:worker_threads");
@@ -41,6 +44,7 @@ export function warmThreads(n: number): void {
       };
       worker.once("error", gone);
       worker.once("exit", gone);
+      leaving.set(worker, gone);
       idle.push(worker);
     }
   } catch { /* none: startThread() starts one, or says why not */ }
@@ -49,13 +53,14 @@ export function warmThreads(n: number): void {
 /** A thread running `source` with `data` (shared memory in it is shared): an idle one, else a new one. Throws where threads cannot start. */
 export function startThread(source: string, data: unknown): Worker {
   const worker = idle.shift() ?? spawn();
-  worker.removeAllListeners();
+  const gone = leaving.get(worker);
+  if (gone) worker.off("error", gone).off("exit", gone);
   worker.ref();
   worker.postMessage({ source, data });
   return worker;
 }
 
-/** Stop the idle threads (a build or a fetch that warmed more than it used). */
+/** Stop the idle threads (a fetch that warmed one and did not use it). */
 export function dropThreads(): void {
   for (const worker of idle.splice(0)) void worker.terminate();
 }

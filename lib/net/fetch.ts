@@ -6,15 +6,20 @@
  * 1. Read URL.chunks, and HEAD URL (its size must be the index's; its ETag pins the version).
  * 2. Resume: chunks a previous, interrupted fetch verified into OUT.part are hashed again
  *    in place and kept (partial.ts).
- * 3. Seeds: each seed is chunked the same way (or its own SEED.chunks is used when it sits
- *    beside it and splits alike) and every chunk the new file needs is written into OUT.part
- *    at once, from the bytes just hashed: one read of each seed.
+ * 3. Seeds: a seed is split the same way (seedscan.ts), and every chunk the new file needs
+ *    is written into OUT.part at once, from the bytes just hashed: one read of each seed.
+ *    What the seed passes over (an edit) is downloaded meanwhile (fillGap). A seed whose
+ *    own SEED.chunks sits beside it and splits alike is read by that index instead, after
+ *    the download, in file order (copyPlanned); when that index is newer than the seed,
+ *    its chunks are not hashed one by one: the whole file's hash checks them (step 5).
  * 4. The rest is downloaded: one position per distinct missing chunk, neighbours merged
  *    into one range, at most `maxRanges` ranges and `maxBytes` bytes a request, a few
  *    requests at once (after a first one alone: a server that ignores Range answers it with
  *    the whole file, which is then used instead of asking again). Every chunk is checked
  *    against its sha256 before it is written.
- * 5. The whole file is hashed and checked against the index's digest, then renamed to OUT.
+ * 5. The whole file is hashed (in order, as chunks are placed) and checked against the
+ *    index's digest, then renamed to OUT; if it differs and chunks were taken unhashed from
+ *    a seed's index, those are hashed now and the wrong ones downloaded.
  *
  * Faults: a dropped connection, a 5xx or wrong bytes are tried again with backoff (chunks
  * verified meanwhile are kept); a file that changed on the server (another ETag, another
@@ -610,7 +615,8 @@ class Job {
     if (k <= this.hashed || this.done[this.hashed]) return;
     const budget = Math.max(1 << 20, this.index.size / 100);
     for (let j = Math.max(this.hashed, this.gapFrom); j < k; j++) {
-      if (this.done[j] || !this.wants(j) || this.gapBytes + this.index.chunks[j].size > budget) continue;
+      // One position per digest (its first): a chunk that occurs twice is downloaded once.
+      if (this.done[j] || this.positions.get(this.index.chunks[j].digest)?.[0] !== j || this.gapBytes + this.index.chunks[j].size > budget) continue;
       this.gapBytes += this.index.chunks[j].size;
       this.gapChunks.push(j);
     }
@@ -666,7 +672,9 @@ class Job {
     const fd = fs.openSync(file, "r");
     let placed = 0;
     let start = 0; // the next chunk's offset in the seed
-    // This block and the one before (a chunk is at most one block long): new ones each time, so the splitter's pieces stay.
+    // This block and the one before (a block is at least a chunk long, so a chunk is in two
+    // at most): new ones each time, so the splitter's pieces stay as they were.
+    const blockSize = Math.max(BLOCK, this.index.params.max);
     let before = { at: 0, data: Buffer.alloc(0) };
     let block = before;
     const bytesAt = (offset: number, size: number) => {
@@ -686,8 +694,8 @@ class Job {
     };
     try {
       for (let at = 0; ;) {
-        const data = Buffer.allocUnsafe(BLOCK);
-        const n = fs.readSync(fd, data, 0, BLOCK, null);
+        const data = Buffer.allocUnsafe(blockSize);
+        const n = fs.readSync(fd, data, 0, blockSize, null);
         if (n === 0) break;
         before = block;
         block = { at, data: data.subarray(0, n) };
@@ -919,8 +927,9 @@ class Job {
     const queue = this.plan(missing);
     // The first request alone: a server that ignores Range sends the whole file to it.
     if (!this.requested) {
-      this.requested = true;
+      const before = this.totals.requests;
       await this.withRetries(queue.shift()!, queue);
+      this.requested = this.totals.requests > before;
     }
     const workers = Array.from({ length: Math.min(this.options.concurrency ?? 4, queue.length) }, async () => {
       for (let batch; (batch = queue.shift());) await this.withRetries(batch, queue);

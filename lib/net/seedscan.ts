@@ -51,8 +51,10 @@ export function expectedOf(chunks: readonly { size: number; digest: string }[]):
 /**
  * The chunks of a seed fed to it piece by piece: their ends (offsets in the seed) and
  * sha256. The pieces it is fed must stay as they are until a chunk beyond them ends (a
- * chunk that is not where it was expected is split again from its start). Plain
- * JavaScript that names nothing outside itself: the seed thread runs its source too.
+ * chunk that is not where it was expected is split again from its start). They are the
+ * Chunker's chunks when the expected ones are the Chunker's too (an index crecipe made);
+ * an index cut otherwise still gives chunks whose digests are checked, only not those.
+ * Plain JavaScript that names nothing outside itself: the seed thread runs its source too.
  */
 export class SeedSplitter {
   /** The chunks' indexes sorted by their digest's first four bytes (then by index), and those bytes: to find a chunk by its digest. */
@@ -117,7 +119,8 @@ export class SeedSplitter {
 
   /** The seed has ended: its last chunk. */
   finish(): { ends: number[]; digests: string[] } {
-    if (this.looking && this.length > 0) this.split();
+    // Split again until what is left is not a looked-for chunk's start (each pass is shorter).
+    while (this.looking && this.length > 0) this.split();
     this.chunker.finish();
     if (this.length > 0) this.emit(this.hash.digest());
     return this.take();
@@ -314,6 +317,13 @@ export function scanOnThread(file: string, params: ChunkParams, expected: Expect
       void worker.terminate();
     };
     worker.on("error", (error) => (stop(), reject(error)));
+    // After the messages it sent before it ended (the last one stops the scan): a thread
+    // that ended without that has failed.
+    worker.on("exit", () => {
+      busy = busy.then(() => {
+        if (!stopped) stop(), reject(new Error("reading the seed: its thread stopped"));
+      });
+    });
     worker.on("message", (m: { error?: string; slot: number; at: number; n: number; ends: number[]; digests: string[] }) => {
       busy = busy.then(async () => {
         if (stopped) return;
@@ -326,8 +336,9 @@ export function scanOnThread(file: string, params: ChunkParams, expected: Expect
           const bytes = () => partsAt(offset, end - offset);
           if (!each({ offset, size: end - offset, digest: m.digests[i], bytes })) return stop(), resolve();
         }
-        // A chunk is at most one slot long (params.max ≤ SLOT): the next one begins in the newest slot.
-        while (held.length > 1 || (m.slot < 0 && held.length)) release(held.shift()!.slot);
+        // A chunk is at most one slot long (params.max ≤ SLOT): the next one begins in the
+        // newest slot or the one before it (the seed's last chunk, when the last slot is short).
+        while (held.length > 2 || (m.slot < 0 && held.length)) release(held.shift()!.slot);
         if (m.slot < 0) return stop(), resolve();
         await onBlock();
       }).catch((error) => (stop(), reject(error)));

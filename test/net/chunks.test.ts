@@ -159,6 +159,28 @@ describe("the chunk index format", () => {
     assert.ok(looked.length >= 10 && looked[looked.length >> 1] > 0.5, `found by looking ahead: ${looked.map((x) => x.toFixed(2))}`);
   });
 
+  it("a seed that ends while a chunk is looked for, after a found one, is cut where the Chunker cuts it", () => {
+    const P: ChunkParams = { min: 256, normal: 1024, max: 4096 };
+    // New-file chunks A, B, C…, and a seed of B then X: shorter than A (so all of it is first
+    // looked at as A), X shorter than C but holding a cut of its own.
+    for (let i = 0; ; i++) {
+      assert.ok(i < 5000, "no such pair found");
+      const next = pseudoRandom(20_000, `finish ${i}`);
+      const [a, b, c] = chunkSizes(next, P);
+      const x = pseudoRandom(c - 1, `tail ${i}`);
+      const cuts = chunkSizes(x, P);
+      if (b + x.length >= a || cuts.length < 2) continue;
+      const seed = Buffer.concat([next.subarray(a, a + b), x]);
+      let at = 0;
+      const expected = expectedOf(chunkSizes(next, P).map((size) => ({ size, digest: sha(next.subarray(at, (at += size))).toString("hex") })));
+      const splitter = seedSplitter(P, expected);
+      const first = splitter.push(seed);
+      const last = splitter.finish();
+      assert.deepEqual([...first.ends, ...last.ends], chunkSizes(seed, P).map((size, j, all) => all.slice(0, j + 1).reduce((n, m) => n + m, 0)));
+      return;
+    }
+  });
+
   it("a seed split against a file of more than 2²¹ chunks (shorter digest keys) finds the same chunks", () => {
     const P: ChunkParams = { min: 2048, normal: 8192, max: 32768 };
     const seed = pseudoRandom(400_000, "big index seed");

@@ -301,6 +301,40 @@ describe("resume", () => {
   });
 });
 
+// A seed is read in 1 MiB blocks (the seed thread's slots, or this thread's blocks): a
+// chunk may begin in the block before the one it ends in, and be longer than a block.
+describe("chunks across the seed reader's blocks", () => {
+  const dir = tempDir("crecipe-fetch-blocks-");
+  let server: Awaited<ReturnType<typeof startServe>>;
+  const serve = (name: string, data: Buffer, params?: { min: number; normal: number; max: number }) => {
+    fs.mkdirSync(path.join(dir, "www"), { recursive: true });
+    fs.writeFileSync(path.join(dir, "www", name), data);
+    const index = chunkIndex(data, params);
+    fs.writeFileSync(path.join(dir, "www", `${name}.chunks`), encodeChunkIndex(index));
+    fs.writeFileSync(path.join(dir, `seed-${name}`), data); // the same bytes, no index beside it
+    return index;
+  };
+  before(async () => {
+    const last = serve("tail.bin", pseudoRandom((1 << 20) + 1000, "tail"));
+    assert.ok(last.chunks.at(-1)!.offset < 1 << 20, "the last chunk begins in the first block");
+    serve("long.bin", pseudoRandom(12 << 20, "long"), { min: 1 << 20, normal: 2 << 20, max: 4 << 20 });
+    server = await startServe(path.join(dir, "www"));
+  });
+  after(() => server?.stop());
+
+  for (const threads of ["1", "0"]) {
+    for (const name of ["tail.bin", "long.bin"]) {
+      it(`${name === "tail.bin" ? "the seed's last chunk begins a block before its end" : "chunks of up to 4 MiB"}${threads === "0" ? ", without helper threads" : ""}`, async () => {
+        const out = `got-${threads}-${name}`;
+        const run = await runFetch(dir, [`${server.url}${name}`, "--seed", `seed-${name}`, "-o", out, "--no-index"], { CRECIPE_THREADS: threads });
+        assert.equal(run.code, 0, run.err);
+        assert.equal(sha256File(path.join(dir, out)), sha256File(path.join(dir, "www", name)));
+        assert.equal(run.report!.fetched, 0, "every chunk came from the seed");
+      });
+    }
+  }
+});
+
 describe("errors a user sees", () => {
   it("usage errors exit 2; a missing index or server exits 1 with what to do", async () => {
     const dir = tempDir("crecipe-fetch-usage-");
