@@ -109,7 +109,8 @@ parentPort.on("message", (batch) => {
   if (batch === "end") {
     if (!failed) ship();
     parentPort.postMessage({ next, bytes });
-    return parentPort.close();
+    // Done: the thread may end (Deno's port has no close(); stop() ends the thread there).
+    return parentPort.close?.();
   }
   if (failed) return;
   const data = batch.area >= 0 ? Buffer.from(areas, batch.area * area, area) : Buffer.from(batch.own.buffer, batch.own.byteOffset, batch.own.byteLength);

@@ -299,7 +299,8 @@ export default locked;
     assert.ok(fs.existsSync(path.join(dir, "out/locked/secret/deeper/f")));
   });
 
-  it("a mode-000 directory left in a dead build's temp dir is swept by the next build", needsTestUser, () => {
+  /** A dir with file("a") built once as the test user. */
+  const builtAsTestUser = () => {
     const dir = sharedDir(true);
     write(dir, "r.ts", `
 import { file } from ${mod};
@@ -307,12 +308,20 @@ import { writeFileSync } from "node:fs";
 export default file("a", async (out) => writeFileSync(out, "a"));
 `);
     assert.equal(asTestUser(dir, ["r.ts"]).status, 0);
-    // What a build killed by SIGKILL as it held a mode-000 directory leaves: its temp dir, named after it.
+    return dir;
+  };
+  /** The name of target a's temp dir in a build that died (its holder: a process that is gone). */
+  const deadBuildsDir = () => {
     const dead = spawnSync("sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
-    const start = "12345";
     const pidns = fs.statSync("/proc/self/ns/pid").ino;
     const boot = fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").replaceAll("-", "").trim().slice(0, 12);
-    const left = path.join(dir, "out/.crecipe/tmp", `a.${dead}-${start}-${pidns}-${boot}.zzzzzz`);
+    return `a.${dead}-12345-${pidns}-${boot}.zzzzzz`;
+  };
+
+  it("a mode-000 directory left in a dead build's temp dir is swept by the next build", needsTestUser, () => {
+    const dir = builtAsTestUser();
+    // What a build killed by SIGKILL as it held a mode-000 directory leaves: its temp dir, named after it.
+    const left = path.join(dir, "out/.crecipe/tmp", deadBuildsDir());
     fs.mkdirSync(path.join(left, "out/locked/inner"), { recursive: true });
     fs.writeFileSync(path.join(left, "out/locked/inner/f"), "x");
     spawnSync("chown", ["-R", "crecipe-test:crecipe-test", path.join(dir, "out/.crecipe/tmp")]);
@@ -327,17 +336,8 @@ export default file("a", async (out) => writeFileSync(out, "a"));
   // A sweep that cannot remove a leftover (another user's files in it; or one a background rm
   // of .crecipe/trash is removing at the same time) leaves it: the build goes on.
   it("a dead build's leftover the user cannot remove does not stop the next build", needsTestUser, () => {
-    const dir = sharedDir(true);
-    write(dir, "r.ts", `
-import { file } from ${mod};
-import { writeFileSync } from "node:fs";
-export default file("a", async (out) => writeFileSync(out, "a"));
-`);
-    assert.equal(asTestUser(dir, ["r.ts"]).status, 0);
-    const dead = spawnSync("sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
-    const pidns = fs.statSync("/proc/self/ns/pid").ino;
-    const boot = fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").replaceAll("-", "").trim().slice(0, 12);
-    const left = path.join(dir, "out/.crecipe/trash", `a.${dead}-12345-${pidns}-${boot}.zzzzzz`);
+    const dir = builtAsTestUser();
+    const left = path.join(dir, "out/.crecipe/trash", deadBuildsDir());
     fs.mkdirSync(path.join(left, "old/root-owned"), { recursive: true });
     fs.writeFileSync(path.join(left, "old/root-owned/f"), "x"); // root's, in a directory of root's
     spawnSync("chown", ["crecipe-test:crecipe-test", path.join(dir, "out/.crecipe/trash"), left]);
