@@ -344,11 +344,11 @@ class Job {
   /** Chunks to download only part of (the rest came from a seed, by the block hints). */
   private readonly need = new Map<number, Partial_>();
   /**
-   * Chunks a seed's own index says it holds, by digest: where, and the positions that
-   * want them. They are copied after the download, in file order (copyPlanned), so the
+   * Chunks a seed's own index (or the previous OUT.part's) says it holds, by digest: where,
+   * and the positions that want them. They are copied after the download, in file order (copyPlanned), so the
    * file's hash runs in order and nothing is read back.
    */
-  private readonly planned = new Map<string, { span: SeedSpan; trusted: boolean; list: number[] }>();
+  private readonly planned = new Map<string, { span: SeedSpan; trusted: boolean; resumed: boolean; list: number[] }>();
   /** Chunks placed from a seed without hashing them: the whole file's hash checks them (checkTrusted). */
   private readonly trusted: number[] = [];
   /** The whole file's sha256 so far, over chunks 0 … hashed-1 (hashInOrder). */
@@ -376,13 +376,8 @@ class Job {
       // A seed that is not there fails the fetch before anything is written beside OUT.
       for (const seed of this.options.seeds ?? []) seedStat(seed);
       await this.openPart();
-      for (const [k, chunk] of this.index.chunks.entries()) {
-        if (this.done[k]) continue;
-        const list = this.positions.get(chunk.digest);
-        if (list) list.push(k);
-        else this.positions.set(chunk.digest, [k]);
-      }
-      if (fs.existsSync(this.paths.old)) await this.useOldPart();
+      for (let k = 0; k < this.index.chunks.length; k++) if (!this.done[k]) this.want(k);
+      if (fs.existsSync(this.paths.old)) this.useOldPart();
       for (const seed of this.options.seeds ?? []) {
         if (this.positions.size === 0) break;
         await this.useSeed(seed);
@@ -481,19 +476,29 @@ class Job {
 
   // --- seeds --------------------------------------------------------------------------
 
-  /** A previous OUT.part of another version: its verified chunks, at the offsets its index gives. */
-  private async useOldPart(): Promise<void> {
+  /** Position k is wanted (again): in its digest's list of positions. */
+  private want(k: number): void {
+    const { digest } = this.index.chunks[k];
+    const list = this.positions.get(digest);
+    if (list) list.push(k);
+    else this.positions.set(digest, [k]);
+  }
+
+  /**
+   * A previous OUT.part of another version: its verified chunks, at the offsets its index
+   * gives, copied (and hashed again) with the planned ones, counted as resumed.
+   */
+  private useOldPart(): void {
     const { paths } = this;
     try {
       const index = decodeChunkIndex(fs.readFileSync(paths.oldIndex));
       const state = readState(`${paths.old}.json`);
       if (state && index.size === fs.statSync(paths.old).size) {
         const bits = unpackBits(state.done, index.chunks.length);
-        const resumed = await this.copyFrom(paths.old, index.chunks.filter((_, k) => bits[k]));
-        this.totals.resumed += resumed; // not `+= await`: that would add to the count as it was before the wait
+        this.planCopies(paths.old, index.chunks.filter((_, k) => bits[k]), { trusted: false, resumed: true });
       }
     } catch { /* a damaged leftover: nothing to reuse */ }
-    // Removed with the other partial files once the download is complete (hints may read it until then).
+    // Removed with the other partial files once the download is complete (hints and copyPlanned read it until then).
   }
 
   /** A seed file: by its own index when it has one that splits alike, else chunked here. */
@@ -506,38 +511,26 @@ class Job {
     } catch { /* none, or not usable */ }
     if (own) {
       // Its index is newer than its bytes: trusted, and left to the whole file's hash to check.
-      const trusted = fs.statSync(`${seed}.chunks`).mtimeMs >= stat.mtimeMs;
-      for (const c of own.chunks) {
-        const list = this.positions.get(c.digest);
-        if (!list || c.size > this.index.params.max) continue;
-        const span = { file: seed, offset: c.offset, size: c.size };
-        this.positions.delete(c.digest);
-        this.planned.set(c.digest, { span, trusted, list });
-        for (const k of list) this.sources.set(k, span);
-      }
+      this.planCopies(seed, own.chunks, { trusted: fs.statSync(`${seed}.chunks`).mtimeMs >= stat.mtimeMs, resumed: false });
       return;
     }
     const reused = await this.scanSeed(seed); // downloads started meanwhile count too: not `+= await`
     this.totals.reused += reused;
   }
 
-  /** Copy chunks of `file` that it claims to have (each hashed again first). */
-  private async copyFrom(file: string, chunks: { offset: number; size: number; digest: string }[]): Promise<number> {
-    const fd = fs.openSync(file, "r");
-    const buffer = Buffer.allocUnsafe(this.index.params.max);
-    let placed = 0;
-    try {
-      for (const chunk of chunks) {
-        if (!this.positions.has(chunk.digest) || chunk.size > buffer.length) continue;
-        const bytes = readAt(fd, buffer, chunk.offset, chunk.size);
-        if (bytes && sha256Hex(bytes) === chunk.digest) placed += this.place(chunk.digest, bytes, { file, offset: chunk.offset, size: chunk.size });
-        this.progress();
-        await this.breathe();
-      }
-    } finally {
-      fs.closeSync(fd);
+  /**
+   * Chunks `file` holds by an index of it, those the new file still wants: copied after the
+   * download (copyPlanned). `trusted`: not hashed one by one; `resumed`: counted so.
+   */
+  private planCopies(file: string, chunks: readonly { offset: number; size: number; digest: string }[], how: { trusted: boolean; resumed: boolean }): void {
+    for (const c of chunks) {
+      const list = this.positions.get(c.digest);
+      if (!list || c.size > this.index.params.max) continue;
+      const span = { file, offset: c.offset, size: c.size };
+      this.positions.delete(c.digest);
+      this.planned.set(c.digest, { span, list, ...how });
+      for (const k of list) this.sources.set(k, span);
     }
-    return placed;
   }
 
   /**
@@ -552,14 +545,16 @@ class Job {
     const fds = new Map<string, number>();
     let missed = false;
     try {
-      for (const [digest, { span, trusted, list }] of order) {
+      for (const [digest, { span, trusted, resumed, list }] of order) {
         this.positions.set(digest, list);
         let fd = fds.get(span.file);
         if (fd === undefined) fds.set(span.file, (fd = fs.openSync(span.file, "r")));
         const bytes = readAt(fd, buffer, span.offset, span.size);
         if (bytes && (trusted || sha256Hex(bytes) === digest)) {
           if (trusted) for (const k of list) if (!this.done[k]) this.trusted.push(k);
-          this.totals.reused += this.place(digest, bytes, span);
+          const placed = this.place(digest, bytes, span);
+          if (resumed) this.totals.resumed += placed;
+          else this.totals.reused += placed;
         } else missed = true;
         this.progress();
         await this.breathe();
@@ -593,9 +588,7 @@ class Job {
       bad = true;
       this.done[k] = 0;
       this.totals.reused -= chunk.size;
-      const list = this.positions.get(chunk.digest);
-      if (list) list.push(k);
-      else this.positions.set(chunk.digest, [k]);
+      this.want(k);
       await this.breathe();
     }
     this.fileHash = createHash("sha256");
