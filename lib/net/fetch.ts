@@ -36,7 +36,7 @@ import { writeFileAtomic } from "../engine/state.ts";
 import { type ByteRange, formatRange, multipartBoundary, MultipartReader, parseContentRange } from "../formats/byteranges.ts";
 import { BLOCK_HASH, BLOCK_SIZE, blockCount, blockHash, blockOffsets, checkBlocksHeader, type ChunkIndex, decodeChunkIndex, mainLength, sameParams } from "../formats/chunks.ts";
 import { client, type Client, consume, discard, readBody, TransientError } from "./http.ts";
-import { type Expected, expectedOf, scanOnThread, seedSplitter } from "./seedscan.ts";
+import { type Expected, expectedOf, piecesOf, scanOnThread, type SeedBlock, seedSplitter } from "./seedscan.ts";
 import { dropThreads, warmThreads } from "../engine/threads.ts";
 import { packBits, partialPaths, type PartialPaths, readState, removePartial, unpackBits, writeState } from "./partial.ts";
 
@@ -668,20 +668,12 @@ class Job {
     // This block and the one before (a block is at least a chunk long, so a chunk is in two
     // at most): new ones each time, so the splitter's pieces stay as they were.
     const blockSize = Math.max(BLOCK, this.index.params.max);
-    let before = { at: 0, data: Buffer.alloc(0) };
+    let before: SeedBlock = { at: 0, data: Buffer.alloc(0) };
     let block = before;
-    const bytesAt = (offset: number, size: number) => {
-      const parts = [before, block].flatMap(({ at, data }) => {
-        const from = Math.max(offset, at);
-        const to = Math.min(offset + size, at + data.length);
-        return from < to ? [data.subarray(from - at, to - at)] : [];
-      });
-      return parts.length === 1 ? parts[0] : Buffer.concat(parts);
-    };
     const take = ({ ends, digests }: { ends: number[]; digests: string[] }) => {
       for (let i = 0; i < ends.length; i++) {
         const size = ends[i] - start;
-        if (this.positions.has(digests[i])) placed += this.place(digests[i], bytesAt(start, size), { file, offset: start, size });
+        if (this.positions.has(digests[i])) placed += this.place(digests[i], piecesOf([before, block], start, size), { file, offset: start, size });
         start = ends[i];
       }
     };

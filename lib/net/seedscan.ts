@@ -272,6 +272,23 @@ try {
 }
 `;
 
+/** Bytes of a seed read so far: where in the seed they begin, and themselves. */
+export interface SeedBlock {
+  at: number;
+  data: Buffer;
+}
+
+/** The pieces of [offset, offset + size) of a seed found in `blocks` (views, no copy). */
+export function piecesOf(blocks: readonly SeedBlock[], offset: number, size: number): Buffer[] {
+  const pieces: Buffer[] = [];
+  for (const { at, data } of blocks) {
+    const from = Math.max(offset, at);
+    const to = Math.min(offset + size, at + data.length);
+    if (from < to) pieces.push(data.subarray(from - at, to - at));
+  }
+  return pieces;
+}
+
 /** A SeedSplitter for `expected` on this thread. */
 export function seedSplitter(params: ChunkParams, expected: Expected): SeedSplitter {
   return new SeedSplitter(params, expected, () => createHash("sha256"), Chunker);
@@ -292,19 +309,10 @@ export function scanOnThread(file: string, params: ChunkParams, expected: Expect
     return undefined;
   }
   // The slots not yet given back, oldest first: a chunk may begin in an earlier one.
-  const held: { slot: number; at: number; n: number }[] = [];
+  const held: (SeedBlock & { slot: number })[] = [];
   const release = (slot: number) => {
     Atomics.store(state, slot, 0);
     Atomics.notify(state, slot);
-  };
-  const partsAt = (offset: number, size: number): Buffer[] => {
-    const parts: Buffer[] = [];
-    for (const h of held) {
-      const from = Math.max(offset, h.at);
-      const to = Math.min(offset + size, h.at + h.n);
-      if (from < to) parts.push(Buffer.from(sab, h.slot * SLOT + (from - h.at), to - from));
-    }
-    return parts;
   };
   return new Promise<void>((resolve, reject) => {
     let busy = Promise.resolve();
@@ -328,12 +336,12 @@ export function scanOnThread(file: string, params: ChunkParams, expected: Expect
       busy = busy.then(async () => {
         if (stopped) return;
         if (m.error) return stop(), reject(new Error(`reading the seed: ${m.error}`));
-        if (m.slot >= 0) held.push({ slot: m.slot, at: m.at, n: m.n });
+        if (m.slot >= 0) held.push({ slot: m.slot, at: m.at, data: Buffer.from(sab, m.slot * SLOT, m.n) });
         for (let i = 0; i < m.ends.length; i++) {
           const offset = chunkStart;
           const end = m.ends[i];
           chunkStart = end;
-          const bytes = () => partsAt(offset, end - offset);
+          const bytes = () => piecesOf(held, offset, end - offset);
           if (!each({ offset, size: end - offset, digest: m.digests[i], bytes })) return stop(), resolve();
         }
         // A chunk is at most one slot long (params.max ≤ SLOT): the next one begins in the
