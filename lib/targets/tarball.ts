@@ -57,9 +57,9 @@ export async function writeTar(
       let lengths: number[] = [];
       let files: (FileToRead | undefined)[] = [];
       const flush = () => packer.send({ heads: heads.subarray(0, used), lengths, files }, target, tree);
-      for (const { entry, host, sig } of items) {
-        const file = entry.type === "file" && entry.size > 0 ? { host: host!, size: entry.size, sig, path: entry.path } : undefined;
-        if (file && onSparse) checkSparse(file, onSparse);
+      for (const item of items) {
+        const { entry } = item;
+        const file = fileOf(item, onSparse);
         let n = tarHeaderInto(entry, mtime, heads, used);
         if (n < 0) {
           const header = tarHeader(entry, mtime);
@@ -86,13 +86,13 @@ export async function writeTar(
       await packer.stop();
     }
   } else {
-    for (const { entry, host, sig } of items) {
+    for (const item of items) {
+      const { entry } = item;
       const pause = breathe(); // a signal's handler gets its turn
       if (pause) await pause;
       await sink.write(tarHeader(entry, mtime));
-      if (entry.type !== "file" || entry.size === 0) continue;
-      const file = { host: host!, size: entry.size, sig, path: entry.path };
-      if (onSparse) checkSparse(file, onSparse);
+      const file = fileOf(item, onSparse);
+      if (!file) continue;
       await copyFile(sink, file, target, tree);
       await sink.write(tarPadding(entry.size));
     }
@@ -132,6 +132,14 @@ function checkSparse(file: FileToRead, onSparse: (shown: string, size: number, a
   if (file.size < SPARSE_MIN) return;
   const st = fs.statSync(file.host);
   if (st.blocks * 512 < file.size / 2) onSparse(escapePath(file.path), file.size, st.blocks * 512);
+}
+
+/** Where an item's bytes come from, if it has any (a file found sparse is said on the way). */
+function fileOf({ entry, host, sig }: TarItem, onSparse?: (shown: string, size: number, allocated: number) => void): FileToRead | undefined {
+  if (entry.type !== "file" || entry.size === 0) return undefined;
+  const file = { host: host!, size: entry.size, sig, path: entry.path };
+  if (onSparse) checkSparse(file, onSparse);
+  return file;
 }
 
 /** Append one file's bytes on this thread, checking it is what its tree's manifest says. */
