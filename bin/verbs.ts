@@ -20,10 +20,10 @@ const FETCH_HELP = `usage: crecipe fetch URL -o FILE [--seed OLD]… [--json] [-
 Downloads URL into FILE, reusing the chunks of the seed files (older versions of it):
 only the chunks they lack are downloaded, by HTTP ranges. URL.chunks must sit beside
 the file on the server (chunks(target) makes it). The whole file's sha256 is checked
-against the index, and every chunk's, except those taken from a seed by the seed's own
-index (SEED.chunks, newer than SEED): the whole file's hash checks those, and if it
-differs each is hashed and the wrong ones downloaded. FILE is only written once all
-match. An interrupted fetch keeps FILE.part (+ .part.json, .part.chunks) and goes on
+against the index, and every chunk's, except those found in a seed where the new file
+has them (checked by their CRC-32) or taken by the seed's own index (SEED.chunks, newer
+than SEED): the whole file's hash checks those, and if it differs each is hashed and the
+wrong ones downloaded. FILE is only written once all match. An interrupted fetch keeps FILE.part (+ .part.json, .part.chunks) and goes on
 from there when run again.
 
 options:

@@ -7,7 +7,9 @@
  * 2. Resume: chunks a previous, interrupted fetch verified into OUT.part are hashed again
  *    in place and kept (partial.ts).
  * 3. Seeds: a seed is split the same way (seedscan.ts), and every chunk the new file needs
- *    is written into OUT.part at once, from the bytes just hashed: one read of each seed.
+ *    is written into OUT.part at once, from the bytes just read: one read of each seed. A
+ *    chunk found where the new file's should be is checked by its CRC-32 (index version 2),
+ *    the others by their sha256; the whole file's hash checks the first kind (step 5).
  *    What the seed passes over (an edit) is downloaded meanwhile (fillGap). A seed whose
  *    own SEED.chunks sits beside it and splits alike is read by that index instead, after
  *    the download, in file order (copyPlanned); when that index is newer than the seed,
@@ -18,8 +20,8 @@
  *    the whole file, which is then used instead of asking again). Every chunk is checked
  *    against its sha256 before it is written.
  * 5. The whole file is hashed (in order, as chunks are placed) and checked against the
- *    index's digest, then renamed to OUT; if it differs and chunks were taken unhashed from
- *    a seed's index, those are hashed now and the wrong ones downloaded.
+ *    index's digest, then renamed to OUT; if it differs and chunks were taken unhashed (by
+ *    their CRC-32, or by a seed's index), those are hashed now and the wrong ones downloaded.
  *
  * Faults: a dropped connection, a 5xx or wrong bytes are tried again with backoff (chunks
  * verified meanwhile are kept); a file that changed on the server (another ETag, another
@@ -36,8 +38,7 @@ import { writeFileAtomic } from "../engine/state.ts";
 import { type ByteRange, formatRange, multipartBoundary, MultipartReader, parseContentRange } from "../formats/byteranges.ts";
 import { BLOCK_HASH, BLOCK_SIZE, blockCount, blockHash, blockOffsets, checkBlocksHeader, type ChunkIndex, decodeChunkIndex, mainLength, sameParams } from "../formats/chunks.ts";
 import { client, type Client, consume, discard, readBody, TransientError } from "./http.ts";
-import { type Expected, expectedOf, piecesOf, scanOnThread, type SeedBlock, seedSplitter } from "./seedscan.ts";
-import { dropThreads, warmThreads } from "../engine/threads.ts";
+import { expectedOf, piecesOf, type SeedBlock, type SeedChunk, SeedSplitter } from "./seedscan.ts";
 import { packBits, partialPaths, type PartialPaths, readState, removePartial, unpackBits, writeState } from "./partial.ts";
 
 /** A fetch that failed after its tries (the CLI exits 1). */
@@ -153,9 +154,6 @@ export async function fetchChunked(url: string, options: FetchOptions): Promise<
   const paths = partialPaths(options.out);
   const http = client(options.concurrency ?? 4);
   const totals = { downloaded: 0, index: 0, requests: 0, retries: 0, reused: 0, resumed: 0, fetched: 0 };
-  // A seed without an index beside it is chunked on another thread: it starts while the
-  // remote index is read, not after (~75 ms).
-  if ((options.seeds ?? []).some((seed) => !fs.existsSync(`${seed}.chunks`))) warmThreads(1);
   try {
     for (let restart = 0; ; restart++) {
       const remote = await readIndex(http, url, options, totals);
@@ -180,7 +178,6 @@ export async function fetchChunked(url: string, options: FetchOptions): Promise<
     }
   } finally {
     http.close();
-    dropThreads();
   }
 }
 
@@ -349,7 +346,10 @@ class Job {
    * file's hash runs in order and nothing is read back.
    */
   private readonly planned = new Map<string, { span: SeedSpan; trusted: boolean; resumed: boolean; list: number[] }>();
-  /** Chunks placed from a seed without hashing them: the whole file's hash checks them (checkTrusted). */
+  /**
+   * Chunks placed from a seed without hashing them (by a trusted index of it, or found by
+   * their CRC-32 where they were looked for): the whole file's hash checks them (checkTrusted).
+   */
   private readonly trusted: number[] = [];
   /** The whole file's sha256 so far, over chunks 0 … hashed-1 (hashInOrder). */
   private fileHash = createHash("sha256");
@@ -449,13 +449,17 @@ class Job {
     writeState(this.paths.state, { version: 1, url: this.url, index: this.remote.id, done: packBits(this.done) });
   }
 
-  /** Put verified chunk bytes at every position that wants them; `from`: where in a seed they are. */
-  private place(digest: string, bytes: Buffer | Buffer[], from?: SeedSpan): number {
+  /**
+   * Put verified chunk bytes at every position that wants them; `from`: where in a seed
+   * they are; `unhashed`: checked by less than their sha256, so by the whole file's (checkTrusted).
+   */
+  private place(digest: string, bytes: Buffer | Buffer[], from?: SeedSpan, unhashed = false): number {
     const list = this.positions.get(digest);
     if (!list) return 0;
     this.positions.delete(digest);
-    // A chunk from the seed thread's slots may be in two pieces: written and hashed as they
-    // are (copying out of shared memory is slow in V8).
+    if (unhashed) for (const k of list) if (!this.done[k]) this.trusted.push(k);
+    // A chunk of a seed may be in two pieces (the blocks it was read in): written and
+    // hashed as they are, not copied into one.
     const parts = Array.isArray(bytes) ? bytes : [bytes];
     let placed = 0;
     for (const k of list) {
@@ -551,8 +555,7 @@ class Job {
         if (fd === undefined) fds.set(span.file, (fd = fs.openSync(span.file, "r")));
         const bytes = readAt(fd, buffer, span.offset, span.size);
         if (bytes && (trusted || sha256Hex(bytes) === digest)) {
-          if (trusted) for (const k of list) if (!this.done[k]) this.trusted.push(k);
-          const placed = this.place(digest, bytes, span);
+          const placed = this.place(digest, bytes, span, trusted);
           if (resumed) this.totals.resumed += placed;
           else this.totals.reused += placed;
         } else missed = true;
@@ -637,49 +640,43 @@ class Job {
   private gapFrom = 0;
   private gapBytes = 0;
 
-  /** Read a seed once: chunk it, hash each chunk, and place those the new file needs. */
-  private async scanSeed(file: string): Promise<number> {
-    let placed = 0;
-    const expected = expectedOf(this.index.chunks);
-    const onThread = scanOnThread(file, this.index.params, expected, (chunk) => {
-      const first = this.positions.get(chunk.digest)?.[0];
-      if (first !== undefined) {
-        placed += this.place(chunk.digest, chunk.bytes(), { file, offset: chunk.offset, size: chunk.size });
-        this.fillGap(first);
-      }
-      return this.positions.size > 0;
-    }, async () => {
-      this.progress();
-      await this.breathe();
-    });
-    if (onThread) {
-      await onThread;
-      return placed;
-    }
-    return await this.scanSeedHere(file, expected);
+  /** A chunk of seed `file`, as it is split: placed if the new file wants it, and what the seed passed over before it downloaded (fillGap). */
+  private fromSeed(file: string, chunk: SeedChunk): number {
+    const first = this.positions.get(chunk.digest)?.[0];
+    if (first === undefined) return 0;
+    const placed = this.place(chunk.digest, chunk.bytes(), { file, offset: chunk.offset, size: chunk.size }, chunk.weak);
+    this.fillGap(first);
+    return placed;
   }
 
-  /** scanSeed on this thread (where worker threads cannot start), by the same splitter. */
-  private async scanSeedHere(file: string, expected: Expected): Promise<number> {
-    const splitter = seedSplitter(this.index.params, expected);
+  /**
+   * Read a seed once: split it (SeedSplitter), and place the chunks the new file needs
+   * straight from the blocks just read.
+   */
+  private async scanSeed(file: string): Promise<number> {
+    const splitter = new SeedSplitter(this.index.params, expectedOf(this.index.chunks));
     const fd = fs.openSync(file, "r");
     let placed = 0;
     let start = 0; // the next chunk's offset in the seed
     // This block and the one before (a block is at least a chunk long, so a chunk is in two
-    // at most): new ones each time, so the splitter's pieces stay as they were.
+    // at most, and so are the splitter's pieces of the chunk it reads): three buffers in
+    // turn, read into when neither is either. Not a new one each time: fresh memory costs a
+    // page fault for every 4 KiB read into it (as much as the read itself here).
     const blockSize = Math.max(BLOCK, this.index.params.max);
+    const buffers = [0, 1, 2].map(() => Buffer.allocUnsafeSlow(blockSize));
     let before: SeedBlock = { at: 0, data: Buffer.alloc(0) };
     let block = before;
-    const take = ({ ends, digests }: { ends: number[]; digests: string[] }) => {
+    const take = ({ ends, digests, weak }: { ends: number[]; digests: string[]; weak: boolean[] }) => {
       for (let i = 0; i < ends.length; i++) {
-        const size = ends[i] - start;
-        if (this.positions.has(digests[i])) placed += this.place(digests[i], piecesOf([before, block], start, size), { file, offset: start, size });
+        const offset = start;
+        const size = ends[i] - offset;
+        placed += this.fromSeed(file, { offset, size, digest: digests[i], weak: weak[i], bytes: () => piecesOf([before, block], offset, size) });
         start = ends[i];
       }
     };
     try {
-      for (let at = 0; ;) {
-        const data = Buffer.allocUnsafe(blockSize);
+      for (let at = 0, turn = 0; ; turn = (turn + 1) % 3) {
+        const data = buffers[turn];
         const n = fs.readSync(fd, data, 0, blockSize, null);
         if (n === 0) break;
         before = block;

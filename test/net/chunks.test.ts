@@ -9,8 +9,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { parseRange } from "../../lib/formats/byteranges.ts";
-import { CHUNK_PARAMS, type ChunkParams, chunkIndex, chunkSizes, Chunker, decodeChunkIndex, encodeChunkIndex } from "../../lib/formats/chunks.ts";
-import { expectedOf, seedSplitter } from "../../lib/net/seedscan.ts";
+import * as zlib from "node:zlib";
+import { CHUNK_PARAMS, type ChunkParams, chunkIndex, chunkSizes, Chunker, crc32, crc32Slow, decodeChunkIndex, encodeChunkIndex } from "../../lib/formats/chunks.ts";
+import { expectedOf, SeedSplitter } from "../../lib/net/seedscan.ts";
 import { crecipe, tempDir } from "../helpers.ts";
 import { indexRecipe, pseudoRandom } from "./helpers.ts";
 
@@ -73,12 +74,13 @@ describe("the chunk index format", () => {
     const bytes = encodeChunkIndex(index);
     const n = GOLDEN_SIZES.length;
     const expected: Buffer[] = [
-      Buffer.from("CRCHUNKS"), Buffer.from([1, 1, 0, 0]),
+      Buffer.from("CRCHUNKS"), Buffer.from([2, 1, 0, 0]),
       u32(64), u32(256), u32(1024), Buffer.from("0000000000000bb8", "hex"), sha(data), u32(n),
     ];
     let offset = 0;
     for (const size of GOLDEN_SIZES) {
-      expected.push(u32(size), sha(data.subarray(offset, offset + size)));
+      const chunk = data.subarray(offset, offset + size);
+      expected.push(u32(size), u32(zlib.crc32(chunk)), sha(chunk));
       offset += size;
     }
     expected.push(sha(Buffer.concat(expected)));
@@ -90,12 +92,31 @@ describe("the chunk index format", () => {
       offset += size;
     }
     assert.equal(bytes.toString("hex"), Buffer.concat(expected).toString("hex"));
-    assert.equal(bytes.length, 68 + 36 * n + 32 + 16 + 16 * n);
+    assert.equal(bytes.length, 68 + 40 * n + 32 + 16 + 16 * n);
     assert.equal(sha(bytes).toString("hex"), GOLDEN_SHA256);
     const decoded = decodeChunkIndex(bytes);
     assert.deepEqual({ ...decoded, blocks: undefined }, { ...index, blocks: undefined });
     assert.deepEqual(decoded.blocks, index.blocks);
-    assert.deepEqual(decodeChunkIndex(bytes.subarray(0, 68 + 36 * n + 32)).chunks, index.chunks, "the main part alone reads");
+    assert.deepEqual(decodeChunkIndex(bytes.subarray(0, 68 + 40 * n + 32)).chunks, index.chunks, "the main part alone reads");
+    // Version 1, what crecipe wrote before the CRC-32s: the same index without them, byte for
+    // byte as then (its golden sha256), still read.
+    const v1 = encodeChunkIndex({ ...index, chunks: index.chunks.map(({ crc: _, ...c }) => c) });
+    assert.equal(v1.length, 68 + 36 * n + 32 + 16 + 16 * n);
+    assert.equal(sha(v1).toString("hex"), GOLDEN_SHA256_V1);
+    assert.deepEqual(decodeChunkIndex(v1).chunks, index.chunks.map(({ crc: _, ...c }) => c));
+  });
+
+  it("CRC-32 is gzip's, by zlib or by the table where zlib has none, whole or continued", () => {
+    for (const length of [0, 1, 7, 4096, 100_003]) {
+      const data = pseudoRandom(length, `crc ${length}`);
+      const whole = zlib.crc32(data);
+      assert.equal(crc32(data), whole);
+      assert.equal(crc32Slow(data), whole);
+      const cut = length >> 1;
+      assert.equal(crc32Slow(data.subarray(cut), crc32Slow(data.subarray(0, cut))), whole);
+      assert.equal(crc32(data.subarray(cut), crc32(data.subarray(0, cut))), whole);
+    }
+    assert.equal(crc32Slow(Buffer.from("123456789")), 0xcbf43926, "the standard check value");
   });
 
   it("deterministic, and an edit or an insertion changes only the chunks around it", () => {
@@ -118,12 +139,14 @@ describe("the chunk index format", () => {
     const chunksOf = (data: Buffer) => {
       const ends: number[] = [];
       const digests: string[] = [];
+      const crcs: number[] = [];
       let at = 0;
       for (const size of chunkSizes(data, P)) {
         digests.push(sha(data.subarray(at, at + size)).toString("hex"));
+        crcs.push(crc32(data.subarray(at, at + size)));
         ends.push((at += size));
       }
-      return { ends, digests };
+      return { ends, digests, crcs };
     };
     const edit = (b: Buffer, salt: number) => {
       let out = b;
@@ -144,7 +167,9 @@ describe("the chunk index format", () => {
       const next = trial % 10 === 0 ? base : edit(base, trial);
       const seed = trial % 6 === 5 ? pseudoRandom(rnd(100_000), `other ${trial}`) : edit(base, -trial);
       const target = chunksOf(next);
-      const splitter = seedSplitter(P, expectedOf(target.ends.map((e, i) => ({ size: e - (i ? target.ends[i - 1] : 0), digest: target.digests[i] }))));
+      // Odd trials look ahead by CRC-32 (the index has them), even ones by sha256.
+      const withCrc = trial % 2 === 1;
+      const splitter = new SeedSplitter(P, expectedOf(target.ends.map((e, i) => ({ size: e - (i ? target.ends[i - 1] : 0), digest: target.digests[i], crc: withCrc ? target.crcs[i] : undefined }))));
       const got = { ends: [] as number[], digests: [] as string[] };
       const add = (o: { ends: number[]; digests: string[] }) => (got.ends.push(...o.ends), got.digests.push(...o.digests));
       for (let at = 0; at < seed.length;) {
@@ -152,7 +177,8 @@ describe("the chunk index format", () => {
         add(splitter.push(Buffer.from(seed.subarray(at, (at += n)))));
       }
       add(splitter.finish());
-      assert.deepEqual(got, chunksOf(seed), `trial ${trial}`);
+      const own = chunksOf(seed);
+      assert.deepEqual(got, { ends: own.ends, digests: own.digests }, `trial ${trial}`);
       if (next === base && seed.length > 100_000 && trial % 6 !== 5) looked.push(splitter.looked / seed.length);
     }
     looked.sort((a, b) => a - b);
@@ -173,7 +199,7 @@ describe("the chunk index format", () => {
       const seed = Buffer.concat([next.subarray(a, a + b), x]);
       let at = 0;
       const expected = expectedOf(chunkSizes(next, P).map((size) => ({ size, digest: sha(next.subarray(at, (at += size))).toString("hex") })));
-      const splitter = seedSplitter(P, expected);
+      const splitter = new SeedSplitter(P, expected);
       const first = splitter.push(seed);
       const last = splitter.finish();
       assert.deepEqual([...first.ends, ...last.ends], chunkSizes(seed, P).map((size, j, all) => all.slice(0, j + 1).reduce((n, m) => n + m, 0)));
@@ -194,7 +220,7 @@ describe("the chunk index format", () => {
     // The new file's chunks first, then two million others (a huge file's worth of digests).
     const filler = pseudoRandom(32 * 2_100_000, "other digests");
     const many = [...chunksOf(next), ...Array.from({ length: 2_100_000 }, (_, i) => ({ size: 8192, digest: filler.toString("hex", 32 * i, 32 * i + 32) }))];
-    const splitter = seedSplitter(P, expectedOf(many));
+    const splitter = new SeedSplitter(P, expectedOf(many));
     const got = { ...splitter.push(seed) };
     const last = splitter.finish();
     let at = 0;
@@ -213,8 +239,8 @@ describe("the chunk index format", () => {
     assert.throws(() => decodeChunkIndex(bytes.subarray(0, 100)), /truncated/);
     assert.throws(() => decodeChunkIndex(Buffer.from("not an index at all, not at all, no: not an index at all, really not")), /no CRCHUNKS magic/);
     const future = Buffer.from(bytes);
-    future[8] = 2;
-    assert.throws(() => decodeChunkIndex(future), /version 2.*reads version 1/);
+    future[8] = 3;
+    assert.throws(() => decodeChunkIndex(future), /version 3.*reads versions 1 and 2/);
   });
 
   it("chunks(target) writes NAME.chunks, the same bytes in two builds", () => {
@@ -256,4 +282,5 @@ function u32(n: number): Buffer {
 }
 
 const GOLDEN_SIZES = [426, 320, 270, 354, 616, 288, 372, 284, 70];
-const GOLDEN_SHA256 = "0e134f9fdea53eb6c21f7a4d4f0454965d4ff432b398f78227ab702f5861d27c";
+const GOLDEN_SHA256 = "f8cfece4c6c03adfb8f1368a24b585e0380f2d4fc220e1b63012ff5e61b47838";
+const GOLDEN_SHA256_V1 = "0e134f9fdea53eb6c21f7a4d4f0454965d4ff432b398f78227ab702f5861d27c";

@@ -5,10 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chunkIndex, decodeChunkIndex, encodeChunkIndex } from "../../lib/formats/chunks.ts";
+import { chunkIndex, crc32, decodeChunkIndex, encodeChunkIndex } from "../../lib/formats/chunks.ts";
 import { indexFile } from "../../lib/targets/chunks.ts";
 import { unpackBits } from "../../lib/net/partial.ts";
 import { cli, crecipe, processGone, tempDir, waitFor } from "../helpers.ts";
@@ -52,14 +53,24 @@ describe("fetch a 200 MB layer with one 100 KB file changed", () => {
     assert.ok(sent <= 2 * changed + 4096, `the server sent ${sent} bytes of the layer`);
   });
 
-  it("without helper threads (CRECIPE_THREADS=0) the seed is split here: the same file, the same bytes downloaded", async () => {
-    const threaded = await runFetch(dir, [`${server.url}app.layer`, "--seed", "old.layer", "-o", "threaded.layer", "--no-index"]);
-    const here = await runFetch(dir, [`${server.url}app.layer`, "--seed", "old.layer", "-o", "here.layer", "--no-index"], { CRECIPE_THREADS: "0" });
-    assert.equal(here.code, 0, here.err);
-    assert.equal(sha256File(path.join(dir, "here.layer")), sha256File(path.join(dir, "new.layer")));
-    for (const key of ["reused", "fetched"]) assert.equal(here.report![key], threaded.report![key], key);
-    // (what went over the wire differs by the multipart framing: its boundary is random)
-    assert.ok(Math.abs((here.report!.downloaded as number) - (threaded.report!.downloaded as number)) < 1000);
+  it("a version 1 index (no CRC-32s: each chunk looked for is hashed) gives the same file from the same seed", async () => {
+    const v2 = decodeChunkIndex(fs.readFileSync(path.join(dir, "out/app.layer.chunks")));
+    assert.ok(v2.chunks.every((c) => typeof c.crc === "number"), "chunks(t) writes version 2");
+    const v1 = { ...v2, chunks: v2.chunks.map(({ crc: _, ...c }) => c) };
+    fs.mkdirSync(path.join(dir, "v1"), { recursive: true });
+    fs.copyFileSync(path.join(dir, "out/app.layer"), path.join(dir, "v1/app.layer"));
+    fs.writeFileSync(path.join(dir, "v1/app.layer.chunks"), encodeChunkIndex(v1));
+    assert.equal(fs.readFileSync(path.join(dir, "v1/app.layer.chunks"))[8], 1);
+    const old = await startServe(path.join(dir, "v1"));
+    try {
+      const latest = await runFetch(dir, [`${server.url}app.layer`, "--seed", "old.layer", "-o", "latest.layer", "--no-index"]);
+      const first = await runFetch(dir, [`${old.url}app.layer`, "--seed", "old.layer", "-o", "first.layer", "--no-index"]);
+      assert.equal(first.code, 0, first.err);
+      assert.equal(sha256File(path.join(dir, "first.layer")), sha256File(path.join(dir, "new.layer")));
+      for (const key of ["reused", "fetched"]) assert.equal(first.report![key], latest.report![key], key);
+    } finally {
+      await old.stop();
+    }
   });
 
   it("--no-index keeps no FILE.chunks; a stale FILE.chunks beside the old FILE goes", async () => {
@@ -301,8 +312,8 @@ describe("resume", () => {
   });
 });
 
-// A seed is read in 1 MiB blocks (the seed thread's slots, or this thread's blocks): a
-// chunk may begin in the block before the one it ends in, and be longer than a block.
+// A seed is read in blocks of 1 MiB (or the index's max chunk): a chunk may begin in the
+// block before the one it ends in, and be longer than 1 MiB.
 describe("chunks across the seed reader's blocks", () => {
   const dir = tempDir("crecipe-fetch-blocks-");
   let server: Awaited<ReturnType<typeof startServe>>;
@@ -322,11 +333,16 @@ describe("chunks across the seed reader's blocks", () => {
   });
   after(() => server?.stop());
 
-  for (const threads of ["1", "0"]) {
+  for (const version of [2, 1]) {
     for (const name of ["tail.bin", "long.bin"]) {
-      it(`${name === "tail.bin" ? "the seed's last chunk begins a block before its end" : "chunks of up to 4 MiB"}${threads === "0" ? ", without helper threads" : ""}`, async () => {
-        const out = `got-${threads}-${name}`;
-        const run = await runFetch(dir, [`${server.url}${name}`, "--seed", `seed-${name}`, "-o", out, "--no-index"], { CRECIPE_THREADS: threads });
+      it(`${name === "tail.bin" ? "the seed's last chunk begins a block before its end" : "chunks of up to 4 MiB"}, index version ${version}`, async () => {
+        const served = path.join(dir, "www", `${name}.chunks`);
+        if (version === 1) {
+          const index = decodeChunkIndex(fs.readFileSync(served));
+          fs.writeFileSync(served, encodeChunkIndex({ ...index, chunks: index.chunks.map(({ crc: _, ...c }) => c) }));
+        }
+        const out = `got-${version}-${name}`;
+        const run = await runFetch(dir, [`${server.url}${name}`, "--seed", `seed-${name}`, "-o", out, "--no-index"]);
         assert.equal(run.code, 0, run.err);
         assert.equal(sha256File(path.join(dir, out)), sha256File(path.join(dir, "www", name)));
         assert.equal(run.report!.fetched, 0, "every chunk came from the seed");
@@ -334,6 +350,59 @@ describe("chunks across the seed reader's blocks", () => {
     }
   }
 });
+
+// A chunk found where the seed should hold it is checked by its CRC-32 alone, then by the
+// whole file's sha256: bytes with the right CRC-32 (forged here) must still not get through.
+describe("a seed chunk with the index's CRC-32 and other bytes", () => {
+  it("the whole file's hash catches it, each chunk taken so is hashed, and the wrong one is downloaded", async () => {
+    const dir = tempDir("crecipe-fetch-crc-");
+    const data = pseudoRandom(3 << 20, "forged");
+    fs.mkdirSync(path.join(dir, "www"));
+    fs.writeFileSync(path.join(dir, "www/file.bin"), data);
+    const index = chunkIndex(data);
+    fs.writeFileSync(path.join(dir, "www/file.bin.chunks"), encodeChunkIndex(index));
+    const k = Math.floor(index.chunks.length / 2);
+    const chunk = index.chunks[k];
+    const seed = Buffer.from(data);
+    const bytes = seed.subarray(chunk.offset, chunk.offset + chunk.size);
+    bytes[100] ^= 0xff;
+    forgeCrc(bytes, chunk.crc!);
+    assert.equal(crc32(bytes), chunk.crc, "the forged chunk has the index's CRC-32");
+    assert.notEqual(createHash("sha256").update(bytes).digest("hex"), chunk.digest);
+    fs.writeFileSync(path.join(dir, "seed.bin"), seed);
+    const server = await startServe(path.join(dir, "www"));
+    try {
+      const run = await runFetch(dir, [`${server.url}file.bin`, "--seed", "seed.bin", "-o", "got.bin", "--no-index"]);
+      assert.equal(run.code, 0, run.err);
+      assert.equal(sha256File(path.join(dir, "got.bin")), sha256File(path.join(dir, "www/file.bin")));
+      assert.equal(run.report!.fetched, chunk.size, "the forged chunk, and only it, was downloaded");
+      assert.equal((run.report!.reused as number) + (run.report!.fetched as number), data.length);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+/** Change the last 4 bytes of `bytes` so that its CRC-32 is `target` (CRC-32 is linear: run its table backwards). */
+function forgeCrc(bytes: Buffer, target: number): void {
+  const table = Array.from({ length: 256 }, (_, n) => {
+    for (let b = 0; b < 8; b++) n = n & 1 ? (0xedb88320 ^ (n >>> 1)) >>> 0 : n >>> 1;
+    return n >>> 0;
+  });
+  const byTop = new Map(table.map((t, i) => [t >>> 24, i]));
+  let r = ~target >>> 0;
+  const picks: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const j = byTop.get(r >>> 24)!;
+    picks.unshift(j);
+    r = ((r ^ table[j]) << 8) >>> 0;
+  }
+  let reg = ~crc32(bytes.subarray(0, bytes.length - 4)) >>> 0;
+  for (let i = 0; i < 4; i++) {
+    bytes[bytes.length - 4 + i] = (reg ^ picks[i]) & 0xff;
+    reg = (table[picks[i]] ^ (reg >>> 8)) >>> 0;
+  }
+}
 
 describe("errors a user sees", () => {
   it("usage errors exit 2; a missing index or server exits 1 with what to do", async () => {
