@@ -303,6 +303,7 @@ function pickCondition(value) {
 export async function importTs(file) {
   const abs = path.resolve(file);
   if (abs === CLI_TS) return import((await crecipeBundle()).cli);
+  if (abs === VERBS_TS) return import((await crecipeBundle()).verbs);
   if (abs === MOD_TS) return import((await crecipeBundle()).mod);
   if (!TS_EXTENSIONS.test(file)) return import(pathToFileURL(abs).href);
   return import(await prepare(abs));
@@ -311,12 +312,14 @@ export async function importTs(file) {
 const REPO = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const MOD_TS = path.join(REPO, "lib", "mod.ts");
 const CLI_TS = path.join(REPO, "bin", "cli.ts");
+const VERBS_TS = path.join(REPO, "bin", "verbs.ts");
 
 let bundle;
 /**
- * The bundle of lib/mod.ts and bin/cli.ts (esbuild, code splitting: a chunk they share,
- * so both see one copy of the engine). Fresh when every source it was built from has the
- * same stat, or else the same content; rebuilt otherwise.
+ * The bundle of lib/mod.ts, bin/cli.ts and bin/verbs.ts (esbuild, code splitting: chunks
+ * they share, so all see one copy of the engine, and the verbs load only what they use).
+ * Fresh when every source it was built from has the same stat, or else the same content;
+ * rebuilt otherwise.
  */
 function crecipeBundle() {
   return (bundle ??= (async () => {
@@ -327,7 +330,7 @@ function crecipeBundle() {
     try {
       state = JSON.parse(nodeFs.readFileSync(stateFile, "utf8"));
     } catch { /* none yet */ }
-    if (state?.loader === LOADER_VERSION && nodeFs.existsSync(path.join(state.dir, "lib", "mod.js"))) {
+    if (state?.loader === LOADER_VERSION && nodeFs.existsSync(path.join(state.dir, "bin", "verbs.js"))) {
       let fresh = true;
       let touched = false;
       for (const [file, seen] of Object.entries(state.inputs)) {
@@ -352,7 +355,7 @@ function crecipeBundle() {
     let result;
     try {
       result = await esbuild.build({
-        entryPoints: [MOD_TS, CLI_TS],
+        entryPoints: [MOD_TS, CLI_TS, VERBS_TS],
         outbase: REPO,
         outdir: temp,
         bundle: true,
@@ -402,7 +405,8 @@ function sweepBundles(root, keep) {
 }
 
 function urls(dir) {
-  return { mod: pathToFileURL(path.join(dir, "lib", "mod.js")).href, cli: pathToFileURL(path.join(dir, "bin", "cli.js")).href };
+  const url = (...parts) => pathToFileURL(path.join(dir, ...parts)).href;
+  return { mod: url("lib", "mod.js"), cli: url("bin", "cli.js"), verbs: url("bin", "verbs.js") };
 }
 
 /**

@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 // The `crecipe` command for Node: load the TypeScript CLI through the transform cache.
 // Stack traces point at the recipe's own lines (source maps), for error messages.
+// `crecipe serve` and `crecipe fetch` load only their own module (bin/verbs.ts), which
+// does not load the build engine.
 import { importTs, sourceIndex } from "./boot.js";
 
 process.setSourceMapsEnabled?.(true);
+const argv = process.argv.slice(2);
+let verbs;
 let cli;
 try {
-  cli = await importTs(new URL("./cli.ts", import.meta.url).pathname);
+  verbs = await importTs(new URL("./verbs.ts", import.meta.url).pathname);
+  if (!verbs.VERBS.includes(argv[0])) cli = await importTs(new URL("./cli.ts", import.meta.url).pathname);
 } catch (error) {
   console.error(`crecipe: error: ${error.message}`);
   process.exit(2);
 }
-process.exitCode = await cli.run(process.argv.slice(2), importTs, sourceIndex);
+process.exitCode = cli ? await cli.run(argv, importTs, sourceIndex) : await verbs.runVerb(argv);

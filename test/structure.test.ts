@@ -23,7 +23,8 @@ const MAY: Record<string, string[]> = {
   "lib/debian": ["lib/targets", "lib/tree", "lib/engine", "lib/formats", "lib/host.ts", "lib/runtime.ts"],
   "lib/mod.ts": ["lib"],
   "lib/inspect.ts": ["lib"],
-  "bin": ["lib/mod.ts", "lib/inspect.ts"],
+  "lib/net.ts": ["lib"],
+  "bin": ["lib/mod.ts", "lib/inspect.ts", "lib/net.ts"],
 };
 
 const unit = (file: string) => Object.keys(MAY).filter((k) => file === k || file.startsWith(k + "/")).sort((a, b) => b.length - a.length)[0];
