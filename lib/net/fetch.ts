@@ -39,6 +39,7 @@ import { type ByteRange, formatRange, multipartBoundary, MultipartReader, parseC
 import { BLOCK_HASH, BLOCK_SIZE, blockCount, blockHash, blockOffsets, checkBlocksHeader, type ChunkIndex, decodeChunkIndex, mainLength, sameParams } from "../formats/chunks.ts";
 import { client, type Client, consume, discard, readBody, TransientError } from "./http.ts";
 import { expectedOf, piecesOf, type SeedBlock, type SeedChunk, SeedSplitter } from "./seedscan.ts";
+import { HashBehind } from "./hashbehind.ts";
 import { packBits, partialPaths, type PartialPaths, readState, removePartial, unpackBits, writeState } from "./partial.ts";
 
 /** A fetch that failed after its tries (the CLI exits 1). */
@@ -154,10 +155,13 @@ export async function fetchChunked(url: string, options: FetchOptions): Promise<
   const paths = partialPaths(options.out);
   const http = client(options.concurrency ?? 4);
   const totals = { downloaded: 0, index: 0, requests: 0, retries: 0, reused: 0, resumed: 0, fetched: 0 };
+  // With seeds, the file is mostly written from them faster than it can be hashed beside:
+  // a thread hashes it instead, started now so that it is up (~80 ms) when the seeds are read.
+  const hasher = options.seeds?.length ? HashBehind.start(paths.part) : undefined;
   try {
     for (let restart = 0; ; restart++) {
       const remote = await readIndex(http, url, options, totals);
-      const job = new Job(http, url, remote, options, paths, totals);
+      const job = new Job(http, url, remote, options, paths, totals, restart === 0 ? hasher : undefined);
       try {
         const digest = await job.run();
         const seconds = (performance.now() - started) / 1000;
@@ -178,6 +182,7 @@ export async function fetchChunked(url: string, options: FetchOptions): Promise<
     }
   } finally {
     http.close();
+    hasher?.stop();
   }
 }
 
@@ -351,10 +356,16 @@ class Job {
    * their CRC-32 where they were looked for): the whole file's hash checks them (checkTrusted).
    */
   private readonly trusted: number[] = [];
-  /** The whole file's sha256 so far, over chunks 0 … hashed-1 (hashInOrder). */
+  /**
+   * The whole file's sha256 so far, over chunks 0 … hashed-1 (hashInOrder): here, or by
+   * `hasher` on another thread, told how far the file is final (large files).
+   */
   private fileHash = createHash("sha256");
   private hashed = 0;
   private readBack?: Buffer;
+  private hasher?: HashBehind;
+  /** The whole file's sha256 once known (wholeDigest). */
+  private whole?: string;
 
   constructor(
     private readonly http: Client,
@@ -363,8 +374,11 @@ class Job {
     private readonly options: FetchOptions,
     private readonly paths: PartialPaths,
     private readonly totals: Totals,
+    hasher?: HashBehind,
   ) {
     this.index = remote.index;
+    if (hasher && this.index.size >= 16 << 20) this.hasher = hasher;
+    else hasher?.stop();
     this.done = new Uint8Array(this.index.chunks.length);
     // Counted again for this version of the file: what an earlier one placed is "resumed" now.
     totals.reused = totals.resumed = totals.fetched = 0;
@@ -389,7 +403,7 @@ class Job {
       await this.download();
       if (await this.copyPlanned()) await this.download(); // a planned chunk the seed did not hold after all
       this.saveState(true);
-      if (this.trusted.length && !this.wholeMatches() && await this.checkTrusted()) {
+      if (this.trusted.length && (await this.wholeDigest()) !== this.index.digest && await this.checkTrusted()) {
         await this.download();
         this.saveState(true);
       }
@@ -399,6 +413,7 @@ class Job {
       if (this.fd >= 0) this.saveState(true);
       throw error;
     } finally {
+      this.hasher?.stop();
       if (this.fd >= 0) fs.closeSync(this.fd);
       this.fd = -1;
     }
@@ -568,12 +583,32 @@ class Job {
     return missed;
   }
 
-  /** Whether the whole file's sha256 is the index's (it reads back what was not hashed in order). */
-  private wholeMatches(): boolean {
+  /**
+   * The whole file's sha256, once every chunk is in place (what was not hashed in order is
+   * read back), else undefined. A hashing thread that failed is replaced by hashing here.
+   */
+  private async wholeDigest(): Promise<string | undefined> {
+    if (this.whole) return this.whole;
     this.catchUp();
-    if (this.hashed !== this.index.chunks.length) return false;
-    const digest = this.fileHash.copy().digest("hex");
-    return digest === this.index.digest;
+    if (this.hashed !== this.index.chunks.length) return undefined;
+    if (this.hasher) {
+      try {
+        return (this.whole = await this.hasher.digest(this.index.size));
+      } catch {
+        this.rehash();
+        return await this.wholeDigest();
+      }
+    }
+    return (this.whole = this.fileHash.digest("hex"));
+  }
+
+  /** Hash the whole file again from its start, here. */
+  private rehash(): void {
+    this.hasher?.stop();
+    this.hasher = undefined;
+    this.whole = undefined;
+    this.fileHash = createHash("sha256");
+    this.hashed = 0;
   }
 
   /**
@@ -594,8 +629,7 @@ class Job {
       this.want(k);
       await this.breathe();
     }
-    this.fileHash = createHash("sha256");
-    this.hashed = 0;
+    this.rehash();
     return bad;
   }
 
@@ -1126,30 +1160,37 @@ class Job {
    */
   private hashInOrder(k: number, bytes: Buffer | Buffer[]): void {
     if (k !== this.hashed) return;
-    if (Array.isArray(bytes)) for (const part of bytes) this.fileHash.update(part);
-    else this.fileHash.update(bytes);
+    if (!this.hasher) {
+      if (Array.isArray(bytes)) for (const part of bytes) this.fileHash.update(part);
+      else this.fileHash.update(bytes);
+    }
     this.hashed++;
     this.catchUp();
   }
 
-  /** Hash the done chunks from where the file hash has got to, reading them from OUT.part. */
+  /**
+   * Hash the done chunks from where the file hash has got to, reading them from OUT.part;
+   * or tell the hashing thread how far the file is final.
+   */
   private catchUp(): void {
     const { chunks } = this.index;
     while (this.hashed < chunks.length && this.done[this.hashed]) {
-      const chunk = chunks[this.hashed];
-      const bytes = readAt(this.fd, (this.readBack ??= Buffer.allocUnsafe(this.index.params.max)), chunk.offset, chunk.size);
-      if (!bytes) break;
-      this.fileHash.update(bytes);
+      if (!this.hasher) {
+        const chunk = chunks[this.hashed];
+        const bytes = readAt(this.fd, (this.readBack ??= Buffer.allocUnsafe(this.index.params.max)), chunk.offset, chunk.size);
+        if (!bytes) break;
+        this.fileHash.update(bytes);
+      }
       this.hashed++;
     }
+    this.hasher?.advance(this.hashed < chunks.length ? chunks[this.hashed].offset : this.index.size);
   }
 
   /** Check the assembled file's hash; rename it into place when it is the file of the index. */
   private async finish(): Promise<string> {
     const { paths, index } = this;
-    this.catchUp(); // every chunk is done now: what was not hashed in order is read back
-    if (this.hashed !== index.chunks.length) throw new FetchError(`${this.url}: ${this.paths.part} could not be read back to hash it`, { fix: "run the same fetch again" });
-    const digest = this.fileHash.digest("hex");
+    const digest = await this.wholeDigest(); // every chunk is done now: what was not hashed in order is read back
+    if (digest === undefined) throw new FetchError(`${this.url}: ${this.paths.part} could not be read back to hash it`, { fix: "run the same fetch again" });
     if (digest !== index.digest) {
       fs.closeSync(this.fd);
       this.fd = -1;

@@ -4,7 +4,9 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { it } from "node:test";
+import { chunkIndex, encodeChunkIndex } from "../../lib/formats/chunks.ts";
 import { crecipe, modUrl, read, repo, tempDir, write } from "../helpers.ts";
+import { pseudoRandom, startServe } from "../net/helpers.ts";
 
 const deno = path.join(repo, "node_modules", ".bin", "deno");
 
@@ -95,8 +97,28 @@ export default layer(t);`;
   assert.equal(stamp(byDeno), stamp(byNode));
 });
 
+it("crecipe fetch under Deno: a 24 MiB file from an edited seed (hashed on another thread), the same file", async () => {
+  const dir = tempDir();
+  const data = pseudoRandom(24 << 20, "deno fetch");
+  fs.mkdirSync(path.join(dir, "www"));
+  fs.writeFileSync(path.join(dir, "www/file.bin"), data);
+  fs.writeFileSync(path.join(dir, "www/file.bin.chunks"), encodeChunkIndex(chunkIndex(data)));
+  const seed = Buffer.concat([data.subarray(0, 10 << 20), pseudoRandom(100_000, "an edit"), data.subarray((10 << 20) + 50_000)]);
+  fs.writeFileSync(path.join(dir, "seed.bin"), seed);
+  const server = await startServe(path.join(dir, "www"));
+  try {
+    const r = denoCrecipe(dir, ["fetch", `${server.url}file.bin`, "--seed", "seed.bin", "-o", "got.bin", "--json", "-q"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(fs.readFileSync(path.join(dir, "got.bin")).equals(data), "the same bytes");
+    const report = JSON.parse(r.stdout);
+    assert.ok(report.fetched < 300_000 && report.reused > data.length - 300_000, `${report.fetched} fetched, ${report.reused} reused`);
+  } finally {
+    await server.stop();
+  }
+});
+
 it("the library and the CLI type-check under deno check", () => {
-  const r = spawnSync(deno, ["check", `--config=${path.join(repo, "deno.json")}`, "lib/mod.ts", "bin/cli.ts"], {
+  const r = spawnSync(deno, ["check", `--config=${path.join(repo, "deno.json")}`, "lib/mod.ts", "lib/net.ts", "bin/cli.ts", "bin/verbs.ts"], {
     cwd: repo,
     encoding: "utf8",
     env: { ...process.env, NO_COLOR: "1" },
