@@ -358,6 +358,14 @@ export function mainLength(head: Uint8Array): number {
   return HEADER + RECORD[data[8]] * data.readUInt32BE(64) + TRAILER;
 }
 
+/**
+ * About how long the main part of the index of a `size`-byte file is (this version, the
+ * default parameters: chunks average about 70 KiB); 0 for an empty file.
+ */
+export function mainLengthFor(size: number): number {
+  return size > 0 ? HEADER + RECORD[VERSION] * Math.ceil(size / (70 * 1024)) + TRAILER : 0;
+}
+
 function checkVersion(data: Buffer): void {
   if (!data.subarray(0, 8).equals(MAGIC)) throw new FormatError("not a chunk index (no CRCHUNKS magic)");
   if (!RECORD[data[8]] || data[9] !== ALGORITHM) throw new FormatError(`chunk index version ${data[8]}, algorithm ${data[9]}: this crecipe reads versions 1 and ${VERSION}, algorithm ${ALGORITHM}`);

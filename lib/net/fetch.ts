@@ -36,7 +36,7 @@ import { CrecipeError } from "../engine/errors.ts";
 import { sha256Hex } from "../engine/hash.ts";
 import { writeFileAtomic } from "../engine/state.ts";
 import { type ByteRange, formatRange, multipartBoundary, MultipartReader, parseContentRange } from "../formats/byteranges.ts";
-import { BLOCK_HASH, BLOCK_SIZE, blockCount, blockHash, blockOffsets, checkBlocksHeader, type ChunkIndex, decodeChunkIndex, mainLength, sameParams } from "../formats/chunks.ts";
+import { BLOCK_HASH, BLOCK_SIZE, blockCount, blockHash, blockOffsets, checkBlocksHeader, type ChunkIndex, decodeChunkIndex, mainLength, mainLengthFor, sameParams } from "../formats/chunks.ts";
 import { client, type Client, consume, discard, readBody, TransientError } from "./http.ts";
 import { expectedOf, piecesOf, type SeedBlock, type SeedChunk, SeedSplitter } from "./seedscan.ts";
 import { HashBehind } from "./hashbehind.ts";
@@ -208,14 +208,15 @@ interface Remote {
 }
 
 const INDEX_LIMIT = 256 << 20;
-/** The first read of an index: its header, which says how long its main part is (read next, exactly). */
+/** The least first read of an index: its header, which says how long its main part is. */
 const INDEX_HEADER = 68;
 
 /**
- * The main part of URL.chunks, by one range request (two for a very large file): the
- * block section after it is read later, and only where it is needed.
+ * The main part of URL.chunks, by one range request when `guess` (bytes) covers it, else
+ * two: the first says how long it is, the second reads the rest. The block section after
+ * it is read later, and only where it is needed.
  */
-async function readMainIndex(http: Client, indexUrl: string, signal: AbortSignal | undefined, totals: { downloaded: number; index: number }) {
+async function readMainIndex(http: Client, indexUrl: string, signal: AbortSignal | undefined, totals: { downloaded: number; index: number }, guess = INDEX_HEADER) {
   const get = async (range: string) => {
     const res = await http.request(indexUrl, { headers: { Range: range }, signal });
     if (res.statusCode === 404) {
@@ -234,7 +235,7 @@ async function readMainIndex(http: Client, indexUrl: string, signal: AbortSignal
     const total = res.statusCode === 200 ? body.length : parseContentRange(res.headers["content-range"])?.total;
     return { body, total, whole: res.statusCode === 200 };
   };
-  let { body, total, whole } = await get(`bytes=0-${INDEX_HEADER - 1}`);
+  let { body, total, whole } = await get(`bytes=0-${Math.max(INDEX_HEADER, guess) - 1}`);
   let main: number;
   try {
     main = mainLength(body.subarray(0, INDEX_HEADER));
@@ -256,7 +257,10 @@ async function readIndex(http: Client, url: string, options: FetchOptions, total
     const heading = http.request(url, { method: "HEAD", signal: options.signal });
     heading.then(discard, () => {});
     try {
-      const read = await readMainIndex(http, indexUrl, options.signal, totals);
+      // The seeds' size says about how long the main part is: asked for at once, it is one
+      // round trip instead of two, for a few KB of block hints read with it for nothing.
+      const sizes = (options.seeds ?? []).map((seed) => fs.statSync(seed, { throwIfNoEntry: false })?.size ?? 0);
+      const read = await readMainIndex(http, indexUrl, options.signal, totals, mainLengthFor(Math.max(0, ...sizes)));
       let index: ChunkIndex;
       try {
         index = decodeChunkIndex(read.whole ? read.body : read.body.subarray(0, read.main));
@@ -1011,7 +1015,7 @@ class Job {
   private async checkIndexUnchanged(): Promise<void> {
     let bytes: Buffer;
     try {
-      const read = await readMainIndex(this.http, `${this.url}.chunks`, this.stop.signal, this.totals);
+      const read = await readMainIndex(this.http, `${this.url}.chunks`, this.stop.signal, this.totals, this.remote.bytes.length);
       bytes = read.body.subarray(0, read.main);
     } catch {
       return;

@@ -48,6 +48,9 @@ describe("fetch a 200 MB layer with one 100 KB file changed", () => {
     const kept = decodeChunkIndex(fs.readFileSync(path.join(dir, "got.layer.chunks")));
     const served = decodeChunkIndex(fs.readFileSync(path.join(dir, "out/app.layer.chunks")));
     assert.deepEqual([kept.size, kept.digest, kept.chunks], [served.size, served.digest, served.chunks], "the kept index is the server's (its main part)");
+    // The seed's size said about how long the index's main part is: it came in one request.
+    const firstIndexRead = server.log().split("\n").find((l) => l.startsWith("GET /app.layer.chunks "))!;
+    assert.ok(Number(firstIndexRead.split(" ").at(-1)) >= 68 + 40 * served.chunks.length + 32, firstIndexRead);
     // What the server sent agrees: the index, a HEAD, and ranges of the changed region only.
     const sent = server.log().split("\n").filter((l) => l.startsWith("GET /app.layer ")).reduce((n, l) => n + Number(l.split(" ").at(-1)), 0);
     assert.ok(sent <= 2 * changed + 4096, `the server sent ${sent} bytes of the layer`);
