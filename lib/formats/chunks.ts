@@ -69,6 +69,7 @@
 import { createHash, type Hash } from "node:crypto";
 import * as zlib from "node:zlib";
 import { FormatError } from "./entry.ts";
+import { GearScan, WINDOW } from "./gearscan.ts";
 
 export interface ChunkParams {
   /** Bytes taken before a cut is looked for. */
@@ -182,6 +183,8 @@ export class Chunker {
   private hash = 0;
   private readonly maskSmall: number;
   private readonly maskLarge: number;
+  /** The rolling hash itself, in WebAssembly (formats/gearscan.ts). */
+  private readonly scanner = new GearScan(GEAR);
 
   constructor(readonly params: ChunkParams = CHUNK_PARAMS) {
     checkParams(params);
@@ -211,36 +214,16 @@ export class Chunker {
       const end = Math.min(n, i + (small ? normal : max) - length);
       const start = i;
       let cut = false;
-      // Four bytes a turn (a third faster in V8 than one), then the rest one at a time.
-      for (const last = end - 3; i < last;) {
-        hash = ((hash << 1) + GEAR[data[i]]) | 0;
-        if ((hash & mask) === 0) {
-          i += 1;
+      while (i < end) {
+        const to = Math.min(end, i + WINDOW);
+        const at = this.scanner.scan(data, i, to, hash, mask);
+        hash = this.scanner.hash;
+        if (at >= 0) {
+          i = at;
           cut = true;
           break;
         }
-        hash = ((hash << 1) + GEAR[data[i + 1]]) | 0;
-        if ((hash & mask) === 0) {
-          i += 2;
-          cut = true;
-          break;
-        }
-        hash = ((hash << 1) + GEAR[data[i + 2]]) | 0;
-        if ((hash & mask) === 0) {
-          i += 3;
-          cut = true;
-          break;
-        }
-        hash = ((hash << 1) + GEAR[data[i + 3]]) | 0;
-        i += 4;
-        if ((hash & mask) === 0) {
-          cut = true;
-          break;
-        }
-      }
-      while (!cut && i < end) {
-        hash = ((hash << 1) + GEAR[data[i++]]) | 0;
-        if ((hash & mask) === 0) cut = true;
+        i = to;
       }
       length += i - start;
       if (cut || length === max) {
