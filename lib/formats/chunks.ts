@@ -69,7 +69,7 @@
 import { createHash, type Hash } from "node:crypto";
 import * as zlib from "node:zlib";
 import { FormatError } from "./entry.ts";
-import { GearScan, WINDOW } from "./gearscan.ts";
+import { gearScanner, WINDOW } from "./gearscan.ts";
 
 export interface ChunkParams {
   /** Bytes taken before a cut is looked for. */
@@ -122,10 +122,29 @@ function versionOf(index: ChunkIndex): number {
   return weak || index.chunks.length === 0 ? VERSION : 1;
 }
 
-const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
-/** zlib's CRC-32 where the runtime has one (several times faster than sha256), else undefined. */
-export const fastCrc32: ((data: Uint8Array, value: number) => number) | undefined = zlibCrc32;
 let crcTable: Int32Array | undefined;
+
+/**
+ * zlib's CRC-32 where the runtime has one that is right: checked once against the table
+ * (some Deno 2 releases returned it signed, or took a continued value as a small integer),
+ * unsigned, and an empty piece keeps the value it continues (Node's gives 0).
+ */
+const zlibCrc32 = (() => {
+  const native = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+  if (!native) return undefined;
+  const crc = (data: Uint8Array, value = 0) => (data.length ? native(data, value) >>> 0 : value >>> 0);
+  try {
+    const sample = Buffer.from("crecipe checks zlib's CRC-32 once: 123456789");
+    const ok = crc(Buffer.from("123456789")) === 0xcbf43926 &&
+      crc(sample.subarray(20), crc(sample.subarray(0, 20))) === crc32Slow(sample) &&
+      crc(sample, 0xdeadbeef) === crc32Slow(sample, 0xdeadbeef);
+    return ok ? crc : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+/** zlib's CRC-32 where the runtime has a right one (several times faster than sha256), else undefined. */
+export const fastCrc32: ((data: Uint8Array, value: number) => number) | undefined = zlibCrc32;
 
 /**
  * CRC-32 (gzip's) of `data`, continuing from `value` (the CRC-32 of what came before it).
@@ -183,8 +202,8 @@ export class Chunker {
   private hash = 0;
   private readonly maskSmall: number;
   private readonly maskLarge: number;
-  /** The rolling hash itself, in WebAssembly (formats/gearscan.ts). */
-  private readonly scanner = new GearScan(GEAR);
+  /** The rolling hash itself, in WebAssembly where there is one (formats/gearscan.ts). */
+  private readonly scanner = gearScanner(GEAR);
 
   constructor(readonly params: ChunkParams = CHUNK_PARAMS) {
     checkParams(params);

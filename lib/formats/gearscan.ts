@@ -52,33 +52,72 @@ const BYTES = Uint8Array.from([
   ...section(10, [0x01, BODY.length, ...BODY]), // code: one body
 ]);
 
-let compiled: WebAssembly.Module | undefined;
+/**
+ * Rolls the gear hash over data[from, to) (at most WINDOW bytes) until `(hash & mask) ==
+ * 0`: where it stops (after that byte), or -1 at `to`; `hash` is then the hash there.
+ */
+export interface GearScanner {
+  scan(data: Uint8Array, from: number, to: number, hash: number, mask: number): number;
+  hash: number;
+}
 
-/** A scanner with its own memory (one per Chunker: a Chunker is not shared between threads). */
-export class GearScan {
+/** The WebAssembly scanner: the bytes are copied into its memory, a window at a time. */
+class WasmScan implements GearScanner {
   private readonly scanFn: (at: number, end: number, hash: number, mask: number) => number;
   private readonly bytes: Uint8Array;
   private readonly words: Int32Array;
+  hash = 0;
 
   constructor(gear: Int32Array) {
-    const { exports } = new WebAssembly.Instance((compiled ??= new WebAssembly.Module(BYTES)));
-    this.scanFn = exports.scan as GearScan["scanFn"];
+    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(BYTES));
+    this.scanFn = exports.scan as WasmScan["scanFn"];
     const memory = exports.mem as WebAssembly.Memory;
     this.bytes = new Uint8Array(memory.buffer);
     this.words = new Int32Array(memory.buffer);
     this.words.set(gear, 0);
   }
 
-  /**
-   * Roll `hash` over data[from, to) (at most WINDOW bytes) until `(hash & mask) == 0`:
-   * where it stops (after that byte), or -1 at `to`; `hash` is then the hash there.
-   */
   scan(data: Uint8Array, from: number, to: number, hash: number, mask: number): number {
     this.bytes.set(data.subarray(from, to), DATA_AT);
     const at = this.scanFn(DATA_AT, DATA_AT + to - from, hash, mask);
     this.hash = this.words[HASH_AT / 4];
     return at < 0 ? -1 : from + at - DATA_AT;
   }
+}
 
+/** The same loop in JavaScript: where WebAssembly is not there (--jitless) or has no memory to give. */
+class JsScan implements GearScanner {
   hash = 0;
+
+  constructor(private readonly gear: Int32Array) {}
+
+  scan(data: Uint8Array, from: number, to: number, hash: number, mask: number): number {
+    const gear = this.gear;
+    for (let i = from; i < to;) {
+      hash = ((hash << 1) + gear[data[i++]]) | 0;
+      if ((hash & mask) === 0) {
+        this.hash = hash;
+        return i;
+      }
+    }
+    this.hash = hash;
+    return -1;
+  }
+}
+
+let shared: GearScanner | undefined;
+
+/**
+ * The scanner of this thread for `gear`: one for all Chunkers (a scan is synchronous and
+ * its hash read at once), since each WebAssembly instance costs ~0.15 ms and its memory.
+ */
+export function gearScanner(gear: Int32Array): GearScanner {
+  if (!shared) {
+    try {
+      shared = new WasmScan(gear);
+    } catch {
+      shared = new JsScan(gear);
+    }
+  }
+  return shared;
 }

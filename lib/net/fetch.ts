@@ -260,7 +260,8 @@ async function readIndex(http: Client, url: string, options: FetchOptions, total
       // The seeds' size says about how long the main part is: asked for at once, it is one
       // round trip instead of two, for a few KB of block hints read with it for nothing.
       const sizes = (options.seeds ?? []).map((seed) => fs.statSync(seed, { throwIfNoEntry: false })?.size ?? 0);
-      const read = await readMainIndex(http, indexUrl, options.signal, totals, mainLengthFor(Math.max(0, ...sizes)));
+      const guess = Math.min(mainLengthFor(Math.max(0, ...sizes)), INDEX_LIMIT);
+      const read = await readMainIndex(http, indexUrl, options.signal, totals, guess);
       let index: ChunkIndex;
       try {
         index = decodeChunkIndex(read.whole ? read.body : read.body.subarray(0, read.main));
@@ -682,7 +683,9 @@ class Job {
   private fromSeed(file: string, chunk: SeedChunk): number {
     const first = this.positions.get(chunk.digest)?.[0];
     if (first === undefined) return 0;
-    const placed = this.place(chunk.digest, chunk.bytes(), { file, offset: chunk.offset, size: chunk.size }, chunk.weak);
+    const bytes = chunk.bytes();
+    if (bytes.reduce((n, piece) => n + piece.length, 0) !== chunk.size) return 0; // not all of it in the blocks read (a short read): downloaded
+    const placed = this.place(chunk.digest, bytes, { file, offset: chunk.offset, size: chunk.size }, chunk.weak);
     this.fillGap(first);
     return placed;
   }
@@ -696,11 +699,13 @@ class Job {
     const fd = fs.openSync(file, "r");
     let placed = 0;
     let start = 0; // the next chunk's offset in the seed
-    // This block and the one before (a block is at least a chunk long, so a chunk is in two
-    // at most, and so are the splitter's pieces of the chunk it reads): three buffers in
-    // turn, read into when neither is either. Not a new one each time: fresh memory costs a
-    // page fault for every 4 KiB read into it (as much as the read itself here).
-    const blockSize = Math.max(BLOCK, this.index.params.max);
+    // This block and the one before (a block is at least as long as the index's longest
+    // chunk, so a chunk the new file wants is in two at most, and so are the splitter's
+    // pieces of the chunk it looks for): three buffers in turn, read into when neither is
+    // either. Not a new one each time: fresh memory costs a page fault for every 4 KiB read
+    // into it (as much as the read itself here). A longer chunk the split cuts is no chunk
+    // of the new file's, and is not read (fromSeed).
+    const blockSize = this.index.chunks.reduce((n, c) => Math.max(n, c.size), BLOCK);
     const buffers = [0, 1, 2].map(() => Buffer.allocUnsafeSlow(blockSize));
     let before: SeedBlock = { at: 0, data: Buffer.alloc(0) };
     let block = before;
@@ -1194,6 +1199,7 @@ class Job {
   private async finish(): Promise<string> {
     const { paths, index } = this;
     const digest = await this.wholeDigest(); // every chunk is done now: what was not hashed in order is read back
+    if (this.stop.signal.aborted) throw this.stop.signal.reason; // Ctrl-C while the hash was awaited
     if (digest === undefined) throw new FetchError(`${this.url}: ${this.paths.part} could not be read back to hash it`, { fix: "run the same fetch again" });
     if (digest !== index.digest) {
       fs.closeSync(this.fd);

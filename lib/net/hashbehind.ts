@@ -42,6 +42,8 @@ try {
       continue;
     }
     if (Atomics.load(flags, 1) === 1) {
+      // digest() stores the end before it asks: read it again, it may have come in between.
+      if (Number(Atomics.load(final, 0)) > at) continue;
       parentPort.postMessage({ digest: hash.digest("hex"), at });
       break;
     }

@@ -4,15 +4,16 @@
  * crecipe target), what a damaged index gets, and the byte ranges parser.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { parseRange } from "../../lib/formats/byteranges.ts";
 import * as zlib from "node:zlib";
-import { CHUNK_PARAMS, type ChunkParams, chunkIndex, chunkSizes, Chunker, crc32, crc32Slow, decodeChunkIndex, encodeChunkIndex } from "../../lib/formats/chunks.ts";
+import { parseRange } from "../../lib/formats/byteranges.ts";
+import { CHUNK_PARAMS, type ChunkParams, chunkIndex, chunkSizes, Chunker, crc32, crc32Slow, decodeChunkIndex, encodeChunkIndex, fastCrc32 } from "../../lib/formats/chunks.ts";
 import { expectedOf, SeedSplitter } from "../../lib/net/seedscan.ts";
-import { crecipe, tempDir } from "../helpers.ts";
+import { crecipe, repo, tempDir } from "../helpers.ts";
 import { indexRecipe, pseudoRandom } from "./helpers.ts";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest();
@@ -117,6 +118,24 @@ describe("the chunk index format", () => {
       assert.equal(crc32(data.subarray(cut), crc32(data.subarray(0, cut))), whole);
     }
     assert.equal(crc32Slow(Buffer.from("123456789")), 0xcbf43926, "the standard check value");
+    assert.ok(fastCrc32, "zlib's CRC-32 passes the check and is used (Node ≥ 20.15)");
+    assert.equal(crc32(Buffer.alloc(0), 0xdeadbeef), 0xdeadbeef, "an empty piece continues the value (zlib's alone gives 0)");
+    assert.equal(crc32Slow(Buffer.alloc(0), 0xdeadbeef), 0xdeadbeef);
+  });
+
+  it("the split is the same where WebAssembly is not there (node --jitless: the rolling hash in JavaScript)", () => {
+    const data = pseudoRandom(200_000, "jitless");
+    const script = `import { chunkSizes } from ${JSON.stringify(path.join(repo, "lib/formats/chunks.ts"))};
+import { createHash, createCipheriv } from "node:crypto";
+const key = createHash("sha256").update("jitless").digest().subarray(0, 16);
+const data = createCipheriv("aes-128-ctr", key, Buffer.alloc(16)).update(Buffer.alloc(200000));
+console.log(JSON.stringify({ wasm: typeof WebAssembly, sizes: chunkSizes(data, { min: 64, normal: 256, max: 1024 }) }));`;
+    const r = spawnSync(process.execPath, ["--jitless", "--import", "tsx", "--input-type=module", "-e", script], { cwd: repo, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.wasm, "undefined", "no WebAssembly under --jitless");
+    assert.deepEqual(out.sizes, chunkSizes(data, SMALL));
+    assert.deepEqual(out.sizes, referenceSizes(data, SMALL));
   });
 
   it("deterministic, and an edit or an insertion changes only the chunks around it", () => {
