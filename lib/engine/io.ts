@@ -6,13 +6,11 @@
 import { createHash, type Hash } from "node:crypto";
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
-import { startThread, threadsWanted } from "./threads.ts";
+import { startThread, THREAD_BYTES, threadsWanted } from "./threads.ts";
 
 const require = createRequire(import.meta.url);
 
 const CHUNK = 1 << 20;
-/** Outputs expected to be larger than this are written and hashed by a worker thread. */
-const LARGE = 16 * CHUNK;
 
 /**
  * An output file written through a buffer and hashed on the way (sha256). An output that
@@ -30,7 +28,7 @@ export class OutputFile {
 
   constructor(path: string | Buffer, expectedSize = 0) {
     this.fd = fs.openSync(path, "w");
-    if (expectedSize > LARGE && threadsWanted()) this.worker = ParallelHash.start(path);
+    if (expectedSize > THREAD_BYTES && threadsWanted()) this.worker = ParallelHash.start(path);
     if (this.worker) this.buffer = this.worker.acquire();
     else {
       this.hash = createHash("sha256");

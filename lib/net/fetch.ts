@@ -40,6 +40,7 @@ import { BLOCK_HASH, BLOCK_SIZE, blockCount, blockHash, blockOffsets, checkBlock
 import { client, type Client, consume, discard, readBody, TransientError } from "./http.ts";
 import { expectedOf, piecesOf, type SeedBlock, type SeedChunk, SeedSplitter } from "./seedscan.ts";
 import { HashBehind } from "./hashbehind.ts";
+import { THREAD_BYTES } from "../engine/threads.ts";
 import { packBits, partialPaths, type PartialPaths, readState, removePartial, unpackBits, writeState } from "./partial.ts";
 
 /** A fetch that failed after its tries (the CLI exits 1). */
@@ -382,7 +383,7 @@ class Job {
     hasher?: HashBehind,
   ) {
     this.index = remote.index;
-    if (hasher && this.index.size >= 16 << 20) this.hasher = hasher;
+    if (hasher && this.index.size >= THREAD_BYTES) this.hasher = hasher;
     else hasher?.stop();
     this.done = new Uint8Array(this.index.chunks.length);
     // Counted again for this version of the file: what an earlier one placed is "resumed" now.
