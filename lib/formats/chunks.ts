@@ -67,7 +67,7 @@
  * The same bytes always give the same index, byte for byte.
  */
 import { createHash, type Hash } from "node:crypto";
-import * as zlib from "node:zlib";
+import { createRequire } from "node:module";
 import { FormatError } from "./entry.ts";
 import { gearScanner, WINDOW } from "./gearscan.ts";
 
@@ -124,13 +124,23 @@ function versionOf(index: ChunkIndex): number {
 
 let crcTable: Int32Array | undefined;
 
+type Crc32 = (data: Uint8Array, value: number) => number;
+let checked: { crc?: Crc32 } | undefined;
+
 /**
- * zlib's CRC-32 where the runtime has one that is right: checked once against the table
- * (some Deno 2 releases returned it signed, or took a continued value as a small integer),
- * unsigned, and an empty piece keeps the value it continues (Node's gives 0).
+ * zlib's CRC-32 where the runtime has one that is right (several times faster than
+ * sha256), else undefined: checked once against the table (some Deno 2 releases returned
+ * it signed, or took a continued value as a small integer), unsigned, and an empty piece
+ * keeps the value it continues (Node's gives 0). zlib is loaded on the first call, not
+ * when crecipe starts.
  */
-const zlibCrc32 = (() => {
-  const native = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+export function fastCrc32(): Crc32 | undefined {
+  return (checked ??= { crc: zlibCrc32() }).crc;
+}
+
+function zlibCrc32(): Crc32 | undefined {
+  const zlib = createRequire(import.meta.url)("node:zlib") as { crc32?: (data: Uint8Array, value?: number) => number };
+  const native = zlib.crc32;
   if (!native) return undefined;
   const crc = (data: Uint8Array, value = 0) => (data.length ? native(data, value) >>> 0 : value >>> 0);
   try {
@@ -142,16 +152,15 @@ const zlibCrc32 = (() => {
   } catch {
     return undefined;
   }
-})();
-/** zlib's CRC-32 where the runtime has a right one (several times faster than sha256), else undefined. */
-export const fastCrc32: ((data: Uint8Array, value: number) => number) | undefined = zlibCrc32;
+}
 
 /**
  * CRC-32 (gzip's) of `data`, continuing from `value` (the CRC-32 of what came before it).
  * zlib's where the runtime has it (Node ≥ 20.15, Deno), else crc32Slow.
  */
 export function crc32(data: Uint8Array, value = 0): number {
-  return zlibCrc32 ? zlibCrc32(data, value) : crc32Slow(data, value);
+  const fast = fastCrc32();
+  return fast ? fast(data, value) : crc32Slow(data, value);
 }
 
 /** CRC-32 by a table, a byte at a time: what crc32 is where zlib has none. */

@@ -102,7 +102,7 @@ export class SeedSplitter {
   constructor(
     private readonly params: ChunkParams,
     private readonly expected: Expected,
-    private crc32: Crc32 | undefined = fastCrc32,
+    private crc32: Crc32 | undefined = fastCrc32(),
   ) {
     if (!expected.crcs) this.crc32 = undefined;
     this.lookable = Math.max(0, expected.sizes.length - 1);
