@@ -253,15 +253,15 @@ async function readMainIndex(http: Client, indexUrl: string, signal: AbortSignal
 /** GET URL.chunks and HEAD URL, tried again on transient failures. */
 async function readIndex(http: Client, url: string, options: FetchOptions, totals: Totals): Promise<Remote> {
   const indexUrl = `${url}.chunks`;
+  // The seeds' size says about how long the main part is: asked for at once, it is one
+  // round trip instead of two, for a few KB of block hints read with it for nothing.
+  const sizes = (options.seeds ?? []).map((seed) => fs.statSync(seed, { throwIfNoEntry: false })?.size ?? 0);
+  const guess = Math.min(mainLengthFor(Math.max(0, ...sizes)), INDEX_LIMIT);
   for (let failures = 0; ; failures++) {
     // The file's HEAD goes out beside the index's reads: one round trip less before the download.
     const heading = http.request(url, { method: "HEAD", signal: options.signal });
     heading.then(discard, () => {});
     try {
-      // The seeds' size says about how long the main part is: asked for at once, it is one
-      // round trip instead of two, for a few KB of block hints read with it for nothing.
-      const sizes = (options.seeds ?? []).map((seed) => fs.statSync(seed, { throwIfNoEntry: false })?.size ?? 0);
-      const guess = Math.min(mainLengthFor(Math.max(0, ...sizes)), INDEX_LIMIT);
       const read = await readMainIndex(http, indexUrl, options.signal, totals, guess);
       let index: ChunkIndex;
       try {
@@ -1166,7 +1166,8 @@ class Job {
   /**
    * The whole file's sha256, made in file order as chunks land: a chunk written just
    * where the hash has got to is hashed from memory (a seed read in order is hashed so,
-   * never read again); done chunks after it are read back from OUT.part.
+   * never read again); done chunks after it are read back from OUT.part. With a hashing
+   * thread, only how far the file is final is counted here, and told to it (catchUp).
    */
   private hashInOrder(k: number, bytes: Buffer | Buffer[]): void {
     if (k !== this.hashed) return;
