@@ -1,15 +1,18 @@
 /**
  * sha256(target), gz(target), zstd(target): the cookbook's default.sha256.do and
- * default.gz.do, and zstd for registries and runtimes that take it. A file is compressed
- * by the tool reading it directly (no pass through crecipe); an image directory is packed
- * into the compressor's input as the tar imageTar() would write.
+ * default.gz.do, and zstd for registries and runtimes that take it. gz is crecipe's own
+ * (engine/gzip.ts); zstd's tool reads a file directly (no pass through crecipe). An image
+ * directory is packed into the compressor's input as the tar imageTar() would write.
  */
 import * as fs from "node:fs";
 import { CommandError, CrecipeError } from "../engine/errors.ts";
 import { hashFile } from "../engine/hash.ts";
 import { type Node, resolveTarget, target } from "../engine/node.ts";
 import type { BuildContext } from "../engine/types.ts";
-import { requireTool, which } from "../host.ts";
+import { requireTool } from "../host.ts";
+import { checkGzipLevel, GZ_LEVELS } from "../formats/deflate.ts";
+import { GzipWriter, gzipFile as gzipInto } from "../engine/gzip.ts";
+import { THREAD_BYTES } from "../engine/threads.ts";
 import { childProcess } from "../runtime.ts";
 import { imageItems, type ImageValue } from "./image.ts";
 import { writeTar } from "./tarball.ts";
@@ -29,29 +32,47 @@ export function sha256(target_: Node | string): Node<string> {
 }
 
 /**
- * NAME.gz: gzip that re-synchronises after a change (--rsyncable), with no name or time
- * in the header, on every core: pigz when it is installed, else gzip.
+ * NAME.gz: gzip that re-synchronises after a change, the same bytes on every machine: the
+ * input cut where its content says, each piece a gzip member compressed by libdeflate in
+ * WebAssembly, on every core (engine/gzip.ts). Levels 0–12, default 6.
  */
 export function gz(target_: Node | string, options: { level?: number } = {}): Node {
   const of = resolveTarget(target_);
-  const level = options.level ?? 6;
+  const level = options.level ?? GZ_LEVELS.default;
+  checkLevel(level, `gz(${of.name})`);
   return target(`${of.name}.gz`, async (ctx) => {
-    const { tool, args } = await gzipCommand(ctx, level);
-    await compress(ctx, of, tool, args);
+    const built = await ctx.result(of);
+    const image = compressible(ctx, of, built.path, built.value);
+    ctx.noteCommand(`gzip -${level} (libdeflate, content-defined members) < ${image ? `(tar of ${of.name})` : built.path} > ${ctx.name}`);
+    let written: { sha256: string };
+    if (!image) written = await gzipInto(built.path!, ctx.out, level);
+    else {
+      const out = GzipWriter.open(ctx.out, level, THREAD_BYTES);
+      try {
+        await writeTar(out, imageItems(built.path!), image.created ?? 0, ctx.name);
+        written = await out.close();
+      } catch (error) {
+        out.abandon();
+        throw error;
+      }
+    }
+    ctx.trustOutputHash(written.sha256);
   }, { kind: "gz", shared: true, options: { of, level }, derived: true });
 }
 
-/** The gzip gz() runs: pigz when it is installed, else gzip; --rsyncable, no name or time, to stdout. */
-async function gzipCommand(ctx: BuildContext, level: number): Promise<{ tool: string; args: string[] }> {
-  const tool = (await which("pigz")) ?? (await requireTool("gzip", ctx.name));
-  return { tool, args: [`-${level}`, "--rsyncable", "--no-name", "-c"] };
+/** A level gz() takes, or an error naming the target. */
+function checkLevel(level: number, what: string): void {
+  try {
+    checkGzipLevel(level);
+  } catch (error) {
+    throw new CrecipeError(`${what}: ${(error as Error).message}`);
+  }
 }
 
 /** gzip `input` into `output` exactly as gz() would (a registry push compresses layers so). */
-export async function gzipFile(ctx: BuildContext, input: string, output: string, level = 6): Promise<void> {
-  const { tool, args } = await gzipCommand(ctx, level);
-  ctx.noteCommand(`${tool} ${args.join(" ")} ${input} > ${output}`);
-  await runCompressor(ctx, tool, [...args, input], output);
+export async function gzipFile(ctx: BuildContext, input: string, output: string, level: number = GZ_LEVELS.default): Promise<void> {
+  ctx.noteCommand(`gzip -${level} (libdeflate, content-defined members) < ${input} > ${output}`);
+  await gzipInto(input, output, level);
 }
 
 /**
@@ -71,17 +92,23 @@ export function zstd(target_: Node | string, options: { level?: number } = {}): 
 /** Compress `of`'s output into ctx.out: a file read by the tool itself, an image as the tar imageTar() writes. */
 async function compress(ctx: BuildContext, of: Node, tool: string, args: string[]): Promise<void> {
   const built = await ctx.result(of);
-  const input = built.path;
+  const input = built.path!;
+  const image = compressible(ctx, of, built.path, built.value);
+  const argv = image ? args : [...args, input];
+  ctx.noteCommand(`${tool} ${argv.join(" ")}${image ? ` < (tar of ${of.name})` : ""} > ${ctx.name}`);
+  await runCompressor(ctx, tool, argv, ctx.out, image ? (sink) => writeTar(sink, imageItems(input), image.created ?? 0, ctx.name) : undefined);
+  ctx.trustOutputHash(hashFile(ctx.out));
+}
+
+/** What `of` gives to compress: a file (undefined) or an image directory (its value); else an error. */
+function compressible(ctx: BuildContext, of: Node, input: string | undefined, value: unknown): Partial<ImageValue> | undefined {
   if (!input) throw new CrecipeError(`${ctx.name}: ${of.name} has no output to compress`, { target: ctx.name });
-  const isDir = fs.statSync(input).isDirectory();
-  const image = isDir ? (built.value as Partial<ImageValue> | null) : undefined;
-  if (isDir && !image?.manifest) {
+  if (!fs.statSync(input).isDirectory()) return undefined;
+  const image = value as Partial<ImageValue> | null;
+  if (!image?.manifest) {
     throw new CrecipeError(`${ctx.name}: ${of.name} is a directory; compress a file target (a layer) or an image`, { target: ctx.name });
   }
-  const argv = isDir ? args : [...args, input];
-  ctx.noteCommand(`${tool} ${argv.join(" ")}${isDir ? ` < (tar of ${of.name})` : ""} > ${ctx.name}`);
-  await runCompressor(ctx, tool, argv, ctx.out, isDir ? (sink) => writeTar(sink, imageItems(input), image!.created ?? 0, ctx.name) : undefined);
-  ctx.trustOutputHash(hashFile(ctx.out));
+  return image;
 }
 
 /** What a compressor's input is written to, when crecipe writes it (a pipe to its stdin). */

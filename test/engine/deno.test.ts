@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as zlib from "node:zlib";
 import { it } from "node:test";
 import { chunkIndex, encodeChunkIndex } from "../../lib/formats/chunks.ts";
 import { crecipe, modUrl, read, repo, tempDir, write } from "../helpers.ts";
@@ -77,20 +78,23 @@ export default layer(t);`;
   assert.match(again.stderr, /0 built, \d+ up to date/, "Node takes Deno's state as is");
 });
 
-it("a layer large enough for the packing and hashing threads: Deno writes the same bytes as Node", () => {
+it("a layer large enough for the packing, hashing and gzip threads: Deno writes the same bytes as Node", () => {
   // Over 16 MiB, a layer is packed and hashed by worker threads, which open files
   // themselves: in Deno a descriptor does not cross threads.
   const recipe = `
-import { fs, layer } from ${JSON.stringify(modUrl)};
+import { fs, gz, layer } from ${JSON.stringify(modUrl)};
 export const t = fs("t", async (root) => {
   const data = Buffer.alloc(20 << 20);
   for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
   await root.write("/big.bin", data);
   for (let i = 0; i < 300; i++) await root.write(\`/small/f\${i}\`, "x".repeat(i));
 });
-export default layer(t);`;
+export default gz(layer(t));`;
   const { byDeno, byNode } = buildBoth(recipe);
   const layer = (dir: string) => fs.readFileSync(path.join(dir, "out/t.layer"));
+  const gzipped = (dir: string) => fs.readFileSync(path.join(dir, "out/t.layer.gz"));
+  assert.ok(gzipped(byDeno).equals(gzipped(byNode)), "same gz bytes");
+  assert.ok(zlib.gunzipSync(gzipped(byDeno)).equals(layer(byDeno)));
   assert.ok(layer(byDeno).length > 20 << 20);
   assert.ok(layer(byDeno).equals(layer(byNode)), "same layer bytes");
   const stamp = (dir: string) => JSON.parse(read(dir, "out/.crecipe/state/t.layer.json")).value.digest;
