@@ -21,27 +21,30 @@ import { MESSAGE_HEAP, startThread, THREAD_BYTES, threadsWanted } from "./thread
 /** Whole pieces, about this many bytes of them, go to a thread at once. */
 const BATCH = 1 << 20;
 
-// A thread: batches of pieces in ({ seq, data, sizes }), their members out ({ seq, data }).
+// A thread: batches of pieces in ({ seq, data, sizes, out }), their members out ({ seq,
+// data, input }). Buffers go back and forth (transferred), so none is allocated per batch:
+// a fresh one costs a page fault per 4 KiB.
 const SOURCE = `
 const { parentPort } = require("node:worker_threads");
 const { wasm, level, capacity } = workerData;
 const e = new WebAssembly.Instance(new WebAssembly.Module(wasm)).exports;
 if (!e.setup(level, capacity)) throw new Error("the compressor could not get its memory");
-parentPort.on("message", ({ seq, data, sizes }) => {
-  const members = [];
+parentPort.on("message", ({ seq, data, sizes, out }) => {
   let total = 0, at = 0;
   for (const size of sizes) {
     new Uint8Array(e.memory.buffer, e.input(), size).set(data.subarray(at, at + size));
     at += size;
     const n = e.gzip(size);
     if (n === 0) throw new Error("a piece of " + size + " bytes did not fit its output");
-    members.push(new Uint8Array(e.memory.buffer, e.output(), n).slice());
+    if (!out || total + n > out.length) {
+      const bigger = new Uint8Array(Math.max(total + n, (out ? out.length : 0) * 2, data.length + (data.length >> 6) + 4096));
+      if (out) bigger.set(out.subarray(0, total));
+      out = bigger;
+    }
+    out.set(new Uint8Array(e.memory.buffer, e.output(), n), total);
     total += n;
   }
-  const out = new Uint8Array(total);
-  let to = 0;
-  for (const member of members) { out.set(member, to); to += member.length; }
-  parentPort.postMessage({ seq, data: out }, [out.buffer]);
+  parentPort.postMessage({ seq, data: out.subarray(0, total), input: data }, [out.buffer, data.buffer]);
 });
 `;
 
@@ -49,7 +52,7 @@ export class GzipWriter {
   private readonly chunker = new Chunker(GZ_CHUNKS);
   private readonly out: OutputFile;
   /** Input not yet sent: `filled` bytes, of which the pieces in `sizes` are whole. */
-  private pending = new Uint8Array(BATCH + GZ_CHUNKS.max);
+  private pending: Uint8Array<ArrayBuffer> = new Uint8Array(BATCH + GZ_CHUNKS.max);
   private filled = 0;
   private sizes: number[] = [];
   private whole = 0;
@@ -57,7 +60,10 @@ export class GzipWriter {
   /** Batches sent (seq) and written (next), members come back out of order. */
   private sent = 0;
   private next = 0;
-  private readonly done = new Map<number, Uint8Array>();
+  private readonly done = new Map<number, Uint8Array<ArrayBuffer>>();
+  /** Buffers back from the threads, to send again: inputs, outputs. */
+  private readonly inputs: Uint8Array<ArrayBuffer>[] = [];
+  private readonly outputs: Uint8Array<ArrayBuffer>[] = [];
   private readonly workers: Worker[] = [];
   private members?: GzipMembers;
   private failure?: Error;
@@ -70,7 +76,10 @@ export class GzipWriter {
     try {
       for (let i = 0; i < threads; i++) {
         const worker = startThread(SOURCE, { wasm, level, capacity: GZ_CHUNKS.max }, MESSAGE_HEAP);
-        worker.on("message", ({ seq, data }: { seq: number; data: Uint8Array }) => this.arrived(seq, data));
+        worker.on("message", ({ seq, data, input }: { seq: number; data: Uint8Array<ArrayBuffer>; input: Uint8Array<ArrayBuffer> }) => {
+          this.arrived(seq, data);
+          this.inputs.push(input);
+        });
         worker.on("error", (error) => this.fail(error));
         worker.on("exit", (code) => code !== 0 && this.fail(new Error(`a gzip thread stopped (exit code ${code})`)));
         this.workers.push(worker);
@@ -135,7 +144,8 @@ export class GzipWriter {
     const data = this.pending;
     const sizes = this.sizes;
     const rest = this.filled - this.whole;
-    this.pending = new Uint8Array(BATCH + GZ_CHUNKS.max);
+    this.pending = this.inputs.pop() ?? new Uint8Array(BATCH + GZ_CHUNKS.max);
+    if (this.pending.length < rest) this.pending = new Uint8Array(rest + BATCH);
     this.pending.set(data.subarray(this.whole, this.filled));
     this.filled = rest;
     this.whole = 0;
@@ -144,17 +154,20 @@ export class GzipWriter {
     if (this.workers.length === 0) {
       this.members ??= new GzipMembers(this.level);
       this.arrived(seq, this.members.gzip(data, sizes));
+      this.inputs.push(data);
       return;
     }
-    this.workers[seq % this.workers.length]!.postMessage({ seq, data, sizes }, [data.buffer]);
+    const out = this.outputs.pop();
+    this.workers[seq % this.workers.length]!.postMessage({ seq, data, sizes, out }, out ? [data.buffer, out.buffer] : [data.buffer]);
     while (this.sent - this.next > 2 * this.workers.length) await this.waitForOne();
   }
 
-  private arrived(seq: number, data: Uint8Array): void {
+  private arrived(seq: number, data: Uint8Array<ArrayBuffer>): void {
     this.done.set(seq, data);
     for (let members; (members = this.done.get(this.next)); this.next++) {
       this.done.delete(this.next);
       this.out.write(members);
+      if (this.workers.length) this.outputs.push(new Uint8Array(members.buffer));
     }
     this.wake?.();
   }

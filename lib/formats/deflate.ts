@@ -64,8 +64,8 @@ export class GzipMembers {
   }
 
   /** Consecutive pieces of `data`, `sizes` long (each ≤ capacity), each as one gzip member, in one buffer. */
-  gzip(data: Uint8Array, sizes: number[]): Uint8Array {
-    const members: Uint8Array[] = [];
+  gzip(data: Uint8Array, sizes: number[]): Uint8Array<ArrayBuffer> {
+    const members: Uint8Array<ArrayBuffer>[] = [];
     let total = 0;
     let at = 0;
     for (const size of sizes) {
