@@ -2,7 +2,7 @@
  * gzip with the same bytes on every machine: libdeflate's compressor, compiled to
  * WebAssembly (formats/deflate-wasm.ts; scripts/deflate-wasm/build.sh builds it).
  *
- * The input is cut where its content says (the Chunker with GZ_CHUNKS: pieces of ~128 KiB)
+ * The input is cut where its content says (the Chunker with GZ_CHUNKS: pieces of ~64 KiB)
  * and each piece becomes one gzip member. Members one after another are one gzip file
  * (RFC 1952, 2.2): gunzip, Go's gzip (Docker, containerd, skopeo, umoci), Python and Node
  * read them as one stream.
@@ -10,7 +10,7 @@
  * - Members are independent, so any number of threads compress them, in any order, to the
  *   same bytes (engine/gzip.ts).
  * - libdeflate at level 6 takes about half zlib's time per byte here (WebAssembly
- *   included), and its members of ~128 KiB come out no larger than `pigz --rsyncable -6`.
+ *   included).
  *
  * ```ts
  * const members = new GzipMembers(6);
@@ -21,8 +21,15 @@ import { type ChunkParams } from "./chunks.ts";
 import { DEFLATE_WASM } from "./deflate-wasm.ts";
 import { FormatError } from "./entry.ts";
 
-/** Where gzip members are cut: content-defined, ~128 KiB (at most 512 KiB). */
-export const GZ_CHUNKS: Readonly<ChunkParams> = Object.freeze({ min: 32 * 1024, normal: 128 * 1024, max: 512 * 1024 });
+/**
+ * Where gzip members are cut: content-defined, ~64 KiB (16 KiB to 256 KiB). An edit costs
+ * the members around it, ~64 KiB of input: at ~128 KiB a 100 KB file replaced in the
+ * 200 MB layer changed 1.30× the bytes `gzip --rsyncable`'s did, at ~64 KiB 1.07×. Each
+ * member starts without the 32 KiB of history a single stream carries over, which makes
+ * the output ~0.8 % larger than `pigz --rsyncable`'s on that layer (at ~128 KiB: 0.4 %
+ * smaller).
+ */
+export const GZ_CHUNKS: Readonly<ChunkParams> = Object.freeze({ min: 16 * 1024, normal: 64 * 1024, max: 256 * 1024 });
 
 /** libdeflate's levels: 0 (stored) to 12 (slowest, smallest); 6 is gzip's default. */
 export const GZ_LEVELS = { min: 0, max: 12, default: 6 } as const;
