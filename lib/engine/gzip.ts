@@ -68,6 +68,7 @@ export class GzipWriter {
   private members?: GzipMembers;
   private failure?: Error;
   private wake?: () => void;
+  private stopped = false;
 
   private constructor(path: string, private readonly level: number, threads: number) {
     checkGzipLevel(level);
@@ -163,6 +164,7 @@ export class GzipWriter {
   }
 
   private arrived(seq: number, data: Uint8Array<ArrayBuffer>): void {
+    if (this.stopped) return; // a thread's answer after abandon(): the file is closed
     this.done.set(seq, data);
     for (let members; (members = this.done.get(this.next)); this.next++) {
       this.done.delete(this.next);
@@ -186,6 +188,7 @@ export class GzipWriter {
   }
 
   private stopThreads(): void {
+    this.stopped = true;
     for (const worker of this.workers) {
       worker.removeAllListeners("exit");
       void worker.terminate();
