@@ -78,11 +78,15 @@ export class GzipWriter {
       for (let i = 0; i < threads; i++) {
         const worker = startThread(SOURCE, { wasm, level, capacity: GZ_CHUNKS.max }, MESSAGE_HEAP);
         worker.on("message", ({ seq, data, input }: { seq: number; data: Uint8Array<ArrayBuffer>; input: Uint8Array<ArrayBuffer> }) => {
-          this.arrived(seq, data);
           this.inputs.push(input);
+          try {
+            this.arrived(seq, data);
+          } catch (error) {
+            this.fail(error as Error); // writing failed (a full disk): the writer's caller gets it
+          }
         });
-        worker.on("error", (error) => this.fail(error));
-        worker.on("exit", (code) => code !== 0 && this.fail(new Error(`a gzip thread stopped (exit code ${code})`)));
+        worker.on("error", (error) => this.fail(new Error(`gzip: ${error.message}`)));
+        worker.on("exit", (code) => code !== 0 && this.fail(new Error(`gzip: a thread stopped (exit code ${code})`)));
         this.workers.push(worker);
       }
     } catch {
@@ -175,7 +179,7 @@ export class GzipWriter {
   }
 
   private fail(error: Error): void {
-    this.failure ??= new Error(`gzip: ${error.message}`);
+    this.failure ??= error;
     this.wake?.();
   }
 

@@ -125,4 +125,29 @@ describe("gz: libdeflate in WebAssembly, a gzip member per content-defined piece
     assert.match(r.stderr, /gz\(a\.txt\): gzip level 2\.5: levels are whole numbers from 0 to 12 \(default 6\)/);
     assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
   });
+
+  it("a full disk is a clear error: no partial .gz, no temp left, no stack trace", { skip: process.getuid?.() === 0 ? false : "mounting a small tmpfs needs root" }, () => {
+    const dir = tempDir();
+    write(dir, "r.ts", `import { fs, gz, layer } from ${JSON.stringify(modUrl)};
+import { randomBytes } from "node:crypto";
+export const big = fs("big", async (root) => { await root.write("/random.bin", randomBytes(24 << 20)); });
+export const bigLayer = layer(big);
+export default gz(bigLayer);
+`);
+    const small = path.join(dir, "small");
+    fs.mkdirSync(small);
+    assert.equal(spawnSync("mount", ["-t", "tmpfs", "-o", "size=60m", "tmpfs", small]).status, 0);
+    try {
+      const first = crecipe(dir, ["-o", small, "r.ts", "bigLayer"]);
+      assert.equal(first.status, 0, first.stderr);
+      const r = crecipe(dir, ["-o", small, "r.ts"]);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /FAILED big\.layer\.gz: .*(ENOSPC|no space)/i);
+      assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
+      assert.ok(!fs.existsSync(path.join(small, "big.layer.gz")), "no partial gz");
+      assert.deepEqual(fs.readdirSync(path.join(small, ".crecipe/tmp")), [], "no temp left behind");
+    } finally {
+      spawnSync("umount", [small]);
+    }
+  });
 });
