@@ -17,6 +17,7 @@
  * const gz = members.gzip(data, [piece1, piece2]); // sizes of consecutive pieces of data
  * ```
  */
+import { Buffer } from "node:buffer";
 import { type ChunkParams } from "./chunks.ts";
 import { DEFLATE_WASM } from "./deflate-wasm.ts";
 import { FormatError } from "./entry.ts";
@@ -46,9 +47,9 @@ let bytes: Uint8Array | undefined;
 /** The compressor's WebAssembly module, as bytes (what a thread compiles). */
 export function deflateWasm(): Uint8Array {
   if (typeof WebAssembly !== "object") {
-    throw new FormatError("gzip needs WebAssembly, which this JavaScript runtime has not (node --jitless?)");
+    throw new FormatError("gzip needs WebAssembly, and this JavaScript runtime has none (node --jitless?)");
   }
-  bytes ??= Uint8Array.from(atob(DEFLATE_WASM), (c) => c.charCodeAt(0));
+  bytes ??= Buffer.from(DEFLATE_WASM, "base64"); // atob and a loop: ~50 ms here
   return bytes;
 }
 
