@@ -60,7 +60,9 @@ export function paired(a: string[], b: string[], options: { cwd?: string; runs?:
 
 export function table(rows: Row[]): string {
   const head = ["case", "crecipe", "peer", "peer figure", "ratio", "goal"];
-  const show = (value: number, unit: Row["unit"]) => (unit === "MB" ? `${value.toFixed(0)} MB` : unit === "kB" ? `${value.toFixed(1)} kB` : `${value.toFixed(3)} s`);
+  // Megabytes: three figures below 100 (0.109 MB changed), five above (104.89 MB; memory: 121 MB).
+  const megabytes = (value: number) => (value >= 100 ? value.toPrecision(5).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "") : value.toPrecision(3));
+  const show = (value: number, unit: Row["unit"]) => (unit === "MB" ? `${megabytes(value)} MB` : unit === "kB" ? `${value.toFixed(1)} kB` : `${value.toFixed(3)} s`);
   const body = rows.map((r) => [
     r.case,
     show(r.crecipe, r.unit),
