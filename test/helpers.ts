@@ -1,4 +1,5 @@
 /** Shared by the tests: run the real crecipe command in a temp project. */
+import assert from "node:assert/strict";
 import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -97,3 +98,19 @@ export function processGone(pid: number): boolean {
     return true;
   }
 }
+
+/**
+ * Run `body` with a tmpfs of `size` (e.g. "40m") mounted at `dir`/small (root only), to
+ * fill a disk: the mount's path, unmounted afterwards whatever happens.
+ */
+export function withSmallDisk(dir: string, size: string, body: (small: string) => void): void {
+  const small = path.join(dir, "small");
+  fs.mkdirSync(small);
+  assert.equal(spawnSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", small]).status, 0, "mount a tmpfs");
+  try {
+    body(small);
+  } finally {
+    spawnSync("umount", [small]);
+  }
+}
+

@@ -13,7 +13,7 @@ import { describe, it } from "node:test";
 import * as zlib from "node:zlib";
 import { GzipWriter, gzipFile } from "../../lib/engine/gzip.ts";
 import { GZ_CHUNKS, GzipMembers } from "../../lib/formats/deflate.ts";
-import { crecipe, modUrl, tempDir, write } from "../helpers.ts";
+import { crecipe, isRoot, modUrl, tempDir, withSmallDisk, write } from "../helpers.ts";
 import { pseudoRandom } from "../net/helpers.ts";
 
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
@@ -126,7 +126,7 @@ describe("gz: libdeflate in WebAssembly, a gzip member per content-defined piece
     assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
   });
 
-  it("a full disk is a clear error: no partial .gz, no temp left, no stack trace", { skip: process.getuid?.() === 0 ? false : "mounting a small tmpfs needs root" }, () => {
+  it("a full disk is a clear error: no partial .gz, no temp left, no stack trace", { skip: isRoot ? false : "mounting a small tmpfs needs root" }, () => {
     const dir = tempDir();
     write(dir, "r.ts", `import { fs, gz, layer } from ${JSON.stringify(modUrl)};
 import { randomBytes } from "node:crypto";
@@ -134,10 +134,7 @@ export const big = fs("big", async (root) => { await root.write("/random.bin", r
 export const bigLayer = layer(big);
 export default gz(bigLayer);
 `);
-    const small = path.join(dir, "small");
-    fs.mkdirSync(small);
-    assert.equal(spawnSync("mount", ["-t", "tmpfs", "-o", "size=60m", "tmpfs", small]).status, 0);
-    try {
+    withSmallDisk(dir, "60m", (small) => {
       const first = crecipe(dir, ["-o", small, "r.ts", "bigLayer"]);
       assert.equal(first.status, 0, first.stderr);
       const r = crecipe(dir, ["-o", small, "r.ts"]);
@@ -146,8 +143,6 @@ export default gz(bigLayer);
       assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
       assert.ok(!fs.existsSync(path.join(small, "big.layer.gz")), "no partial gz");
       assert.deepEqual(fs.readdirSync(path.join(small, ".crecipe/tmp")), [], "no temp left behind");
-    } finally {
-      spawnSync("umount", [small]);
-    }
+    });
   });
 });

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
-import { crecipe, crecipeAsync, isRoot, modUrl, tempDir, waitFor, write } from "../helpers.ts";
+import { crecipe, crecipeAsync, isRoot, modUrl, tempDir, waitFor, withSmallDisk, write } from "../helpers.ts";
 
 
 const recipe = `
@@ -152,10 +152,7 @@ describe("a full disk", { skip: isRoot ? false : "mounting a small tmpfs needs r
   it("is a clear error, and the previous output and state stay", () => {
     const dir = tempDir();
     write(dir, "r.ts", recipe);
-    const small = path.join(dir, "small");
-    fs.mkdirSync(small);
-    assert.equal(spawnSync("mount", ["-t", "tmpfs", "-o", "size=40m", "tmpfs", small]).status, 0);
-    try {
+    withSmallDisk(dir, "40m", (small) => {
       const first = crecipe(dir, ["-o", small, "r.ts", "big"]);
       assert.equal(first.status, 0, first.stderr);
       const r = crecipe(dir, ["-o", small, "r.ts", "bigLayer"]);
@@ -163,8 +160,6 @@ describe("a full disk", { skip: isRoot ? false : "mounting a small tmpfs needs r
       assert.match(r.stderr, /FAILED big\.layer: .*ENOSPC|no space/i);
       assert.ok(!fs.existsSync(path.join(small, "big.layer")), "no partial layer");
       assert.deepEqual(fs.readdirSync(path.join(small, ".crecipe/tmp")), [], "no temp left behind");
-    } finally {
-      spawnSync("umount", [small]);
-    }
+    });
   });
 });
