@@ -3,17 +3,12 @@
  * zx loads lazily (it alone costs ~200 ms), so a no-op build never pays.
  */
 import { createRequire } from "node:module";
-import * as os from "node:os";
 import type { ChildProcess, SpawnOptions } from "node:child_process";
 import { currentContext } from "./engine/context.ts";
 
 const require = createRequire(import.meta.url);
 
 export const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
-
-export function cpuCount(): number {
-  return os.availableParallelism?.() ?? os.cpus().length;
-}
 
 type Zx = typeof import("zx");
 let zxModule: Zx | undefined;

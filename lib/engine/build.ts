@@ -20,6 +20,7 @@ import { BuildError, CrecipeError, CycleError, describeFailure, InterruptedError
 import { lock, type Lock, sweepLockDir, sweepTempDir, tryLock, waitMessage } from "./lock.ts";
 import { holderId, self } from "./holder.ts";
 import { watchForCycles } from "./waits.ts";
+import { cpuCount } from "./threads.ts";
 import { countBuild, declaredLate, isNode, lookup, markBuilding } from "./node.ts";
 import { type Candidate, cachedDeps, cacheKey, portableIdentity, type RemoteCache, type Upstream } from "./remote.ts";
 import { hostContentHash, hostSignature } from "./hash.ts";
@@ -185,7 +186,7 @@ export class Engine {
     } catch { /* a runtime without umask: modes are set explicitly where it matters */ }
     this.layout = layout(options.outDir ?? "out");
     this.reporter = options.reporter ?? consoleReporter({ verbose: options.verbose, quiet: options.quiet, why: options.why });
-    const jobs = Math.max(1, options.jobs ?? os.availableParallelism?.() ?? os.cpus().length);
+    const jobs = Math.max(1, options.jobs ?? cpuCount());
     this.slots = new Slots(jobs);
     this.sink = options.onEvent;
     this.emit({ event: "run", start: new Date(performance.timeOrigin + this.started).toISOString(), pid: process.pid, jobs, runtime: "Deno" in globalThis ? "deno" : "node" });

@@ -11,12 +11,11 @@
  * ```
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import type { Worker } from "node:worker_threads";
 import { Chunker } from "../formats/chunks.ts";
 import { checkGzipLevel, deflateWasm, GZ_CHUNKS, GzipMembers } from "../formats/deflate.ts";
 import { OutputFile } from "./io.ts";
-import { MESSAGE_HEAP, startThread, THREAD_BYTES, threadsWanted } from "./threads.ts";
+import { cpuCount, MESSAGE_HEAP, startThread, THREAD_BYTES, threadsWanted } from "./threads.ts";
 
 /** Whole pieces, about this many bytes of them, go to a thread at once. */
 const BATCH = 1 << 20;
@@ -96,7 +95,7 @@ export class GzipWriter {
 
   /** A writer of gzip into `path`; inputs of at least THREAD_BYTES (`expectedSize`) are compressed on every core. */
   static open(path: string, level: number, expectedSize: number): GzipWriter {
-    const threads = expectedSize >= THREAD_BYTES && threadsWanted() ? Math.min(os.availableParallelism?.() ?? os.cpus().length, 8) : 0;
+    const threads = expectedSize >= THREAD_BYTES && threadsWanted() ? Math.min(cpuCount(), 8) : 0;
     return new GzipWriter(path, level, threads);
   }
 

@@ -7,6 +7,7 @@
  * data: shared memory in it is shared) in scope.
  */
 import { createRequire } from "node:module";
+import * as os from "node:os";
 import type { Worker } from "node:worker_threads";
 
 const require = createRequire(import.meta.url);
@@ -18,10 +19,15 @@ export const SMALL_HEAP = { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb:
  * Threads that are sent data in messages (gzip's): Deno drops a message of 128 KiB or more
  * to a thread whose old generation is SMALL_HEAP's 8 MB (2.9: no error, the thread waits).
  */
-export const MESSAGE_HEAP = { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 4, codeRangeSizeMb: 4, stackSizeMb: 1 };
+export const MESSAGE_HEAP = { ...SMALL_HEAP, maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 4 };
 
 /** Bytes of work that pay for a thread's start: less is done on the thread that has it. */
 export const THREAD_BYTES = 16 << 20;
+
+/** The cores this process may use (the build's default jobs, gzip's threads). */
+export function cpuCount(): number {
+  return os.availableParallelism?.() ?? os.cpus().length;
+}
 
 /** Whether helper threads are to be used (CRECIPE_THREADS=0: no). */
 export const threadsWanted = () => process.env.CRECIPE_THREADS !== "0";
