@@ -200,19 +200,29 @@ export class GzipWriter {
   }
 }
 
+/**
+ * gzip what `feed` writes (`expectedSize` bytes or so) into `output`: its size and sha256.
+ * If feeding fails, nothing more is written and the error is thrown.
+ */
+export async function gzipStream(output: string, level: number, expectedSize: number, feed: (gz: GzipWriter) => Promise<unknown>): Promise<{ size: number; sha256: string }> {
+  const gz = GzipWriter.open(output, level, expectedSize);
+  try {
+    await feed(gz);
+    return await gz.close();
+  } catch (error) {
+    gz.abandon();
+    throw error;
+  }
+}
+
 /** gzip the file `input` into `output`: its size and sha256. */
 export async function gzipFile(input: string, output: string, level: number): Promise<{ size: number; sha256: string }> {
   const fd = fs.openSync(input, "r");
   try {
-    const gz = GzipWriter.open(output, level, fs.fstatSync(fd).size);
-    try {
+    return await gzipStream(output, level, fs.fstatSync(fd).size, async (gz) => {
       const buffer = new Uint8Array(BATCH);
       for (let n; (n = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0;) await gz.write(buffer.subarray(0, n));
-      return await gz.close();
-    } catch (error) {
-      gz.abandon();
-      throw error;
-    }
+    });
   } finally {
     fs.closeSync(fd);
   }

@@ -11,10 +11,9 @@ import { type Node, resolveTarget, target } from "../engine/node.ts";
 import type { BuildContext } from "../engine/types.ts";
 import { requireTool } from "../host.ts";
 import { checkGzipLevel, GZ_LEVELS } from "../formats/deflate.ts";
-import { GzipWriter, gzipFile as gzipInto } from "../engine/gzip.ts";
-import { THREAD_BYTES } from "../engine/threads.ts";
+import { gzipFile as gzipInto, gzipStream } from "../engine/gzip.ts";
 import { childProcess } from "../runtime.ts";
-import { imageItems, type ImageValue } from "./image.ts";
+import { imageItems, type ImageValue, itemsSize } from "./image.ts";
 import { writeTar } from "./tarball.ts";
 
 /** NAME.sha256: the hex sha256 of a file target's output (and the value: the hex). */
@@ -42,21 +41,17 @@ export function gz(target_: Node | string, options: { level?: number } = {}): No
   checkLevel(level, `gz(${of.name})`);
   return target(`${of.name}.gz`, async (ctx) => {
     const built = await ctx.result(of);
+    const input = built.path!;
     const image = compressible(ctx, of, built.path, built.value);
-    ctx.noteCommand(`gzip -${level} (libdeflate, content-defined members) < ${image ? `(tar of ${of.name})` : built.path} > ${ctx.name}`);
-    let written: { sha256: string };
-    if (!image) written = await gzipInto(built.path!, ctx.out, level);
+    let sha256: string;
+    if (!image) sha256 = await gzipFile(ctx, input, ctx.out, level);
     else {
-      const out = GzipWriter.open(ctx.out, level, THREAD_BYTES);
-      try {
-        await writeTar(out, imageItems(built.path!), image.created ?? 0, ctx.name);
-        written = await out.close();
-      } catch (error) {
-        out.abandon();
-        throw error;
-      }
+      ctx.noteCommand(`gzip -${level} (libdeflate, content-defined members) < (tar of ${of.name}) > ${ctx.name}`);
+      const items = imageItems(input);
+      // Sized as imageTar() sizes it: a small image is compressed on this thread.
+      sha256 = (await gzipStream(ctx.out, level, itemsSize(items), (gz) => writeTar(gz, items, image.created ?? 0, ctx.name))).sha256;
     }
-    ctx.trustOutputHash(written.sha256);
+    ctx.trustOutputHash(sha256);
   }, { kind: "gz", shared: true, options: { of, level }, derived: true });
 }
 
@@ -69,10 +64,10 @@ function checkLevel(level: number, what: string): void {
   }
 }
 
-/** gzip `input` into `output` exactly as gz() would (a registry push compresses layers so). */
-export async function gzipFile(ctx: BuildContext, input: string, output: string, level: number = GZ_LEVELS.default): Promise<void> {
+/** gzip `input` into `output` exactly as gz() would (a registry push compresses layers so): the output's sha256. */
+export async function gzipFile(ctx: BuildContext, input: string, output: string, level: number = GZ_LEVELS.default): Promise<string> {
   ctx.noteCommand(`gzip -${level} (libdeflate, content-defined members) < ${input} > ${output}`);
-  await gzipInto(input, output, level);
+  return (await gzipInto(input, output, level)).sha256;
 }
 
 /**

@@ -114,6 +114,11 @@ export function imageItems(dir: string, omit: ReadonlySet<string> = new Set()): 
   ];
 }
 
+/** The bytes of the files imageItems() lists: about the size of the image's tar (what decides threads). */
+export function itemsSize(items: TarItem[]): number {
+  return items.reduce((n, i) => n + i.entry.size, 0);
+}
+
 /**
  * NAME.image.tar: the image as one file, what `docker load -i`, `skopeo copy
  * oci-archive:` and `podman load` read.
@@ -123,7 +128,7 @@ export function imageTar(target_: Node<ImageValue> | string): Node<ImageValue> {
   return target(`${img.name}.tar`, async (ctx) => {
     const built = await ctx.result(img);
     const items = imageItems(built.path!);
-    const { digest } = await writeTarFile(ctx.out, items, items.reduce((n, i) => n + i.entry.size, 0), built.value.created, ctx.name);
+    const { digest } = await writeTarFile(ctx.out, items, itemsSize(items), built.value.created, ctx.name);
     ctx.trustOutputHash(digest);
     return built.value;
   }, { kind: "imagetar", shared: true, options: { image: img }, derived: true });
