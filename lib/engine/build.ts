@@ -20,8 +20,8 @@ import { BuildError, CrecipeError, CycleError, describeFailure, InterruptedError
 import { lock, type Lock, sweepLockDir, sweepTempDir, tryLock, waitMessage } from "./lock.ts";
 import { holderId, self } from "./holder.ts";
 import { watchForCycles } from "./waits.ts";
-import { cpuCount } from "./threads.ts";
-import { countBuild, declaredLate, isNode, lookup, markBuilding } from "./node.ts";
+import { cpuCount, dropThreads } from "./threads.ts";
+import { countBuild, declaredLate, isBuilding, isNode, lookup, markBuilding } from "./node.ts";
 import { type Candidate, cachedDeps, cacheKey, portableIdentity, type RemoteCache, type Upstream } from "./remote.ts";
 import { hostContentHash, hostSignature } from "./hash.ts";
 import { type BuildEvent, criticalPath, type DistributiveOmit, type EventSink } from "./events.ts";
@@ -111,6 +111,7 @@ export async function build(nodes: Node | readonly Node[], options: BuildOptions
   } finally {
     markBuilding(-1);
     uninstall();
+    if (!isBuilding()) dropThreads(); // warmed for a target that did not get to use them
   }
 }
 

@@ -20,6 +20,9 @@ export function markBuilding(delta: 1 | -1): void {
   building += delta;
 }
 
+/** Whether a build() is running in this process. */
+export const isBuilding = (): boolean => building > 0;
+
 /** build() counts its calls, no-ops too: a script that built while it loaded needs no default export. */
 export function countBuild(): void {
   builds++;

@@ -1,7 +1,8 @@
 /**
- * Helper threads (the packer's, the output hash's, fetch's file hash), all started one
- * way. Node takes ~75 ms here to start one (a new isolate bootstrapping Node's internals),
- * so only work on at least THREAD_BYTES uses one.
+ * Helper threads (the packer's, the output hash's, fetch's file hash, gzip's), all started
+ * one way. Node takes ~75 ms here to start one (a new isolate bootstrapping Node's
+ * internals), so only work on at least THREAD_BYTES uses one, and a target that can tell
+ * early that it will want some starts them before it needs them (warmThreads).
  *
  * A thread's source is what an eval'd worker runs, with `require` and `workerData` (its
  * data: shared memory in it is shared) in scope.
@@ -32,8 +33,53 @@ export function cpuCount(): number {
 /** Whether helper threads are to be used (CRECIPE_THREADS=0: no). */
 export const threadsWanted = () => process.env.CRECIPE_THREADS !== "0";
 
-/** A thread running `source` with `data` as its workerData. Throws where threads cannot start. */
-export function startThread(source: string, data: unknown, limits = SMALL_HEAP): Worker {
+// A warm thread waits for one message: the source to run and its data.
+const BOOT = `require("node:worker_threads").parentPort.once("message", (m) => new Function("require", "workerData", m.source)(require, m.data));`;
+
+/** Threads started before they were asked for (warmThreads), waiting for their work. */
+const idle: Worker[] = [];
+
+function spawn(code: string, data: unknown, limits: typeof SMALL_HEAP): Worker {
   const { Worker } = require("node:worker_threads") as typeof import("node:worker_threads");
-  return new Worker(`const { workerData } = require("node:worker_threads");\n${source}`, { eval: true, workerData: data, resourceLimits: limits });
+  return new Worker(code, { eval: true, workerData: data, resourceLimits: limits });
+}
+
+/**
+ * Start threads (SMALL_HEAP) until `n` wait idle, for a target that can tell it will want
+ * them: they start while its dependencies build, and keep no process alive while they wait.
+ */
+export function warmThreads(n: number): void {
+  if (!threadsWanted()) return;
+  try {
+    while (idle.length < n) {
+      const worker = spawn(BOOT, undefined, SMALL_HEAP);
+      worker.unref();
+      const gone = () => {
+        const i = idle.indexOf(worker);
+        if (i >= 0) idle.splice(i, 1);
+      };
+      worker.once("error", gone);
+      worker.once("exit", gone);
+      idle.push(worker);
+    }
+  } catch { /* none: startThread() starts one, or says why not */ }
+}
+
+/**
+ * A thread running `source` with `data` as its workerData (shared memory in it is shared):
+ * a warm one when `limits` are SMALL_HEAP and one waits, else a new one. Throws where
+ * threads cannot start.
+ */
+export function startThread(source: string, data: unknown, limits = SMALL_HEAP): Worker {
+  const warm = limits === SMALL_HEAP ? idle.shift() : undefined;
+  if (!warm) return spawn(`const { workerData } = require("node:worker_threads");\n${source}`, data, limits);
+  warm.removeAllListeners();
+  warm.ref();
+  warm.postMessage({ source, data });
+  return warm;
+}
+
+/** Stop the threads warmed and not used. */
+export function dropThreads(): void {
+  for (const worker of idle.splice(0)) void worker.terminate();
 }
