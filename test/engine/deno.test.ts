@@ -11,11 +11,12 @@ import { pseudoRandom, startServe } from "../net/helpers.ts";
 
 const deno = path.join(repo, "node_modules", ".bin", "deno");
 
-function denoCrecipe(cwd: string, args: string[]) {
+function denoCrecipe(cwd: string, args: string[], timeout?: number) {
   const r = spawnSync(deno, ["run", "-A", `--config=${path.join(repo, "deno.json")}`, path.join(repo, "bin", "crecipe.ts"), ...args], {
     cwd,
     encoding: "utf8",
     env: { ...process.env, NO_COLOR: "1" },
+    timeout,
   });
   return r;
 }
@@ -99,6 +100,20 @@ export default gz(layer(t));`;
   assert.ok(layer(byDeno).equals(layer(byNode)), "same layer bytes");
   const stamp = (dir: string) => JSON.parse(read(dir, "out/.crecipe/state/t.layer.json")).value.digest;
   assert.equal(stamp(byDeno), stamp(byNode));
+});
+
+it("under Deno too, a large tree's layer whose list fails ends the run: the threads started for it hold nothing", () => {
+  const dir = tempDir();
+  write(dir, "r.ts", `
+import { fs, layer } from ${JSON.stringify(modUrl)};
+export const big = layer(fs("big", async (root) => {
+  await root.write("big.bin", Buffer.alloc(17 << 20, 1));
+  await root.write("etc/.wh.x", "");
+}));`);
+  const r = denoCrecipe(dir, ["r.ts", "big"], 60_000);
+  assert.equal(r.signal, null, "the run did not end by itself");
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /FAILED big\.list: .*etc\/\.wh\.x/);
 });
 
 it("crecipe fetch under Deno: a 24 MiB file from an edited seed (hashed on another thread), the same file", async () => {
