@@ -64,6 +64,29 @@ export function write(dir: string, name: string, text: string): string {
   return file;
 }
 
+/**
+ * A directory with a recipe (r.ts) whose target `big` is the layer of a tree over 16 MiB,
+ * so its packing threads start before its list is made, and whose list fails (a .wh.
+ * name), so they are never used.
+ */
+export function layerWhoseListFails(): string {
+  const dir = tempDir();
+  write(dir, "r.ts", `
+import { fs, layer } from ${JSON.stringify(modUrl)};
+export const big = layer(fs("big", async (root) => {
+  await root.write("big.bin", Buffer.alloc(17 << 20, 1));
+  await root.write("etc/.wh.x", "");
+}));`);
+  return dir;
+}
+
+/** The run of layerWhoseListFails ended by itself, with the list's error. */
+export function assertListFailed(r: { status: number | null; signal: NodeJS.Signals | null; stderr: string }): void {
+  assert.equal(r.signal, null, "the run did not end by itself");
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /FAILED big\.list: .*etc\/\.wh\.x/);
+}
+
 export function read(dir: string, name: string): string {
   return fs.readFileSync(path.join(dir, name), "utf8");
 }

@@ -6,7 +6,7 @@ import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { it } from "node:test";
 import { chunkIndex, encodeChunkIndex } from "../../lib/formats/chunks.ts";
-import { crecipe, modUrl, read, repo, tempDir, write } from "../helpers.ts";
+import { assertListFailed, crecipe, layerWhoseListFails, modUrl, read, repo, tempDir, write } from "../helpers.ts";
 import { pseudoRandom, startServe } from "../net/helpers.ts";
 
 const deno = path.join(repo, "node_modules", ".bin", "deno");
@@ -103,17 +103,7 @@ export default gz(layer(t));`;
 });
 
 it("under Deno too, a large tree's layer whose list fails ends the run: the threads started for it hold nothing", () => {
-  const dir = tempDir();
-  write(dir, "r.ts", `
-import { fs, layer } from ${JSON.stringify(modUrl)};
-export const big = layer(fs("big", async (root) => {
-  await root.write("big.bin", Buffer.alloc(17 << 20, 1));
-  await root.write("etc/.wh.x", "");
-}));`);
-  const r = denoCrecipe(dir, ["r.ts", "big"], 60_000);
-  assert.equal(r.signal, null, "the run did not end by itself");
-  assert.equal(r.status, 1, r.stderr);
-  assert.match(r.stderr, /FAILED big\.list: .*etc\/\.wh\.x/);
+  assertListFailed(denoCrecipe(layerWhoseListFails(), ["r.ts", "big"], 60_000));
 });
 
 it("crecipe fetch under Deno: a 24 MiB file from an edited seed (hashed on another thread), the same file", async () => {

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import { parseList } from "../../lib/formats/filelist.ts";
 import { scanTree } from "../../lib/tree/scan.ts";
-import { cli, crecipe, modUrl, tempDir, write, isRoot, hasTestUser, crecipeAsTestUser } from "../helpers.ts";
+import { assertListFailed, cli, crecipe, crecipeAsTestUser, hasTestUser, isRoot, layerWhoseListFails, modUrl, tempDir, write } from "../helpers.ts";
 
 const dockerUp = spawnSync("docker", ["info"]).status === 0;
 
@@ -143,21 +143,11 @@ export const escape = fs("escape", async (root) => { await root.write("../outsid
   });
 
   it("a large tree's layer whose list fails ends the run: the threads started for it hold nothing", () => {
-    // The layer of a tree over 16 MiB starts its packing threads before its list is made;
-    // here the list fails (a .wh. name), so they are never used.
-    const dir = tempDir();
-    write(dir, "r.ts", `
-import { fs, layer } from ${JSON.stringify(modUrl)};
-export const big = layer(fs("big", async (root) => {
-  await root.write("big.bin", Buffer.alloc(17 << 20, 1));
-  await root.write("etc/.wh.x", "");
-}));`);
+    const dir = layerWhoseListFails();
     const r = spawnSync(process.execPath, [cli, "r.ts", "big"], {
       cwd: dir, encoding: "utf8", timeout: 60_000, env: { ...process.env, NO_COLOR: "1" },
     });
-    assert.equal(r.signal, null, "the run did not end by itself");
-    assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, /FAILED big\.list: .*etc\/\.wh\.x/);
+    assertListFailed(r);
     assert.equal(fs.existsSync(path.join(dir, "out/big.layer")), false);
   });
 
