@@ -44,15 +44,19 @@ export function layer(tree: Node | string, diffbase?: Node | string): Node<Layer
   const mtime = sourceDateEpoch();
   return target(`${fsNode.name}.layer`, async (ctx) => {
     const view = await TreeView.open(ctx, fsNode);
-    // A large tree is packed by two threads (targets/pack.ts, engine/io.ts), which Node
-    // takes ~75 ms to start: they start now, while the list is made.
-    if (!baseNode && fullSize(view) > THREAD_BYTES) warmThreads(2);
-    await ctx.need(listNode); // the cookbook's NAME.list, beside it
-    let items: Iterable<TarItem>;
     let expected = 0;
     if (!baseNode) {
+      // A layer of the whole tree is about its bytes and a header per file. A large one is
+      // packed by two threads (targets/pack.ts, engine/io.ts), which Node takes ~75 ms to
+      // start: they start now, while the list is made.
+      const { files, bytes } = view.size();
+      expected = bytes + files * 1024;
+      if (expected > THREAD_BYTES) warmThreads(2);
+    }
+    await ctx.need(listNode); // the cookbook's NAME.list, beside it
+    let items: Iterable<TarItem>;
+    if (!baseNode) {
       items = itemsOf(view.entries());
-      expected = fullSize(view);
     } else {
       const { changed, whiteouts: deleted } = await layerChanges(ctx, view, baseNode);
       const whiteouts: Entry[] = deleted.map((p) => ({ path: whiteoutPath(p), type: "whiteout", mode: 0o644, uid: 0, gid: 0, size: 0 }));
@@ -66,12 +70,6 @@ export function layer(tree: Node | string, diffbase?: Node | string): Node<Layer
     ctx.trustOutputHash(digest);
     return { digest, size };
   }, { kind: "layer", shared: true, options: { fs: fsNode, diffbase: baseNode ?? null, mtime }, derived: variantOf(fsNode, baseNode, "layer") });
-}
-
-/** What a layer of the whole tree will be, about: its bytes, and a header per file. */
-function fullSize(view: TreeView): number {
-  const { files, bytes } = view.size();
-  return bytes + files * 1024;
 }
 
 const mib = (bytes: number) => `${(bytes / (1 << 20)).toFixed(bytes < 10 << 20 ? 1 : 0)} MiB`;
