@@ -38,9 +38,9 @@ export interface Run extends SpawnSyncReturns<string> {
   err: string;
 }
 
-/** Run `crecipe ARGS` in `cwd` with Node, synchronously. */
-export function crecipe(cwd: string, args: string[], env: Record<string, string> = {}): Run {
-  const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: "utf8", env: { ...process.env, ...env } });
+/** Run `crecipe ARGS` in `cwd` with Node, synchronously (killed after `timeout` ms, if given). */
+export function crecipe(cwd: string, args: string[], env: Record<string, string> = {}, timeout?: number): Run {
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: "utf8", env: { ...process.env, ...env }, timeout });
   return Object.assign(r, { out: r.stdout, err: r.stderr });
 }
 

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import { parseList } from "../../lib/formats/filelist.ts";
 import { scanTree } from "../../lib/tree/scan.ts";
-import { assertListFailed, cli, crecipe, crecipeAsTestUser, hasTestUser, isRoot, layerWhoseListFails, modUrl, tempDir, write } from "../helpers.ts";
+import { assertListFailed, crecipe, crecipeAsTestUser, hasTestUser, isRoot, layerWhoseListFails, modUrl, tempDir, write } from "../helpers.ts";
 
 const dockerUp = spawnSync("docker", ["info"]).status === 0;
 
@@ -144,10 +144,7 @@ export const escape = fs("escape", async (root) => { await root.write("../outsid
 
   it("a large tree's layer whose list fails ends the run: the threads started for it hold nothing", () => {
     const dir = layerWhoseListFails();
-    const r = spawnSync(process.execPath, [cli, "r.ts", "big"], {
-      cwd: dir, encoding: "utf8", timeout: 60_000, env: { ...process.env, NO_COLOR: "1" },
-    });
-    assertListFailed(r);
+    assertListFailed(crecipe(dir, ["r.ts", "big"], {}, 60_000));
     assert.equal(fs.existsSync(path.join(dir, "out/big.layer")), false);
   });
 
