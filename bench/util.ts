@@ -42,20 +42,26 @@ export function time(command: string[], options: { cwd?: string; runs?: number; 
 }
 
 /**
- * Median wall times of two commands run in alternation (a, b, a, b, …), for a cost that is
- * a few percent: measured one after the other, drift on a noisy machine would swamp it.
+ * Median wall times of commands run in alternation (a, b, c, a, b, c, …), for costs a few
+ * percent apart: measured one after the other, drift on a noisy machine would swamp them.
+ * `before(i, k)` runs untimed before the i-th run of command k.
  */
-export function paired(a: string[], b: string[], options: { cwd?: string; runs?: number; before?: (i: number) => void } = {}): [number, number] {
-  const as: number[] = [];
-  const bs: number[] = [];
+export function alternated(commands: string[][], options: { cwd?: string; runs?: number; before?: (i: number, k: number) => void } = {}): number[] {
+  const samples: number[][] = commands.map(() => []);
   for (let i = 0; i < (options.runs ?? 11); i++) {
-    options.before?.(2 * i);
-    as.push(time(a, { cwd: options.cwd, runs: 1 }));
-    options.before?.(2 * i + 1);
-    bs.push(time(b, { cwd: options.cwd, runs: 1 }));
+    commands.forEach((command, k) => {
+      options.before?.(i, k);
+      samples[k].push(time(command, { cwd: options.cwd, runs: 1 }));
+    });
   }
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-  return [median(as), median(bs)];
+  return samples.map(median);
+}
+
+/** alternated() of two commands; `before(n)` runs before the n-th run of either. */
+export function paired(a: string[], b: string[], options: { cwd?: string; runs?: number; before?: (i: number) => void } = {}): [number, number] {
+  const [x, y] = alternated([a, b], { ...options, before: options.before && ((i, k) => options.before!(2 * i + k)) });
+  return [x, y];
 }
 
 export function table(rows: Row[]): string {
