@@ -2,7 +2,7 @@
 // libdeflate 1.23's compressor and gzip wrapper, with glue.c, compiled to WebAssembly
 // by Debian clang version 14.0.6 with: --target=wasm32 -O2 -msimd128 -mbulk-memory -ffreestanding -DFREESTANDING
 // Source: Debian's libdeflate_1.23.orig.tar.gz, sha256 1ab18349b9fb0ce8a0ca4116bded725be7dcbfa709e19f6f983d99df1fb8b25f.
-// The module's sha256: 9317e847260fb49fc21152bfc297f0b36e109e376739b81f29a608ef797f57ed. libdeflate's licence:
+// The module's sha256: 9317e847260fb49fc21152bfc297f0b36e109e376739b81f29a608ef797f57ed. Its licence:
 //
 // Copyright 2016 Eric Biggers
 // Copyright 2024 Google LLC

@@ -5,6 +5,7 @@
  * exit code. A guest that writes no exit code, or hangs, is an error that shows the
  * console's last lines and the likely reason. Never needs root.
  */
+import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CommandError, CrecipeError } from "../engine/errors.ts";
@@ -17,7 +18,7 @@ import { childProcess } from "../runtime.ts";
 
 /** How run.kvm boots a tree. */
 export interface KvmOptions extends InitrdOptions {
-  /** Guest memory in MiB (default: memoryFor(initrd size)). */
+  /** Guest memory in MiB (default: memoryFor(the bytes the initrd unpacks from)). */
   memory?: number;
   /** Seconds before a guest is killed (default 120). */
   timeout?: number;
@@ -42,6 +43,23 @@ export function memoryFor(bytes: number): number {
   return Math.ceil(mib / 16) * 16;
 }
 
+/**
+ * How many bytes the initrd unpacks from: its size, or for a gzipped one (one stream) what
+ * its trailer says it holds (modulo 4 GiB, far beyond what boots).
+ */
+function unpackedSize(initrd: string): number {
+  const fd = fs.openSync(initrd, "r");
+  try {
+    const size = fs.fstatSync(fd).size;
+    const head = Buffer.alloc(4);
+    if (size < 18 || fs.readSync(fd, head, 0, 2, 0) !== 2 || head[0] !== 0x1f || head[1] !== 0x8b) return size;
+    fs.readSync(fd, head, 0, 4, size - 4);
+    return head.readUInt32LE(0);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Kernel command line: as short as boots: no probing of what the guest does not have. */
 const APPEND = "console=ttyS0 rdinit=/rdinit panic=-1 quiet loglevel=3 mitigations=off tsc=reliable no_timer_check i8042.noaux i8042.nokbd";
 
@@ -55,7 +73,7 @@ export function kvm(tree: Node | string, options: KvmOptions = {}): Node {
     ctx.dependOn(kernel);
     const qemu = await requireTool("qemu-system-x86_64", ctx.name);
     const { accel } = await chooseAccel(kernel, path.join(ctx.outDir, ".crecipe", "accel.json"), (m) => console.error(`crecipe: ${m}`));
-    const memory = options.memory ?? memoryFor(fs.statSync(initrdPath).size);
+    const memory = options.memory ?? memoryFor(unpackedSize(initrdPath));
     const boot = await bootableKernel(kernel, cacheDir("kernels"), (m) => ctx.log(m));
     const files = { console: path.join(ctx.tmp, "console"), stdout: path.join(ctx.tmp, "stdout"), code: path.join(ctx.tmp, "exitcode") };
     const args = [

@@ -11,15 +11,18 @@ import { statKey } from "../engine/manifest.ts";
 import { type Node, target } from "../engine/node.ts";
 import { cpioEntry, cpioPadding, cpioTrailer } from "../formats/cpio.ts";
 import { type Entry, escapePath, parentPath } from "../formats/entry.ts";
+import { GzipStream } from "../formats/zlib-stream.ts";
 import { TreeView } from "../tree/view.ts";
 import { asFs } from "./fs.ts";
 import { sourceDateEpoch } from "./layer.ts";
 import { rdinit } from "./rdinit.ts";
-import { zlib } from "../runtime.ts";
 
 /** How initrd() packs a tree. */
 export interface InitrdOptions {
-  /** gzip the archive (default false: under TCG the kernel's gunzip costs more than it saves). */
+  /**
+   * gzip the archive, as one stream of crecipe's own zlib (the same bytes everywhere;
+   * default false: under TCG the kernel's gunzip costs more than it saves).
+   */
   gzip?: boolean;
 }
 
@@ -132,7 +135,7 @@ async function copyInto(sink: { write(b: Uint8Array): unknown }, item: Item, tar
     for (let done = 0; done < item.entry.size;) {
       const n = fs.readSync(fd, chunk, 0, Math.min(chunk.length, item.entry.size - done), null);
       if (n === 0) throw new CrecipeError(`${escapePath(item.entry.path)} shrank while packing`, { target });
-      await sink.write(Buffer.from(chunk.subarray(0, n)));
+      await sink.write(chunk.subarray(0, n)); // both sinks copy it before this returns
       done += n;
     }
   } finally {
@@ -140,16 +143,18 @@ async function copyInto(sink: { write(b: Uint8Array): unknown }, item: Item, tar
   }
 }
 
-/** A sink that gzips (level 6, like gzipSync) into `out`. */
+/**
+ * A sink that gzips into `out` as one gzip stream (level 6), crecipe's own (formats/
+ * zlib-stream.ts), so the same tree gives the same bytes under Node and Deno. One stream:
+ * the kernel unpacks each gzip member of an initramfs as whole cpio archives.
+ */
 function gzipInto(out: OutputFile) {
-  const gzip = zlib().createGzip({ level: 6 });
-  gzip.on("data", (chunk: Buffer) => out.write(chunk));
-  const done = new Promise<void>((resolve, reject) => {
-    gzip.on("end", resolve);
-    gzip.on("error", reject);
-  });
+  const stream = new GzipStream(6);
+  const put = (pieces: Uint8Array[]) => {
+    for (const piece of pieces) out.write(piece);
+  };
   return {
-    write: (b: Uint8Array) => (gzip.write(b) ? undefined : new Promise<void>((resolve) => gzip.once("drain", resolve))),
-    end: () => (gzip.end(), done),
+    write: (b: Uint8Array) => put(stream.push(b)),
+    end: async () => put(stream.end()),
   };
 }

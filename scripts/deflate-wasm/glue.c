@@ -1,21 +1,12 @@
 /*
  * crecipe's gzip compressor in WebAssembly: libdeflate's, one buffer in, one gzip member
- * out (lib/formats/deflate.ts drives it; build.sh builds it). No libc: memory is handed
- * out once, from the end of the module's data, and never freed.
+ * out (lib/formats/deflate.ts drives it; build.sh builds it). No libc: memory comes from
+ * bump.h, never freed.
  */
 #include "libdeflate.h"
 
-extern unsigned char __heap_base;
-static unsigned long top = (unsigned long)&__heap_base;
+#include "../bump.h"
 
-static void *bump(size_t n) {
-  unsigned long start = (top + 15) & ~15UL;
-  unsigned long end = start + n;
-  unsigned long have = __builtin_wasm_memory_size(0) * 65536UL;
-  if (end > have && __builtin_wasm_memory_grow(0, (end - have + 65535) / 65536) == (unsigned long)-1) return 0;
-  top = end;
-  return (void *)start;
-}
 static void keep(void *p) { (void)p; }
 
 static struct libdeflate_compressor *compressor;

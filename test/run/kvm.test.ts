@@ -26,6 +26,14 @@ export const noInit = run.kvm(tree("noinit", null));
 export const hang = run.kvm(tree("hang", "while :; do :; done"), { timeout: 8 });
 export const small = run.kvm(tree("small", "echo hi"), { memory: 24 });
 export const okInitrd = initrd("ok");
+// 96 MiB of zeros: a gzipped initrd of a few hundred kB that unpacks to more than the
+// memory its own size would ask for.
+export const gzipped = run.kvm(fs("gzipped", async (root) => {
+  await root.copyIn("/bin/busybox", "/bin/");
+  await root.symlink("busybox", "/bin/sh");
+  await root.write("/zeros", Buffer.alloc(96 << 20));
+  await root.write("/init", "#!/bin/sh\\nwc -c < /zeros\\n", 0o755);
+}), { gzip: true });
 `;
 
 describe("run.kvm", { skip }, () => {
@@ -68,6 +76,18 @@ describe("run.kvm", { skip }, () => {
     const r = crecipe(dir, ["r.ts", "small"]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /the guest wrote no exit code: .*(memory|panic)/);
+  });
+
+  it("a gzipped initrd boots, with memory for what it unpacks to, not for its own size", () => {
+    const r = crecipe(dir, ["r.ts", "gzipped"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(fs.readFileSync(path.join(dir, "out/gzipped.runkvm"), "utf8").trim(), String(96 << 20));
+    const archive = fs.readFileSync(path.join(dir, "out/gzipped.initrd"));
+    assert.ok(archive.length < 8 << 20, `compressed: ${archive.length} bytes`);
+    const listing = spawnSync("sh", ["-c", "gzip -dc | cpio -t --quiet"], { input: archive, encoding: "utf8" }).stdout;
+    assert.match(listing, /^zeros$/m);
+    assert.match(listing, /^rdinit$/m);
+    assert.match(fs.readFileSync(path.join(dir, "out/.crecipe/log/gzipped.runkvm.log"), "utf8"), /gzipped\.runkvm: \w+, 4\d\d MiB/);
   });
 
   it("the initrd reads back with GNU cpio: every entry, modes and links intact", () => {
