@@ -1,4 +1,4 @@
-# Sourced by demo.sh and test.sh: start dockerd when we are root, it is installed and no
+# Sourced by demo.sh, test.sh and bench.sh: start dockerd when we are root, it is installed and no
 # daemon answers (no systemd here); stop it again on exit if we started it.
 started_dockerd=
 if [ "$(id -u)" = 0 ] && command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1; then
