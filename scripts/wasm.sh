@@ -1,6 +1,6 @@
 # Shared by scripts/*-wasm/build.sh: fetch a Debian source tarball, compile C to one
 # WebAssembly module with clang and lld, and write it into a TypeScript module as base64.
-# Needs clang and lld (Debian 12: apt-get install clang lld). Sourced, it stops the script at
+# Needs clang, lld and bzip2 (Debian 12: apt-get install clang lld bzip2). Sourced, it stops the script at
 # the first failure, moves into the script's directory and makes it a scratch $work.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[1]}")"
@@ -15,14 +15,19 @@ fetch() {
   tar -xf "$file" -C "$dir"
 }
 
-# build OUT.wasm FLAGS... -- C FILES...: compile each file with FLAGS, link them into OUT.wasm.
+# build OUT.wasm FLAGS... -- C FILES...: compile each file with FLAGS, link them, in that
+# order, into OUT.wasm.
 build() {
-  local out=$1 flags=() c
+  local out=$1 flags=() objects=() c i=0
   shift
-  while [ "$1" != -- ]; do flags+=("$1"); shift; done
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do flags+=("$1"); shift; done
+  [ $# -gt 0 ] || { echo "build: no -- before the C files" >&2; return 1; }
   shift
-  for c in "$@"; do clang "${flags[@]}" -c "$c" -o "${out%.wasm}.$(basename "$c" .c).o"; done
-  wasm-ld --no-entry -O2 --strip-all -o "$out" "${out%.wasm}".*.o
+  for c in "$@"; do
+    objects+=("${out%.wasm}.$((i++)).o")
+    clang "${flags[@]}" -c "$c" -o "${objects[-1]}"
+  done
+  wasm-ld --no-entry -O2 --strip-all -o "$out" "${objects[@]}"
 }
 
 # module TS WASM NAME HEADER LICENCE: write TS (export const NAME = base64 of WASM), after

@@ -72,9 +72,9 @@ export class GzipStream {
   /** The rest of the stream, with its trailer. Nothing may be pushed after. */
   end(): Uint8Array[] {
     if (this.ended) throw new FormatError("gzip: the stream has ended");
+    this.ended = true; // even if this fails: a second end() would feed a finished stream
     const out: Uint8Array[] = [];
     this.feed(true, out);
-    this.ended = true;
     return out;
   }
 

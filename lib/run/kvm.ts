@@ -45,7 +45,7 @@ export function memoryFor(bytes: number): number {
 
 /**
  * How many bytes the initrd unpacks from: its size, or for a gzipped one (one stream) what
- * its trailer says it holds (modulo 4 GiB, far beyond what boots).
+ * its trailer says it holds (modulo 4 GiB, far beyond what boots), if that is more.
  */
 function unpackedSize(initrd: string): number {
   const fd = fs.openSync(initrd, "r");
@@ -53,8 +53,8 @@ function unpackedSize(initrd: string): number {
     const size = fs.fstatSync(fd).size;
     const head = Buffer.alloc(4);
     if (size < 18 || fs.readSync(fd, head, 0, 2, 0) !== 2 || head[0] !== 0x1f || head[1] !== 0x8b) return size;
-    fs.readSync(fd, head, 0, 4, size - 4);
-    return head.readUInt32LE(0);
+    if (fs.readSync(fd, head, 0, 4, size - 4) !== 4) return size;
+    return Math.max(size, head.readUInt32LE(0));
   } finally {
     fs.closeSync(fd);
   }

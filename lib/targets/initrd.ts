@@ -26,6 +26,12 @@ export interface InitrdOptions {
   gzip?: boolean;
 }
 
+/**
+ * What a gzipped initrd is compressed by (GzipStream), in its identity: one made before
+ * it was crecipe's own (by the runtime's zlib) is built again, here and in a shared cache.
+ */
+const GZIP_BY = "zlib 1.2.13 in WebAssembly, level 6";
+
 interface Item {
   entry: Entry;
   host?: Buffer | string;
@@ -117,7 +123,7 @@ export function initrd(tree: Node | string, options: InitrdOptions = {}): Node {
       throw error;
     }
     ctx.trustOutputHash(out.close());
-  }, { kind: "initrd", shared: true, options: { fs: fsNode, gzip, mtime }, derived: true });
+  }, { kind: "initrd", shared: true, options: { fs: fsNode, gzip: gzip && GZIP_BY, mtime }, derived: true });
 }
 
 /** Append a file's bytes, checking it is still what the tree's manifest says. */
@@ -137,6 +143,8 @@ async function copyInto(sink: { write(b: Uint8Array): unknown }, item: Item, tar
       if (n === 0) throw new CrecipeError(`${escapePath(item.entry.path)} shrank while packing`, { target });
       await sink.write(chunk.subarray(0, n)); // both sinks copy it before this returns
       done += n;
+      const pause = breathe(); // a large file is gzipped here, on this thread: signals get their turn
+      if (pause) await pause;
     }
   } finally {
     fs.closeSync(fd);
