@@ -42,14 +42,22 @@ export function checkGzipLevel(level: number): void {
   }
 }
 
+/**
+ * A compressor's WebAssembly module (committed as base64), as bytes; a FormatError where
+ * the runtime has no WebAssembly.
+ */
+export function wasmBytes(base64: string): Uint8Array {
+  if (typeof WebAssembly !== "object") {
+    throw new FormatError("gzip needs WebAssembly, and this JavaScript runtime has none (node --jitless?)");
+  }
+  return Buffer.from(base64, "base64"); // atob and a loop: ~50 ms here
+}
+
 let bytes: Uint8Array | undefined;
 
 /** The compressor's WebAssembly module, as bytes (what a thread compiles). */
 export function deflateWasm(): Uint8Array {
-  if (typeof WebAssembly !== "object") {
-    throw new FormatError("gzip needs WebAssembly, and this JavaScript runtime has none (node --jitless?)");
-  }
-  bytes ??= Buffer.from(DEFLATE_WASM, "base64"); // atob and a loop: ~50 ms here
+  bytes ??= wasmBytes(DEFLATE_WASM);
   return bytes;
 }
 

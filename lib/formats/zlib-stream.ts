@@ -14,7 +14,7 @@
  * for (const piece of stream.end()) out.write(piece);
  * ```
  */
-import { Buffer } from "node:buffer";
+import { wasmBytes } from "./deflate.ts";
 import { FormatError } from "./entry.ts";
 import { ZLIB_WASM } from "./zlib-wasm.ts";
 
@@ -46,10 +46,7 @@ export class GzipStream {
     if (!Number.isInteger(level) || level < ZLIB_LEVELS.min || level > ZLIB_LEVELS.max) {
       throw new FormatError(`gzip level ${level}: levels are whole numbers from ${ZLIB_LEVELS.min} to ${ZLIB_LEVELS.max}`);
     }
-    if (typeof WebAssembly !== "object") {
-      throw new FormatError("gzip needs WebAssembly, and this JavaScript runtime has none (node --jitless?)");
-    }
-    module ??= new WebAssembly.Module(Buffer.from(ZLIB_WASM, "base64") as BufferSource);
+    module ??= new WebAssembly.Module(wasmBytes(ZLIB_WASM) as BufferSource);
     this.e = new WebAssembly.Instance(module).exports as unknown as Exports;
     if (!this.e.setup(level)) throw new FormatError("gzip: the compressor could not get its memory");
     this.size = this.e.inputSize();
