@@ -10,8 +10,9 @@
  *
  * ```ts
  * const stream = new GzipStream(6);
- * for (const piece of stream.push(data)) out.write(piece); // copies: the caller may keep them
- * for (const piece of stream.end()) out.write(piece);
+ * const put = (piece: Uint8Array) => out.write(piece); // a view: copy it before returning
+ * stream.push(data, put);
+ * stream.end(put);
  * ```
  */
 import { wasmBytes } from "./deflate.ts";
@@ -52,37 +53,36 @@ export class GzipStream {
     this.size = this.e.inputSize();
   }
 
-  /** Compress `data`: the compressed bytes it gave so far (often none). */
-  push(data: Uint8Array): Uint8Array[] {
+  /**
+   * Compress `data`, handing `put` the compressed bytes it gives (often none), each piece a
+   * view of the compressor's memory that is valid only until `put` returns.
+   */
+  push(data: Uint8Array, put: (piece: Uint8Array) => void): void {
     if (this.ended) throw new FormatError("gzip: the stream has ended");
-    const out: Uint8Array[] = [];
     for (let at = 0; at < data.length;) {
       const n = Math.min(this.size - this.filled, data.length - at);
       new Uint8Array(this.e.memory.buffer, this.e.input() + this.filled, n).set(data.subarray(at, at + n));
       this.filled += n;
       at += n;
-      if (this.filled === this.size) this.feed(false, out);
+      if (this.filled === this.size) this.feed(false, put);
     }
-    return out;
   }
 
-  /** The rest of the stream, with its trailer. Nothing may be pushed after. */
-  end(): Uint8Array[] {
+  /** The rest of the stream, with its trailer, handed to `put` as push() does. Nothing may be pushed after. */
+  end(put: (piece: Uint8Array) => void): void {
     if (this.ended) throw new FormatError("gzip: the stream has ended");
     this.ended = true; // even if this fails: a second end() would feed a finished stream
-    const out: Uint8Array[] = [];
-    this.feed(true, out);
-    return out;
+    this.feed(true, put);
   }
 
   /**
    * Compress what the input holds. zlib is always fed whole inputs, so the bytes do not
    * depend on how the caller cut its writes.
    */
-  private feed(finish: boolean, out: Uint8Array[]): void {
+  private feed(finish: boolean, put: (piece: Uint8Array) => void): void {
     for (let k = this.e.feed(this.filled, finish ? 1 : 0); ; k = this.e.drain()) {
       if (k < 0) throw new FormatError("gzip: zlib's deflate failed");
-      if (k > 0) out.push(new Uint8Array(this.e.memory.buffer, this.e.output(), k).slice());
+      if (k > 0) put(new Uint8Array(this.e.memory.buffer, this.e.output(), k));
       if (!this.e.more()) break;
     }
     this.filled = 0;

@@ -158,11 +158,9 @@ async function copyInto(sink: { write(b: Uint8Array): unknown }, item: Item, tar
  */
 function gzipInto(out: OutputFile) {
   const stream = new GzipStream(6);
-  const put = (pieces: Uint8Array[]) => {
-    for (const piece of pieces) out.write(piece);
-  };
+  const put = (piece: Uint8Array) => out.write(piece); // copies it, as push() asks
   return {
-    write: (b: Uint8Array) => put(stream.push(b)),
-    end: async () => put(stream.end()),
+    write: (b: Uint8Array) => stream.push(b, put),
+    end: async () => stream.end(put),
   };
 }
