@@ -42,26 +42,26 @@ export function time(command: string[], options: { cwd?: string; runs?: number; 
 }
 
 /**
- * Median wall times of commands run in alternation (a, b, c, a, b, c, …), for costs a few
- * percent apart: measured one after the other, drift on a noisy machine would swamp them.
- * `before(i, k)` runs untimed before the i-th run of command k.
+ * Median wall times (and peak memory) of commands run in alternation (a, b, c, a, b, c, …),
+ * for costs a few percent apart: measured one after the other, drift on a noisy machine
+ * would swamp them. `before(i, k)` runs untimed before the i-th run of command k.
  */
-export function alternated(commands: string[][], options: { cwd?: string; runs?: number; before?: (i: number, k: number) => void } = {}): number[] {
-  const samples: number[][] = commands.map(() => []);
+export function alternated(commands: string[][], options: { cwd?: string; runs?: number; before?: (i: number, k: number) => void } = {}): Timing[] {
+  const samples: Timing[][] = commands.map(() => []);
   for (let i = 0; i < (options.runs ?? 11); i++) {
     commands.forEach((command, k) => {
       options.before?.(i, k);
-      samples[k].push(time(command, { cwd: options.cwd, runs: 1 }));
+      samples[k].push(measure(command, { cwd: options.cwd, runs: 1 }));
     });
   }
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-  return samples.map(median);
+  return samples.map((runs) => ({ seconds: median(runs.map((r) => r.seconds)), rssMB: median(runs.map((r) => r.rssMB)) }));
 }
 
-/** alternated() of two commands; `before(n)` runs before the n-th run of either. */
+/** alternated() of two commands' times; `before(n)` runs before the n-th run of either. */
 export function paired(a: string[], b: string[], options: { cwd?: string; runs?: number; before?: (i: number) => void } = {}): [number, number] {
   const [x, y] = alternated([a, b], { ...options, before: options.before && ((i, k) => options.before!(2 * i + k)) });
-  return [x, y];
+  return [x.seconds, y.seconds];
 }
 
 export function table(rows: Row[]): string {
