@@ -173,14 +173,18 @@ export function manifestSummary(base: string): { plain: boolean; files: number; 
 /** The entries of a manifest, streamed in path order. */
 export function* readManifest(base: string): Generator<ManifestEntry> {
   const sigs = readLines(`${base}.stat`);
-  const header = sigs.next().value;
-  if (!header?.startsWith(HEADER + " ")) {
-    throw new CrecipeError(`${base}.stat is not a crecipe manifest (or from another version)`, { fix: "rebuild the target" });
-  }
-  for (const line of readLines(`${base}.list`)) {
-    const sig = sigs.next().value;
-    if (sig === undefined) throw new CrecipeError(`${base}: the manifest's two halves disagree`, { fix: "rebuild the target" });
-    yield { entry: parseOwnLine(line), sig };
+  try {
+    const header = sigs.next().value;
+    if (!header?.startsWith(HEADER + " ")) {
+      throw new CrecipeError(`${base}.stat is not a crecipe manifest (or from another version)`, { fix: "rebuild the target" });
+    }
+    for (const line of readLines(`${base}.list`)) {
+      const sig = sigs.next().value;
+      if (sig === undefined) throw new CrecipeError(`${base}: the manifest's two halves disagree`, { fix: "rebuild the target" });
+      yield { entry: parseOwnLine(line), sig };
+    }
+  } finally {
+    sigs.return(undefined); // closes the file, also when the reader stops early
   }
 }
 
@@ -188,13 +192,23 @@ export function* readManifest(base: string): Generator<ManifestEntry> {
  * Compare a tree on disk with its manifest: every path, type, mode and size, and the
  * content of every file whose stat changed. Returns the first difference, or undefined.
  * Costs a stat per entry, and a read of what changed.
+ *
+ * A file whose stat changed while its content did not (touched, copied with `cp -a`,
+ * saved unchanged by an editor) gets its new stat in the manifest: layers compare each
+ * file they read with it, and would refuse the file otherwise.
  */
 export function verifyTree(dir: string, manifestPath: string): string | undefined {
   const expected = readManifest(manifestPath);
+  const head = readLines(`${manifestPath}.stat`);
+  const header = head.next().value as string;
+  head.return(undefined); // closes the file
+  const stats = new OutputFile(`${manifestPath}.stat.new`);
+  let restated = false;
   const groups = new LinkGroups();
   let difference: string | undefined;
   const stop = new Error("stop");
   try {
+    stats.writeText(header + "\n");
     walkSorted(dir, (rel, full, st) => {
       const next = expected.next();
       const shown = escapePath(rel);
@@ -203,19 +217,30 @@ export function verifyTree(dir: string, manifestPath: string): string | undefine
       const order = Buffer.compare(entry.path, rel);
       if (order < 0) throw ((difference = `${escapePath(entry.path)} was removed`), stop);
       if (order > 0) throw ((difference = `${shown} was added`), stop);
-      if (sig === statKey(st)) {
+      const key = statKey(st);
+      stats.writeText(key + "\n");
+      if (sig === key) {
         if (st.isFile()) groups.remember(rel, st);
         return;
       }
       const now = diskEntry(rel, full, st);
       if (now.type === "file") linkOrHash(now, rel, full, st, groups, true);
       if (formatLine(now) !== formatLine(entry)) throw ((difference = `${shown} was changed`), stop);
+      restated = true;
     });
     const extra = expected.next();
     if (!difference && !extra.done) difference = `${escapePath(extra.value.entry.path)} was removed`;
   } catch (error) {
+    stats.abandon();
+    fs.rmSync(`${manifestPath}.stat.new`, { force: true });
     if (error !== stop) throw error;
+    return difference;
+  } finally {
+    expected.return(undefined);
   }
+  stats.close();
+  if (restated && !difference) fs.renameSync(`${manifestPath}.stat.new`, `${manifestPath}.stat`);
+  else fs.rmSync(`${manifestPath}.stat.new`, { force: true });
   return difference;
 }
 

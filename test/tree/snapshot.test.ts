@@ -205,4 +205,38 @@ export default [layer(base), layer(app, base)];
     assert.match(checked.stderr, /out\/app was modified outside crecipe; rebuilding it \(etc\/app was changed\)/);
     assert.equal(fs.readFileSync(path.join(dir, "out/app/etc/app"), "utf8"), "app");
   });
+
+  it("a file touched deep in a tree, its content the same: the layer refuses it until --check, which takes its new stat", () => {
+    const dir = tempDir();
+    write(dir, "r.ts", recipeText);
+    assert.equal(crecipe(dir, ["r.ts"]).status, 0);
+    const layerBefore = fs.readFileSync(path.join(dir, "out/app.layer"));
+    const file = path.join(dir, "out/app/etc/app");
+    fs.utimesSync(file, new Date(), new Date(Date.now() + 5000));
+    fs.rmSync(path.join(dir, "out/.crecipe/state/app.layer.json"));
+    const packed = crecipe(dir, ["r.ts"]);
+    assert.equal(packed.status, 1);
+    assert.match(packed.stderr, /etc\/app changed after app was built .*\n.*fix: .*--check/s);
+    const checked = crecipe(dir, ["--check", "r.ts"]);
+    assert.equal(checked.status, 0, checked.stderr);
+    assert.doesNotMatch(checked.stderr, /rebuilding it/, "the content is the same: nothing to rebuild but the layer");
+    assert.ok(fs.readFileSync(path.join(dir, "out/app.layer")).equals(layerBefore));
+    // The tree's manifest took the new stat: the next layer reads the file without complaint.
+    fs.rmSync(path.join(dir, "out/.crecipe/state/app.layer.json"));
+    const again = crecipe(dir, ["r.ts"]);
+    assert.equal(again.status, 0, again.stderr);
+  });
+
+  it("an out dir copied with cp -a (every inode new) builds new layers from its trees", () => {
+    const dir = tempDir();
+    write(dir, "r.ts", recipeText);
+    assert.equal(crecipe(dir, ["r.ts"]).status, 0);
+    assert.equal(spawnSync("cp", ["-a", path.join(dir, "out"), path.join(dir, "copy")]).status, 0);
+    const first = crecipe(dir, ["-o", "copy", "r.ts"]);
+    assert.equal(first.status, 0, first.stderr);
+    // Another SOURCE_DATE_EPOCH: every layer is packed again from the copied trees.
+    const r = crecipe(dir, ["-o", "copy", "r.ts"], { SOURCE_DATE_EPOCH: "5" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /2 built/);
+  });
 });
