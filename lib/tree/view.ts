@@ -156,6 +156,10 @@ export class TreeView {
         if (!head || !head.entry.path.equals(min)) continue;
         heads[i] = streams[i].next().value || undefined;
         if (decided || hidden(key, i)) {
+          // A directory above decided the path; a whiteout or a non-directory here still
+          // hides what the layers below hold under it (overlayfs merges down to it only).
+          const hides = head.entry.type === "whiteout" || (head.entry.type !== "dir" && i < count - 1);
+          if (decided && hides && !hiders.has(key)) hiders.set(key, i);
           decided = true;
           if (head.entry.type === "file") unseen.set(`${i}:${key}`, head);
           continue;

@@ -48,6 +48,15 @@ const CHANGES: Record<string, string> = {
   many: `await root.write("etc/conf", "x"); await root.remove("etc/gone"); await root.chmod("dir/sub", 0o711); await root.symlink("../etc/conf", "dir/l");`,
 };
 
+/** Two-step chains: a snapshot of CHANGES[first]'s snapshot, then `body`. */
+const CHAINS: Record<string, [string, string]> = {
+  chainRemakeDir: ["removeDir", `await root.write("dir/new", "n");`],
+  chainRunRemakeDir: ["removeDir", `await root.run(["/bin/busybox", "sh", "-c", "busybox mkdir /dir && echo n > /dir/new"]);`],
+  chainMkdirOnly: ["removeDir", `await root.mkdir("dir");`],
+  chainFileBackToDir: ["dirToFile", `await root.remove("dir"); await root.write("dir/new", "n");`],
+  chainSymlinkBackToDir: ["dirToSymlink", `await root.remove("dir"); await root.mkdir("dir/sub");`],
+};
+
 function recipe(): string {
   const lines = [
     `import { $, fs, here, layer, list, files, initrd } from ${JSON.stringify(modUrl)};`,
@@ -83,6 +92,13 @@ function recipe(): string {
   lines.push(`export const s_chain = fs("s_chain", async (root) => { await root.from(s_many); await root.remove("etc/new-nothing-here").catch(() => {}); await root.write("etc/conf", "chain"); await root.remove("dir/a"); });`);
   lines.push(`export const c_chain = fs("c_chain", async (root) => { await root.from(c_many, { snapshot: false }); await root.write("etc/conf", "chain"); await root.remove("dir/a"); });`);
   lines.push(`export const chainLayers = [list(s_chain, base), list(c_chain, base), files(s_chain), files(c_chain)];`);
+  // Chains whose second step brings back a path the first step deleted or made a file:
+  // the middle layer's whiteout (or file) must still hide the base's children of it.
+  for (const [name, [first, body]] of Object.entries(CHAINS)) {
+    lines.push(`export const s_${name} = fs("s_${name}", async (root) => { await root.from(s_${first}); ${body} });`);
+    lines.push(`export const c_${name} = fs("c_${name}", async (root) => { await root.from(c_${first}, { snapshot: false }); ${body} });`);
+    lines.push(`chainLayers.push(files(s_${name}), files(c_${name}), initrd(s_${name}), initrd(c_${name}), list(s_${name}, base), list(c_${name}, base));`);
+  }
   lines.push(`export default all;`);
   return lines.join("\n") + "\n";
 }
@@ -132,6 +148,17 @@ describe("snapshot filesystems", () => {
       assert.equal(fs.readFileSync(path.join(out, `s_chain${suffix}`), "latin1"), fs.readFileSync(path.join(out, `c_chain${suffix}`), "latin1"));
     }
   });
+
+  for (const name of Object.keys(CHAINS)) {
+    it(`${name}: a path deleted in the middle and made again shows none of the base's children`, () => {
+      for (const suffix of [".files", ".initrd", ".list"]) {
+        const snap = fs.readFileSync(path.join(out, `s_${name}${suffix}`));
+        const copy = fs.readFileSync(path.join(out, `c_${name}${suffix}`));
+        assert.ok(snap.equals(copy), `s_${name}${suffix} differs from c_${name}${suffix}:\n${snap.toString("latin1").slice(0, 1500)}\n---\n${copy.toString("latin1").slice(0, 1500)}`);
+      }
+      assert.doesNotMatch(fs.readFileSync(path.join(out, `s_${name}.files`), "latin1"), /^dir\/a /m);
+    });
+  }
 
   it("a deletion is a whiteout in the snapshot's tree and in its layer", () => {
     const st = fs.lstatSync(path.join(out, "s_removeFile/etc/gone"));
