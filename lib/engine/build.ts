@@ -7,6 +7,7 @@
  *   runBuilder()  run the builder into a temp dir and commit (commit.ts).
  * Dependencies are found while building: whatever a builder needs through its context.
  */
+import { setMaxListeners } from "node:events";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -180,6 +181,9 @@ export class Engine {
   private readonly storing: Promise<void>[] = [];
 
   constructor(private readonly options: EngineOptions = {}) {
+    // Every running command and lock wait listens for the build's stop: many at once is
+    // the ordinary case, not a leak (Node warns past ten).
+    setMaxListeners(0, this.controller.signal);
     // Builders and their commands create files with the same modes whatever the
     // caller's umask: outputs must not depend on who ran the build.
     try {
