@@ -51,9 +51,11 @@ export interface Root {
   /** What the tree records besides its files: owners, devices, extended attributes, its base. */
   readonly meta: TreeMeta;
   /**
-   * The host path of `p` inside the tree, to work on with other tools. In a snapshot an
-   * existing file is copied up first, so changing it never changes the base; removing it
-   * there is recorded as a deletion.
+   * The host path of `p` inside the tree, to work on with other tools. A symlink as its
+   * last part needs `{ followLast: true }` (what it points to) or `{ followLast: false }`
+   * (the link itself, not to write through). In a snapshot what it names (a file, or a
+   * directory with all it holds) is copied up first, so changing it never changes the
+   * base; removing anything there is recorded as a deletion.
    */
   path(p: string, options?: { followLast?: boolean }): string;
   /** Whether `p` exists in the tree (a dangling symlink exists). */
@@ -217,8 +219,12 @@ export class TreeRoot implements Root {
     for (let i = 1; i < parts.length; i++) this.copyUp(join(parts.slice(0, i)), true);
   }
 
-  /** Bring `rel` from the base into this tree's own directory (a directory: itself, not its contents). */
-  private copyUp(rel: Buffer, asParent = false): void {
+  /**
+   * Bring `rel` from the base into this tree's own directory (a directory: itself, not
+   * its contents). `links`: base files (device:inode) already brought up under another
+   * name, which this one becomes a hard link to.
+   */
+  private copyUp(rel: Buffer, asParent = false, links?: Map<string, Buffer>): void {
     const own = fs.lstatSync(this.upper(rel), { throwIfNoEntry: false });
     if (own && !isWhiteout(own)) {
       if (asParent && !own.isDirectory()) throw this.fail(`${escapePath(rel)} is not a directory`);
@@ -244,8 +250,14 @@ export class TreeRoot implements Root {
       fs.mkdirSync(to);
       fs.chmodSync(to, mode);
     } else if (found.st.isFile()) {
-      fs.copyFileSync(found.host, to, fs.constants.COPYFILE_FICLONE);
-      fs.chmodSync(to, mode);
+      const id = `${found.st.dev}:${found.st.ino}`;
+      const first = found.st.nlink > 1 ? links?.get(id) : undefined;
+      if (first) fs.linkSync(first, to);
+      else {
+        fs.copyFileSync(found.host, to, fs.constants.COPYFILE_FICLONE);
+        fs.chmodSync(to, mode);
+        if (found.st.nlink > 1) links?.set(id, to);
+      }
     } else if (found.st.isSymbolicLink()) {
       fs.symlinkSync(readlinkBytes(found.host), to);
     } else {
@@ -256,24 +268,49 @@ export class TreeRoot implements Root {
 
   /**
    * The host path of `p` inside the tree, to work on with other tools, following
-   * symlinks as a chroot would; refuses to leave the tree. In a snapshot this is a path
-   * in the tree's own directory: an existing file is copied up first (so changing it
-   * never changes the base), and removing it there is recorded as a deletion. Listing a
-   * directory there shows only what this tree changed: to run a program on the whole
-   * tree, use run.local or a layer.
+   * symlinks as a chroot would; refuses to leave the tree. A symlink as the last part
+   * must say which it means: `{ followLast: true }` for what it points to in the tree,
+   * `{ followLast: false }` for the link itself (to remove or read it: a host tool that
+   * writes through it follows it on the host, out of the tree).
+   *
+   * In a snapshot this is a path in the tree's own directory, with what it names copied
+   * up first, so changing it never changes the base: a file, or a directory with all it
+   * holds (hard links kept), so that host tools see and change the whole of it. Removing
+   * anything there is recorded as a deletion. The tree's root (`path("/")`, `dir`) holds
+   * only what this tree changed: to run a program on the whole tree, use run() or a layer.
    */
   path(p: string, options: { followLast?: boolean } = {}): string {
     this.sync();
-    const rel = this.resolve(p, options.followLast);
+    let rel = this.resolve(p, false);
+    if (rel.length && options.followLast === undefined && this.find(rel)?.st.isSymbolicLink()) {
+      throw this.fail(
+        `path(${JSON.stringify(p)}) names a symlink: a host tool writing through it would follow it on the host, not in the tree`,
+        `root.path(${JSON.stringify(p)}, { followLast: true }) for what it points to, { followLast: false } for the link itself`,
+      );
+    }
+    if (options.followLast) rel = this.resolve(p, true);
     if (rel.length) {
       this.prepareParents(rel);
       const own = fs.lstatSync(this.upper(rel), { throwIfNoEntry: false });
       if (own && isWhiteout(own)) {
         fs.unlinkSync(this.upper(rel));
         this.hidden.add(rel.toString("latin1"));
-      } else this.copyUp(rel);
+      } else if (this.base && this.find(rel)?.st.isDirectory()) this.copyUpTree(rel, new Map());
+      else this.copyUp(rel);
     }
     return this.upper(rel).toString();
+  }
+
+  /** copyUp a directory and everything the base holds under it that this tree has not changed. */
+  private copyUpTree(rel: Buffer, links: Map<string, Buffer>): void {
+    this.copyUp(rel, false, links);
+    for (const child of readMergedDir(this.base!.dirs, rel)) {
+      const childRel = Buffer.concat([rel, SLASH, child.name]);
+      const own = fs.lstatSync(this.upper(childRel), { throwIfNoEntry: false });
+      if (own && (isWhiteout(own) || !own.isDirectory())) continue; // deleted or replaced here
+      if (child.st.isDirectory() && (!own || own.isDirectory())) this.copyUpTree(childRel, links);
+      else if (!own) this.copyUp(childRel, false, links);
+    }
   }
 
   /** Whether `p` exists in the tree (a dangling symlink exists). */
@@ -312,6 +349,8 @@ export class TreeRoot implements Root {
     const own = fs.lstatSync(target, { throwIfNoEntry: false });
     if (own?.isDirectory()) throw this.fail(`${p} is a directory`, `remove it first: root.remove(${JSON.stringify(p)}, { recursive: true })`);
     if (own) fs.unlinkSync(target); // a file, a link or a whiteout: the new entry shadows the base's
+    // A new entry over the base's: removing it later by any means deletes the path.
+    if (this.base && locate(this.base.dirs, rel)) this.copiedUp.add(rel.toString("latin1"));
     return target;
   }
 

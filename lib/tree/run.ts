@@ -48,14 +48,16 @@ export async function runInTree(ctx: BuildContext, upper: string, lowers: readon
   const work = path.join(scratch, "work");
   fs.mkdirSync(merged);
   fs.mkdirSync(work);
-  // Lower layers are named relative to the out dir: the mount option has no room for long paths.
-  const lowerOption = lowers.map((d) => path.relative(ctx.outDir, d)).join(":");
-  const toolsOption = (tools?.layers ?? []).map((d) => path.relative(ctx.outDir, d)).join(":");
-  // $1 out dir, $2 lowers ("" for none), $3 upper, $4 work, $5 merged, $6 cwd, $7 tool layers
-  // ("" for none), $8 where they go, then the command.
+  // Lower layers are named relative to the out dir: the mount option has no room for long
+  // paths. A comma or colon in a path is escaped, as overlayfs reads its options.
+  const escaped = (p: string) => p.replace(/[\\,:]/g, "\\$&");
+  const overlayOptions = lowers.length ? `userxattr,lowerdir=${lowers.map((d) => escaped(path.relative(ctx.outDir, d))).join(":")},upperdir=${escaped(upper)},workdir=${escaped(work)}` : "";
+  const toolsOption = (tools?.layers ?? []).map((d) => path.relative(ctx.outDir, d)).join(":"); // target names: no "," or ":"
+  // $1 out dir, $2 the overlay's mount options ("" for no lower layers), $3 upper, $4 work,
+  // $5 merged, $6 cwd, $7 tool layers ("" for none), $8 where they go, then the command.
   const script = [
     'cd "$1"',
-    'if [ -n "$2" ]; then mount -t overlay overlay -o "userxattr,lowerdir=$2,upperdir=$3,workdir=$4" "$5" || exit 97; root=$5; else root=$3; fi',
+    'if [ -n "$2" ]; then mount -t overlay overlay -o "$2" "$5" || exit 97; root=$5; else root=$3; fi',
     '[ -d "$root/proc" ] && mount -t proc proc "$root/proc"',
     '[ -d "$root/dev" ] && mount --rbind /dev "$root/dev"',
     '[ -d "$root/sys" ] && mount --rbind /sys "$root/sys"',
@@ -69,7 +71,7 @@ export async function runInTree(ctx: BuildContext, upper: string, lowers: readon
   const env = { HOME: "/root", LC_ALL: "C", ...options.env, PATH, CRECIPE_COMMAND_PATH: options.env?.PATH ?? PATH };
   const rootless = process.getuid?.() !== 0;
   const unshare = rootless ? ["unshare", "-rmpf"] : ["unshare", "-mpf"];
-  const result = await $({ nothrow: true, env: { ...process.env, ...env }, input: options.input })`${unshare} sh -c ${script} sh ${ctx.outDir} ${lowerOption} ${upper} ${work} ${merged} ${options.cwd ?? ""} ${toolsOption} ${tools?.at ?? ""} ${argv}`;
+  const result = await $({ nothrow: true, env: { ...process.env, ...env }, input: options.input })`${unshare} sh -c ${script} sh ${ctx.outDir} ${overlayOptions} ${upper} ${work} ${merged} ${options.cwd ?? ""} ${toolsOption} ${tools?.at ?? ""} ${argv}`;
   removeTree(scratch); // overlayfs leaves work/work with mode 000
   if (result.exitCode === 97) {
     throw new CommandError(97, { command: argv.join(" "), fix: "overlayfs could not be mounted in a user namespace here (Linux ≥ 5.11 allows it); build the fs with from(base, { snapshot: false })" });

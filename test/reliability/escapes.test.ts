@@ -36,6 +36,7 @@ describe("writes never escape the tree", { skip: isRoot ? false : "an escape is 
     climbing: "../".repeat(30) + sentinel.slice(1),
     todir: "sub",
     chain: "absolute",
+    tofile: path.join(sentinel, "file"),
   };
   const OPS: Record<string, (link: string) => string> = {
     writeLast: (l) => `await root.write("${l}", "x");`,
@@ -55,11 +56,17 @@ describe("writes never escape the tree", { skip: isRoot ? false : "an escape is 
     mknodThrough: (l) => `await root.mknod("${l}/file", "char", 1, 3);`,
     fromOver: () => `await root.from(other);`,
     run: (l) => `await root.run(["/bin/busybox", "sh", "-c", "echo x > /${l}/file; busybox chmod 777 /${l}"]);`,
+    // Host tools on root.path(): a link as the last part must say which it means.
+    pathLast: (l) => `nfs.writeFileSync(root.path("${l}"), "x");`,
+    pathFollowLast: (l) => `const p = root.path("${l}", { followLast: true }); nfs.writeFileSync(nfs.existsSync(p) && nfs.statSync(p).isDirectory() ? p + "/f" : p, "x");`,
+    pathThrough: (l) => `nfs.writeFileSync(root.path("${l}/file"), "x");`,
+    pathLinkItself: (l) => `nfs.rmSync(root.path("${l}", { followLast: false }));`,
   };
 
   const recipe = () => {
     const lines = [
       `import { fs } from ${JSON.stringify(modUrl)};`,
+      `import * as nfs from "node:fs";`,
       `const links = ${JSON.stringify(LINKS)};`,
       `const setUp = async (root: any) => {`,
       `  await root.copyIn("/bin/busybox", "/bin/");`,

@@ -36,6 +36,13 @@ const CHANGES: Record<string, string> = {
   rawDeleteDir: `nfs.rmSync(root.path("dir"), { recursive: true });`,
   rawRename: `nfs.renameSync(root.path("etc/gone"), root.path("etc/moved"));`,
   rawSed: `await $\`sed -i s/conf/CONF/ \${root.path("etc/conf")}\`;`,
+  rawRmMkdir: `const p = root.path("dir"); nfs.rmSync(p, { recursive: true }); nfs.mkdirSync(p); nfs.writeFileSync(p + "/new", "n");`,
+  rawRenameDir: `nfs.renameSync(root.path("dir"), root.path("moved"));`,
+  rawDeleteInDir: `nfs.rmSync(root.path("dir") + "/sub", { recursive: true }); nfs.writeFileSync(root.path("dir") + "/a", "A");`,
+  writeThenRawDelete: `await root.write("etc/conf", "new"); nfs.rmSync(root.path("etc/conf"));`,
+  rawAppendViaLink: `root.path("etc/gone"); nfs.appendFileSync(root.path("link", { followLast: true }), " more");`,
+  rawAppendHardLink: `nfs.appendFileSync(root.path("hl") + "/a", " more");`,
+  rawRemoveLink: `nfs.rmSync(root.path("link", { followLast: false }));`,
   copyInHost: `await root.copyIn(here("host.txt"), "/etc/");`,
   copyInOverDir: `await root.copyIn(here("hostdir"), "/dir");`,
   mknodOverFile: `await root.mknod("etc/conf", "char", 1, 3, 0o666);`,
@@ -265,5 +272,22 @@ export default [layer(base), layer(app, base)];
     const r = crecipe(dir, ["-o", "copy", "r.ts"], { SOURCE_DATE_EPOCH: "5" });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /2 built/);
+  });
+});
+
+describe("an out dir whose path has a comma or a colon", () => {
+  it("runs commands in a snapshot (the overlay's mount options are escaped)", () => {
+    const dir = tempDir();
+    write(dir, "r.ts", `
+import { fs } from ${JSON.stringify(modUrl)};
+export const base = fs("base", async (root) => { await root.copyIn("/bin/busybox", "/bin/"); await root.write("etc/conf", "conf"); });
+export default fs("app", async (root) => {
+  await root.from(base);
+  await root.run(["/bin/busybox", "sh", "-c", "busybox cat /etc/conf > /copied"]);
+});
+`);
+    const r = crecipe(dir, ["-o", "out,one:two", "r.ts"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(fs.readFileSync(path.join(dir, "out,one:two/app/copied"), "utf8"), "conf");
   });
 });
