@@ -43,6 +43,7 @@ const CHANGES: Record<string, string> = {
   rawAppendViaLink: `root.path("etc/gone"); nfs.appendFileSync(root.path("link", { followLast: true }), " more");`,
   rawAppendHardLink: `nfs.appendFileSync(root.path("hl") + "/a", " more");`,
   rawRemoveLink: `nfs.rmSync(root.path("link", { followLast: false }));`,
+  rawDeleteThenPathElsewhere: `const a = root.path("dir/a"); nfs.rmSync(a); nfs.appendFileSync(root.path("etc/conf"), "x"); nfs.writeFileSync(root.path("dir/sub") + "/d", "d");`,
   copyInHost: `await root.copyIn(here("host.txt"), "/etc/");`,
   copyInOverDir: `await root.copyIn(here("hostdir"), "/dir");`,
   mknodOverFile: `await root.mknod("etc/conf", "char", 1, 3, 0o666);`,
