@@ -400,6 +400,7 @@ export class TreeRoot implements Root {
     }
     this.prepareParents(rel);
     removeTree(this.upper(rel));
+    this.forget(escapePath(rel));
     if (this.base && locate(this.base.dirs, rel)) this.hidden.add(rel.toString("latin1"));
     this.copiedUp.delete(rel.toString("latin1"));
     this.sync();
@@ -641,6 +642,14 @@ export class TreeRoot implements Root {
       throw this.fail(`${p} was copied from ${seen.host}, which is ${bit}: in a layer it would be setuid/setgid root`, `keep its owner with root.chown("${p}", ${seen.uid}, ${seen.gid}), or clear the bit with root.chmod("${p}", 0o${(seen.mode & 0o1777).toString(8)})`);
     }
     return this.meta;
+  }
+
+  /** Drop what is recorded for `key` and everything under it (a removed path's owner must not pass to a new one). */
+  private forget(key: string): void {
+    const under = (k: string) => k === key || k.startsWith(key + "/");
+    for (const record of [this.meta.owners, this.meta.devices, this.meta.xattrs ?? {}]) {
+      for (const k of Object.keys(record)) if (under(k)) delete record[k];
+    }
   }
 
   private key(p: string): string {

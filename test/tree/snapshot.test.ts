@@ -43,6 +43,7 @@ const CHANGES: Record<string, string> = {
   rawAppendViaLink: `root.path("etc/gone"); nfs.appendFileSync(root.path("link", { followLast: true }), " more");`,
   rawAppendHardLink: `nfs.appendFileSync(root.path("hl") + "/a", " more");`,
   rawRemoveLink: `nfs.rmSync(root.path("link", { followLast: false }));`,
+  removeOwnedAndRemake: `await root.remove("etc/gone"); await root.write("etc/gone", "new");`,
   rawDeleteThenPathElsewhere: `const a = root.path("dir/a"); nfs.rmSync(a); nfs.appendFileSync(root.path("etc/conf"), "x"); nfs.writeFileSync(root.path("dir/sub") + "/d", "d");`,
   copyInHost: `await root.copyIn(here("host.txt"), "/etc/");`,
   copyInOverDir: `await root.copyIn(here("hostdir"), "/dir");`,
@@ -150,6 +151,13 @@ describe("snapshot filesystems", () => {
       }
     });
   }
+
+  it("a path removed and made again does not keep the removed one's recorded owner", () => {
+    for (const kind of ["s", "c"]) {
+      const line = fs.readFileSync(path.join(out, `${kind}_removeOwnedAndRemake.list`), "latin1").split("\n").find((l) => l.startsWith("etc/gone "));
+      assert.match(line ?? "", /^etc\/gone file 0644 0:0 /, `${kind}: ${line}`);
+    }
+  });
 
   it("a snapshot of a snapshot lists like a copy of a copy", () => {
     for (const suffix of [".list", ".files"]) {
