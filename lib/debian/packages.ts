@@ -247,7 +247,7 @@ export function packageLayers(tree: Node | string, options: { budget?: number } 
     fs.writeFileSync(path.join(ctx.out, "layers.json"), JSON.stringify(groups, null, 1) + "\n");
     ctx.trustOutputHash(`pkglayers:${sha256Hex(groups.map((g) => g.digest).join(","))}`);
     return value;
-  }, { kind: "pkglayers", shared: true, options: { fs: fsNode, budget, mtime }, derived: true });
+  }, { kind: "pkglayers", shared: true, signsFiles: true, options: { fs: fsNode, budget, mtime }, derived: true });
 }
 
 /** The groups the previous output recorded (none when there is none). */

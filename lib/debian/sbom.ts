@@ -171,5 +171,5 @@ export function attach(img: Node<ImageValue> | string, document: Node | string):
     fs.writeFileSync(path.join(ctx.out, "index.json"), JSON.stringify(index));
     ctx.trustOutputHash(`attached:${value.manifest.replace(/^sha256:/, "")}:${artifactDigest}`);
     return value;
-  }, { kind: "attached", shared: true, options: { image: imageNode, document: docNode } });
+  }, { kind: "attached", shared: true, signsFiles: true, options: { image: imageNode, document: docNode } });
 }

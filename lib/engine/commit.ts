@@ -61,7 +61,7 @@ export async function commit(layout: Layout, node: Node, built: Built, signal: A
     ...(node.sources.length ? { recipe: node.recipe, sources: node.sources.map((s) => [s.key, s.hash, s.line ?? null, s.name] as [string, string, number | null, string]) } : {}),
     stamp,
     output,
-    sig: output === "none" ? "" : outputSignature(built.out).sig,
+    sig: output === "none" ? "" : outputSignature(built.out, node.signsFiles).sig,
     value: valueJson,
     deps: built.deps,
     builtAt: new Date().toISOString(),
@@ -84,7 +84,7 @@ export async function commit(layout: Layout, node: Node, built: Built, signal: A
     if (fs.lstatSync(final, { throwIfNoEntry: false })) move(final, old);
     if (output !== "none") {
       move(built.out, final);
-      const sig = outputSignature(final).sig;
+      const sig = outputSignature(final, node.signsFiles).sig;
       if (sig !== state.sig) fs.writeFileSync(stateTemp, JSON.stringify({ ...state, sig }) + "\n"), (state.sig = sig);
     }
     if (manifest) {

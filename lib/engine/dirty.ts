@@ -6,11 +6,13 @@
  * upstream target's stamp changed (upstream is made current first, by the caller).
  *
  * Cost: a stat per output and per host file. A tree output is signed by its top
- * directory; the tree is compared with its manifest only when that changed or when a
- * deep check is asked for (`--check`).
+ * directory (an image's by every file's stat); the tree is compared with its manifest
+ * only when that changed or when a deep check is asked for (`--check`), which also
+ * reads every file output and every image blob.
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
-import { hashFile, hostContentHash, hostSignature, outputSignature } from "./hash.ts";
+import { hashFile, hostContentHash, hostSignature, outputSignature, outputSignatureLike } from "./hash.ts";
 import { lookup } from "./node.ts";
 import { describeRef } from "./sources.ts";
 import { verifyTree } from "./manifest.ts";
@@ -54,7 +56,7 @@ export async function isDirty(node: Node, read: ReadResult, options: DirtyOption
     const out = outputPath(options.layout, node.name);
     let changed: ReturnType<typeof checkOutput>;
     try {
-      changed = checkOutput(out, state, options);
+      changed = checkOutput(out, state, options, node.signsFiles);
     } catch (error) {
       // A manifest that is not one, an output this user cannot read: rebuild, and say why.
       return { dirty: true, reason: `its output ${options.show(out)} cannot be checked`, state, unreadable: (error as Error).message };
@@ -120,19 +122,42 @@ function recipeChange(node: Node, state: TargetState): string {
  * Has the output changed since it was built? undefined: no; "missing"; `{ edit }`: it
  * was changed (what); `{ sig }`: its signature changed but not its content.
  */
-function checkOutput(out: string, state: TargetState, options: DirtyOptions): undefined | "missing" | { edit?: string; sig?: string } {
-  const now = outputSignature(out);
+function checkOutput(out: string, state: TargetState, options: DirtyOptions, signsFiles: boolean): undefined | "missing" | { edit?: string; sig?: string } {
+  const now = outputSignatureLike(out, state.sig);
   if (now.kind === "missing") return "missing";
   if (now.kind !== state.output) return { edit: `it is now a ${now.kind}` };
   const same = now.sig === state.sig;
   if (state.output === "dir") {
+    if (!state.manifest) {
+      if (!same) return { edit: state.sig.startsWith("files:") ? "a file in it changed, came or went" : "its top directory changed" };
+      // Signed by its top by an older crecipe: signed by every file from now on.
+      if (signsFiles && !state.sig.startsWith("files:")) return { sig: outputSignature(out, true).sig };
+      if (!options.deep) return undefined;
+      // --check of a directory of content-addressed blobs (an image): each blob's bytes.
+      const wrong = badBlob(out);
+      return wrong ? { edit: `${wrong} does not hold the bytes its name says` } : undefined;
+    }
     if (same && !options.deep) return undefined;
-    if (!state.manifest) return same ? undefined : { edit: "its top directory changed" };
     const difference = verifyTree(out, path.join(treeDir(options.layout), state.manifest));
     if (difference) return { edit: difference };
     return same ? undefined : { sig: now.sig };
   }
-  if (same) return undefined;
-  const hash = state.output === "file" ? hashFile(out) : hostContentHash(out);
-  return hash === state.outHash ? { sig: now.sig } : { edit: "its content changed" };
+  if (same && !options.deep) return undefined;
+  // --check reads every file output: an edit that put the mtime back keeps the stat.
+  const hash = state.output === "file" ? hashFile(out, undefined, !options.deep) : hostContentHash(out);
+  if (hash !== state.outHash) return { edit: "its content changed" };
+  return same ? undefined : { sig: now.sig };
+}
+
+/** The first file under `dir`/blobs/sha256 whose sha256 is not its name (an OCI layout's blobs), if any. */
+function badBlob(dir: string): string | undefined {
+  const blobs = path.join(dir, "blobs", "sha256");
+  let names: string[];
+  try {
+    names = fs.readdirSync(blobs).sort();
+  } catch {
+    return undefined; // not an image layout
+  }
+  for (const name of names) if (hashFile(path.join(blobs, name)) !== name) return `blobs/sha256/${name}`;
+  return undefined;
 }

@@ -140,13 +140,22 @@ export function entrySignature(st: fs.Stats): string {
  * The signature of an output: what stat says of it, the top directory alone for a tree.
  * O(1) whatever the tree's size; a tree's deeper entries are checked against its
  * manifest only when this changed or a deep check was asked for (see manifest.ts).
+ * `files` (TargetOptions.signsFiles; a stored signature says it with its "files:"
+ * prefix): a directory of a few files is signed by every entry's stat.
  */
-export function outputSignature(p: string): { kind: PathKind; sig: string } {
+export function outputSignature(p: string, files = false): { kind: PathKind; sig: string } {
   const st = fs.lstatSync(p, { throwIfNoEntry: false });
   if (!st) return { kind: "missing", sig: "missing" };
   // No ctime: an image hard-links its layers' outputs, which changes their ctime only.
-  return { kind: kindOf(st), sig: `${kindOf(st)}:${st.size}:${st.mtimeMs}:${st.ino}:${st.mode}` };
+  const sign = (s: fs.Stats) => `${kindOf(s)}:${s.size}:${s.mtimeMs}:${s.ino}:${s.mode}`;
+  if (!files || !st.isDirectory()) return { kind: kindOf(st), sig: sign(st) };
+  const h = createHash("sha256");
+  walkSorted(p, (rel, _full, s) => h.update(rel).update(`\0${sign(s)}\n`));
+  return { kind: "dir", sig: `files:${sign(st)}:${h.digest("hex")}` };
 }
+
+/** outputSignature in the way a stored signature was made. */
+export const outputSignatureLike = (p: string, stored: string) => outputSignature(p, stored.startsWith("files:"));
 
 /**
  * The signature of a host input (a file the recipe reads, or a directory of them): for a

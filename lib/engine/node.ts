@@ -99,6 +99,7 @@ export function target<T>(name: string, builder: Builder<T>, opts: TargetOptions
     options: opts.options ?? null,
     precious: Boolean(opts.precious),
     shared: Boolean(opts.shared),
+    signsFiles: Boolean(opts.signsFiles),
     description: opts.description,
     identity,
     recipe,

@@ -9,7 +9,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { hostSignature, outputSignature, sha256Hex } from "./hash.ts";
+import { hostSignature, outputSignatureLike, sha256Hex } from "./hash.ts";
 import { lookup } from "./node.ts";
 import { type Layout, outputPath, readState, stateFile, type TargetState, writeFileAtomic } from "./state.ts";
 import type { Node, Result } from "./types.ts";
@@ -52,7 +52,7 @@ function check(layout: Layout, roots: readonly Node[], summary: Summary): { resu
     const seen = summary.targets[name];
     if (lookup(name)?.identity !== seen.identity) return undefined;
     if (stateSignature(layout, name) !== seen.state) return undefined; // a state file edited in place
-    if (seen.output !== "none" && outputSignature(outputPath(layout, name)).sig !== seen.sig) return undefined;
+    if (seen.output !== "none" && outputSignatureLike(outputPath(layout, name), seen.sig).sig !== seen.sig) return undefined;
     for (const [host, sig] of seen.files) if (hostSignature(host).sig !== sig) return undefined;
   }
   const results: Result[] = [];

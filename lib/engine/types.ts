@@ -44,6 +44,12 @@ export interface TargetOptions {
    * pushes act on the world. crecipe's own fs, layer, image, gz… targets are shared.
    */
   shared?: boolean;
+  /**
+   * Its output is a directory of a few files (an image layout): a no-op stats every one
+   * of them, not only the directory, so an edit to any (a blob that is a hard link to a
+   * layer edited in place) rebuilds it. Default: a directory is signed by its top alone.
+   */
+  signsFiles?: boolean;
 }
 
 /** A declared target. Immutable; compare by identity. */
@@ -62,6 +68,8 @@ export interface Node<T = unknown> {
   readonly precious: boolean;
   /** A shared cache may store and provide its output (TargetOptions.shared). */
   readonly shared: boolean;
+  /** A no-op stats every file of its output directory (TargetOptions.signsFiles). */
+  readonly signsFiles: boolean;
   /** A one-line description for --list. */
   readonly description?: string;
   /** Hash of kind, builder text, options and the sources it reads: a change means "rebuild". */

@@ -139,9 +139,20 @@ interface ImageConfigDoc {
 /** The image's run config and its layer tars (base first), read from its OCI layout. */
 function readImage(ctx: BuildContext, dir: string, value: ImageValue): { config: ImageConfigDoc; layers: string[] } {
   const blob = (digest: string) => path.join(dir, "blobs", "sha256", digest.replace(/^sha256:/, ""));
+  // The manifest and the config say what runs: their bytes must be those their names say.
+  const document = (digest: string) => {
+    const bytes = fs.readFileSync(blob(digest));
+    if (sha256Hex(bytes) !== digest.replace(/^sha256:/, "")) {
+      throw new CrecipeError(`${ctx.name}: ${path.relative(ctx.outDir, blob(digest))} does not hold the bytes its name says`, {
+        target: ctx.name,
+        fix: "something edited the image by hand: run crecipe again with --check, which finds and rebuilds it",
+      });
+    }
+    return JSON.parse(bytes.toString("utf8"));
+  };
   const index = JSON.parse(fs.readFileSync(path.join(dir, "index.json"), "utf8"));
-  const manifest = JSON.parse(fs.readFileSync(blob(value.manifest ?? index.manifests[0].digest), "utf8"));
-  const config = JSON.parse(fs.readFileSync(blob(manifest.config.digest), "utf8"));
+  const manifest = document(value.manifest ?? index.manifests[0].digest);
+  const config = document(manifest.config.digest);
   for (const layer of manifest.layers) {
     if (layer.mediaType !== MEDIA.layer && layer.mediaType !== "application/vnd.docker.image.rootfs.diff.tar") {
       throw new CrecipeError(`${ctx.name}: layer ${layer.digest} is ${layer.mediaType}; a bundle is made from uncompressed tar layers`, { target: ctx.name });

@@ -89,7 +89,7 @@ export function image(name: string, layerTargets: (Node | string)[], config: Ima
       layers: refs.map((r) => r.digest),
       created,
     };
-  }, { kind: "image", shared: true, options: { layers, config, created } });
+  }, { kind: "image", shared: true, signsFiles: true, options: { layers, config, created } });
 }
 
 /**

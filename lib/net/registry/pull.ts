@@ -70,7 +70,7 @@ export function pull(reference: string, options: PullOptions = {}): Node<PullVal
     } finally {
       client.close();
     }
-  }, { kind: "image", options: { reference, insecure, arch } });
+  }, { kind: "image", signsFiles: true, options: { reference, insecure, arch } });
 }
 
 interface Descriptor {
