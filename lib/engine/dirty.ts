@@ -138,7 +138,7 @@ function checkOutput(out: string, state: TargetState, options: DirtyOptions, sig
       return wrong ? { edit: `${wrong} does not hold the bytes its name says` } : undefined;
     }
     if (same && !options.deep) return undefined;
-    const difference = verifyTree(out, path.join(treeDir(options.layout), state.manifest));
+    const difference = verifyTree(out, path.join(treeDir(options.layout), state.manifest), options.deep);
     if (difference) return { edit: difference };
     return same ? undefined : { sig: now.sig };
   }

@@ -196,9 +196,13 @@ export function* readManifest(base: string): Generator<ManifestEntry> {
  * A file whose stat changed while its content did not (touched, copied with `cp -a`,
  * saved unchanged by an editor) gets its new stat in the manifest: layers compare each
  * file they read with it, and would refuse the file otherwise.
+ *
+ * `deep` (--check): a file whose stat is as recorded but whose inode changed since the
+ * manifest was written (ctime: an edit that put the mtime back) is read too.
  */
-export function verifyTree(dir: string, manifestPath: string): string | undefined {
+export function verifyTree(dir: string, manifestPath: string, deep = false): string | undefined {
   const expected = readManifest(manifestPath);
+  const since = deep ? fs.statSync(`${manifestPath}.stat`).mtimeMs : Infinity;
   const head = readLines(`${manifestPath}.stat`);
   const header = head.next().value as string;
   head.return(undefined); // closes the file
@@ -219,7 +223,7 @@ export function verifyTree(dir: string, manifestPath: string): string | undefine
       if (order > 0) throw ((difference = `${shown} was added`), stop);
       const key = statKey(st);
       stats.writeText(key + "\n");
-      if (sig === key) {
+      if (sig === key && !(st.isFile() && st.ctimeMs > since)) {
         if (st.isFile()) groups.remember(rel, st);
         return;
       }

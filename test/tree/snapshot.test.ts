@@ -270,6 +270,23 @@ export default [layer(base), layer(app, base)];
     assert.equal(again.status, 0, again.stderr);
   });
 
+  it("a file edited deep in a tree with its mtime put back: --check reads it (its inode changed after the manifest)", () => {
+    const dir = tempDir();
+    write(dir, "r.ts", recipeText);
+    assert.equal(crecipe(dir, ["r.ts"]).status, 0);
+    const file = path.join(dir, "out/app/etc/app");
+    const times = path.join(dir, "times");
+    assert.equal(spawnSync("touch", ["-r", file, times]).status, 0);
+    spawnSync("sleep", ["0.02"]); // a ctime after the manifest's mtime
+    fs.writeFileSync(file, "APP"); // the same size, in place
+    assert.equal(spawnSync("touch", ["-r", times, file]).status, 0);
+    assert.match(crecipe(dir, ["r.ts"]).stderr, /0 built/, "a no-op cannot see it");
+    const checked = crecipe(dir, ["--check", "r.ts"]);
+    assert.equal(checked.status, 0, checked.stderr);
+    assert.match(checked.stderr, /out\/app was modified outside crecipe; rebuilding it \(etc\/app was changed\)/);
+    assert.equal(fs.readFileSync(file, "utf8"), "app");
+  });
+
   it("an out dir copied with cp -a (every inode new) builds new layers from its trees", () => {
     const dir = tempDir();
     write(dir, "r.ts", recipeText);
