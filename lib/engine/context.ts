@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { CrecipeError } from "./errors.ts";
 import { hostContentHash, hostSignature, sha256Hex, withXattrs } from "./hash.ts";
-import { isNode } from "./node.ts";
+import { isNode, resolveTarget } from "./node.ts";
 import type { Dep } from "./state.ts";
 import type { BuildContext, Node, Result } from "./types.ts";
 
@@ -64,8 +64,10 @@ export function makeContext(host: ContextHost): Recorded {
   const deps = new Map<string, Dep>();
   let lastCommand: string | undefined;
   let trustedHash: string | undefined;
-  const need = async (dep: Node): Promise<Result> => {
-    if (!isNode(dep)) throw new CrecipeError(`${host.name}: need() takes a target, got ${typeof dep}`, { target: host.name });
+  const need = async (named: Node | string): Promise<Result> => {
+    // A declared name stands for its target, as in every helper that takes one.
+    const dep = typeof named === "string" ? resolveTarget(named) : named;
+    if (!isNode(dep)) throw new CrecipeError(`${host.name}: need() takes a target or its name, got ${typeof dep}`, { target: host.name });
     const result = await host.ensure(dep);
     deps.set(`t:${dep.name}`, { target: dep.name, stamp: result.stamp });
     return result;
@@ -78,8 +80,8 @@ export function makeContext(host: ContextHost): Recorded {
     finalPath: host.finalPath,
     signal: host.signal,
     verbose: host.verbose,
-    need: async (dep) => pathOf(dep, await need(dep)),
-    needAll: (list) => Promise.all(list.map(async (d) => pathOf(d, await need(d)))),
+    need: async (dep) => pathOf(resolveTarget(dep), await need(dep)),
+    needAll: (list) => Promise.all(list.map(async (d) => pathOf(resolveTarget(d), await need(d)))),
     result: (dep) => need(dep) as never,
     dependOn(...paths) {
       for (const p of paths) {

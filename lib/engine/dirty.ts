@@ -137,6 +137,9 @@ function checkOutput(out: string, state: TargetState, options: DirtyOptions, sig
       const wrong = badBlob(out);
       return wrong ? { edit: `${wrong} does not hold the bytes its name says` } : undefined;
     }
+    // Lists and layers read the manifest, not the tree: without it the tree is rebuilt (two stats).
+    const manifest = path.join(treeDir(options.layout), state.manifest);
+    if (!fs.existsSync(`${manifest}.list`) || !fs.existsSync(`${manifest}.stat`)) return { edit: `its manifest (${options.show(manifest)}.list, .stat) is missing` };
     if (same && !options.deep) return undefined;
     const difference = verifyTree(out, path.join(treeDir(options.layout), state.manifest), options.deep);
     if (difference) return { edit: difference };

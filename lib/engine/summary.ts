@@ -18,8 +18,8 @@ const VERSION = 1;
 
 interface Summary {
   v: number;
-  /** mtime of the state directory when the summary was written. */
-  states: number;
+  /** mtimes of the state and tree directories when the summary was written. */
+  states: string;
   targets: Record<string, { identity: string; output: TargetState["output"]; sig: string; files: [string, string][]; state: string }>;
   /** What build() returns for each target asked for. */
   results: Record<string, { stamp: string; value: unknown; manifest?: string }>;
@@ -28,7 +28,10 @@ interface Summary {
 const file = (layout: Layout, roots: readonly Node[]) =>
   path.join(layout.stateDir, "summary", `${sha256Hex(roots.map((n) => n.name).join("\0")).slice(0, 16)}.json`);
 
-const stateDirTime = (layout: Layout) => fs.statSync(path.join(layout.stateDir, "state"), { throwIfNoEntry: false })?.mtimeMs ?? -1;
+/** When a state file or a tree's manifest came or went (each its directory's mtime). */
+const stateDirTime = (layout: Layout) => ["state", "tree"]
+  .map((d) => fs.statSync(path.join(layout.stateDir, d), { throwIfNoEntry: false })?.mtimeMs ?? -1)
+  .join(":");
 
 const stateSignature = (layout: Layout, name: string) => {
   const st = fs.statSync(stateFile(layout, name), { throwIfNoEntry: false });

@@ -117,12 +117,12 @@ export interface BuildContext {
   readonly signal: AbortSignal;
   /** Whether the build runs with -v. */
   readonly verbose: boolean;
-  /** Build another target (if needed) and depend on it; resolves to its output path. */
-  need(node: Node): Promise<string>;
+  /** Build another target (a node or its declared name), if needed, and depend on it; resolves to its output path. */
+  need(node: Node | string): Promise<string>;
   /** Build several targets at once; resolves to their output paths. */
-  needAll(nodes: readonly Node[]): Promise<string[]>;
+  needAll(nodes: readonly (Node | string)[]): Promise<string[]>;
   /** Like need(), with the whole result (value, stamp, manifest). */
-  result<T>(node: Node<T>): Promise<Result<T>>;
+  result<T>(node: Node<T> | string): Promise<Result<T>>;
   /** Depend on host files or directories: a change of content rebuilds this target. */
   dependOn(...paths: string[]): void;
   /** Read a host file and depend on it. */

@@ -261,6 +261,25 @@ export default f;`);
     ok(crecipe(dir, ["r.ts", "g"]));
     assert.equal(read(dir, "out/g"), "42");
   });
+
+  it("need(), needAll() and result() take a declared name as they take the target", () => {
+    const dir = project(`
+import { file, target } from ${JSON.stringify(modUrl)};
+import { readFileSync, writeFileSync } from "node:fs";
+export const src = file("src.txt", async (out) => writeFileSync(out, "from src"));
+export const v = target("v", async () => 42);
+export const f = file("f", async (out, ctx) => {
+  const [again] = await ctx.needAll(["src.txt"]);
+  writeFileSync(out, readFileSync(await ctx.need("src.txt"), "utf8") + " " + (await ctx.result("v")).value + " " + (again === ctx.finalPath.replace(/f$/, "src.txt")));
+});
+export const bad = file("bad", async (out, ctx) => { await ctx.need("srcc.txt"); });
+export default f;`);
+    ok(crecipe(dir, ["r.ts"]));
+    assert.equal(read(dir, "out/f"), "from src 42 true");
+    const r = crecipe(dir, ["r.ts", "bad"]);
+    assert.equal(r.status, 1);
+    assert.match(r.err, /FAILED bad: no target "srcc\.txt"; did you mean "src\.txt"\?/);
+  });
 });
 
 describe("parallel and concurrent", () => {

@@ -249,6 +249,19 @@ export default [layer(base), layer(app, base)];
     assert.equal(fs.readFileSync(path.join(dir, "out/app/etc/app"), "utf8"), "app");
   });
 
+  it("a tree whose manifest was deleted is rebuilt by a no-op, not left for a layer to fail on", () => {
+    const dir = tempDir();
+    write(dir, "r.ts", recipeText);
+    assert.equal(crecipe(dir, ["r.ts"]).status, 0);
+    const trees = path.join(dir, "out/.crecipe/tree");
+    for (const f of fs.readdirSync(trees)) if (f.startsWith("app.")) fs.rmSync(path.join(trees, f));
+    const r = crecipe(dir, ["r.ts"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /out\/app was modified outside crecipe; rebuilding it \(its manifest .* is missing\)/);
+    fs.rmSync(path.join(dir, "out/.crecipe/state/app.layer.json"));
+    assert.equal(crecipe(dir, ["r.ts"]).status, 0);
+  });
+
   it("a file touched deep in a tree, its content the same: the layer refuses it until --check, which takes its new stat", () => {
     const dir = tempDir();
     write(dir, "r.ts", recipeText);
