@@ -271,6 +271,8 @@ class ParallelHash {
     private readonly lengths: Int32Array,
     private readonly digestBytes: Uint8Array,
     private readonly worker: { unref(): void; terminate(): unknown },
+    /** The output's path, for messages. */
+    private readonly path: string,
   ) {}
 
   static start(path: string | Buffer): ParallelHash | undefined {
@@ -281,7 +283,7 @@ class ParallelHash {
       const state = new Int32Array(sab, SLOTS * CHUNK, SLOTS + 4);
       const lengths = new Int32Array(sab, SLOTS * CHUNK + (SLOTS + 4) * 4, SLOTS);
       const digestBytes = new Uint8Array(sab, SLOTS * CHUNK + (SLOTS + 4) * 4 + SLOTS * 4, 64);
-      return new ParallelHash(sab, state, lengths, digestBytes, worker);
+      return new ParallelHash(sab, state, lengths, digestBytes, worker, path.toString());
     } catch {
       return undefined;
     }
@@ -333,7 +335,8 @@ class ParallelHash {
     if (Atomics.load(this.state, SLOTS + 1) === 2) {
       const why = Buffer.from(this.digestBytes).toString("latin1").replace(/\0+$/, "");
       const error = new Error(`writing the output failed: ${why}`) as NodeJS.ErrnoException;
-      if (/^E[A-Z]+$/.test(why)) error.code = why;
+      // A system error as the thread met it (a full disk): the message and fix a write's would get.
+      if (/^E[A-Z]+$/.test(why)) Object.assign(error, { code: why, syscall: "write", path: this.path });
       throw error;
     }
     if (Atomics.load(this.state, SLOTS + 3) === 0 && Date.now() - this.since > 20_000) throw new Error("the hashing thread did not start");

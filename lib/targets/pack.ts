@@ -82,15 +82,13 @@ function put(src, from, to) {
     if (used === slot) ship();
   }
 }
-// sigs[4f..4f+3]: the inode, mtime (ms), size and mode its tree recorded, in statFields'
-// order (engine/manifest.ts); -1 first: none.
+const openToPack = ${openToPack.toString()};
+const writtenSince = ${writtenSince.toString()};
 function file(path, size, sigs, f) {
-  const fd = fs.openSync(path, "r");
+  const opened = openToPack(fs, path, size, sigs, 4 * f);
+  if (typeof opened === "string") return opened;
+  const fd = opened.fd;
   try {
-    const st = fs.fstatSync(fd);
-    const s = 4 * f;
-    const same = sigs[s] === -1 || (st.ino === sigs[s] && st.mtimeMs === sigs[s + 1] && st.size === sigs[s + 2] && st.mode === sigs[s + 3]);
-    if (!same || st.size !== size) return "changed:" + st.size;
     let done = 0;
     while (done < size) {
       current();
@@ -101,6 +99,7 @@ function file(path, size, sigs, f) {
       bytes += n;
       if (used === slot) ship();
     }
+    if (writtenSince(fs, fd, opened.st)) return "written:";
   } finally {
     fs.closeSync(fd);
   }
@@ -269,11 +268,56 @@ export function problem(file: FileToRead, why: string, target: string, tree: str
   const kind = why.slice(0, colon);
   const detail = why.slice(colon + 1);
   if (kind === "error") return new CrecipeError(`cannot read ${shown}: ${detail}`, { target, fix: "make the file readable to the user who builds" });
-  const what = kind === "shrank" ? `shrank while packing (${file.size} → ${detail} bytes)` : `changed after ${tree ?? "its tree"} was built (${file.size} → ${detail} bytes)`;
+  const what = kind === "shrank" ? `shrank while packing (${file.size} → ${detail} bytes)`
+    : kind === "written" ? "was written to while it was packed"
+    : kind === "gone" ? `was removed after ${tree ?? "its tree"} was built, or replaced by a symlink (${detail})`
+    : `changed after ${tree ?? "its tree"} was built (${file.size} → ${detail} bytes)`;
   return new CrecipeError(`${shown} ${what}`, {
     target,
-    fix: tree
+    fix: kind === "written" || kind === "shrank"
+      ? `something is writing into ${tree ? `out/${tree}` : "it"}; run again when it is done${tree ? " (with --check, which rebuilds what it changed)" : ""}`
+      : tree
       ? `something edited out/${tree} by hand: run crecipe again with --check, which finds and rebuilds it`
       : "something is writing into it; run again when it is done",
   });
+}
+
+/**
+ * Open a file to pack and check that it is still what its tree recorded: its descriptor
+ * and stat, or why not ("changed:SIZE"; "gone:CODE" for a file removed, or made a
+ * symlink). `sigs[s..s+3]` are the inode, mtime (ms), size and mode the tree recorded,
+ * in statFields' order (engine/manifest.ts); -1 first: none. A FIFO put in a file's
+ * place must not block the open (O_NONBLOCK), nor a symlink lead out of the tree
+ * (O_NOFOLLOW). The packer thread runs it as text, so it uses nothing but its arguments.
+ */
+export function openToPack(fs: typeof import("node:fs"), path: Buffer | string, size: number, sigs: ArrayLike<number>, s: number): { fd: number; st: import("node:fs").Stats } | string {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR" || code === "ELOOP") return "gone:" + code;
+    throw error;
+  }
+  let st;
+  try {
+    st = fs.fstatSync(fd);
+  } catch (error) {
+    fs.closeSync(fd);
+    throw error;
+  }
+  const same = sigs[s] === -1 || (st.ino === sigs[s] && st.mtimeMs === sigs[s + 1] && st.size === sigs[s + 2] && st.mode === sigs[s + 3]);
+  if (same && st.size === size && st.isFile()) return { fd, st };
+  fs.closeSync(fd);
+  return "changed:" + st.size;
+}
+
+/**
+ * Whether a file of 64 KiB or more changed while it was read (its stat again, as GNU
+ * tar takes it): a smaller one is read in one call right after its stat.
+ */
+export function writtenSince(fs: typeof import("node:fs"), fd: number, st: import("node:fs").Stats): boolean {
+  if (st.size < 65536) return false;
+  const now = fs.fstatSync(fd);
+  return now.size !== st.size || now.mtimeMs !== st.mtimeMs || now.ctimeMs !== st.ctimeMs;
 }

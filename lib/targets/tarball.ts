@@ -6,10 +6,10 @@
  */
 import * as fs from "node:fs";
 import { breathe, type DirectWriter, type LentRing, OutputFile } from "../engine/io.ts";
-import { statKey } from "../engine/manifest.ts";
+import { statFields } from "../engine/manifest.ts";
 import { type Entry, escapePath } from "../formats/entry.ts";
 import { tarEnd, tarHeader, tarHeaderInto, tarPadding } from "../formats/tar.ts";
-import { type FileToRead, Packer, problem } from "./pack.ts";
+import { type FileToRead, openToPack, Packer, problem, writtenSince } from "./pack.ts";
 
 export interface TarItem {
   entry: Entry;
@@ -168,10 +168,15 @@ function fileOf({ entry, host, sig }: TarItem, onSparse?: (shown: string, size: 
 
 /** Append one file's bytes on this thread, checking it is what its tree's manifest says. */
 async function copyFile(sink: Sink, file: FileToRead, target: string, tree: string | undefined): Promise<void> {
-  const fd = fs.openSync(file.host, "r");
+  let opened: ReturnType<typeof openToPack>;
   try {
-    const st = fs.fstatSync(fd);
-    if ((file.sig && statKey(st) !== file.sig) || st.size !== file.size) throw problem(file, `changed:${st.size}`, target, tree);
+    opened = openToPack(fs, file.host, file.size, file.sig ? statFields(file.sig) : [-1], 0);
+  } catch (error) {
+    throw problem(file, `error:${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, target, tree);
+  }
+  if (typeof opened === "string") throw problem(file, opened, target, tree);
+  const fd = opened.fd;
+  try {
     let copied = 0;
     if (sink.copyFrom) copied = sink.copyFrom(fd, file.size);
     else {
@@ -184,6 +189,7 @@ async function copyFile(sink: Sink, file: FileToRead, target: string, tree: stri
       }
     }
     if (copied !== file.size) throw problem(file, `shrank:${copied}`, target, tree);
+    if (writtenSince(fs, fd, opened.st)) throw problem(file, "written:", target, tree);
   } finally {
     fs.closeSync(fd);
   }

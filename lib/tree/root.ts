@@ -529,8 +529,9 @@ export class TreeRoot implements Root {
       this.meta.base = { name: other.name, stamp: result.stamp };
     } else if (!otherMeta.base) {
       this.ctx.noteCommand(`copy ${result.path}/. → /`);
+      const links: CopiedLinks = new Map(); // one map for the whole tree: a link group stays whole across its top-level names
       for (const name of fs.readdirSync(result.path, { encoding: "buffer" })) {
-        copyHost(Buffer.concat([Buffer.from(result.path), SLASH, name]), this.upper(name));
+        copyHost(Buffer.concat([Buffer.from(result.path), SLASH, name]), this.upper(name), links);
       }
       fs.chmodSync(this.dir, fs.statSync(result.path).mode & 0o7777);
     } else {

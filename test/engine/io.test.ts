@@ -11,7 +11,8 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import { OutputFile } from "../../lib/engine/io.ts";
 import { THREAD_BYTES } from "../../lib/engine/threads.ts";
-import { tempDir } from "../helpers.ts";
+import { describeSystemError } from "../../lib/engine/errors.ts";
+import { isRoot, tempDir, withSmallDisk } from "../helpers.ts";
 import { pseudoRandom } from "../net/helpers.ts";
 
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
@@ -92,5 +93,26 @@ describe("an output file written straight while its hashing thread starts", () =
     writer.end();
     out.abandon();
     assert.equal(fs.statSync(path.join(dir, "c")).size, direct.length);
+  });
+});
+
+describe("an output file on a full disk", { skip: isRoot ? false : "mounting a small tmpfs needs root" }, () => {
+  it("is the write's system error, with its fix, when the hashing thread meets it", () => {
+    withSmallDisk(tempDir(), "2m", (small) => {
+      const out = new OutputFile(path.join(small, "out"), LARGE);
+      until(() => out.direct()!.started()); // the thread writes what follows
+      let error: unknown;
+      try {
+        for (let i = 0; i < 8; i++) out.write(pseudoRandom(1 << 20, `full${i}`));
+        out.close();
+      } catch (caught) {
+        error = caught;
+        out.abandon();
+      }
+      assert.ok(error, "a 2 MiB disk cannot take 8 MiB");
+      const said = describeSystemError(error);
+      assert.match(said?.message ?? String(error), /^no space left on the device: cannot write /);
+      assert.match(said?.fix ?? "", /free some space/);
+    });
   });
 });

@@ -148,6 +148,92 @@ describe("archives written by several threads", () => {
   });
 });
 
+/** Put `file` aside (a hard link), run `edit`, then `check`; the file comes back as it was. */
+function aside(dir: string, file: string, edit: () => void, check: () => void): void {
+  const kept = path.join(dir, `kept-${path.basename(file)}`);
+  fs.linkSync(file, kept);
+  try {
+    edit();
+    check();
+  } finally {
+    fs.rmSync(file, { force: true });
+    fs.renameSync(kept, file);
+  }
+}
+
+describe("a file that is no longer a file of its tree", () => {
+  const dir = tempDir();
+  before(() => {
+    write(dir, "r.ts", recipe + `
+export const small = fs("small", async (root) => { await root.write("a/data.bin", "data"); await root.write("b", "b"); });
+export const smallLayer = layer(small);
+`);
+    const r = crecipe(dir, ["r.ts", "manyLayer", "bigLayer", "smallLayer"]);
+    assert.equal(r.status, 0, r.stderr);
+  });
+  const rebuild = (name: string) => {
+    fs.rmSync(path.join(dir, `out/.crecipe/state/${name}.layer.json`), { force: true });
+    return crecipe(dir, ["r.ts", `${name}Layer`], {}, 60_000);
+  };
+  // Small (packed here) and large (packed by the packer thread) trees.
+  for (const [name, file] of [["small", "a/data.bin"], ["many", "d120/f7"]]) {
+    it(`${name}: a FIFO in a file's place is refused at once, not waited on`, () => {
+      const host = path.join(dir, "out", name, file);
+      aside(dir, host, () => {
+        fs.rmSync(host);
+        assert.equal(spawnSync("mkfifo", [host]).status, 0);
+      }, () => {
+        const r = rebuild(name);
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, new RegExp(`FAILED ${name}\\.layer: ${file} changed after ${name} was built`));
+      });
+    });
+
+    it(`${name}: a file removed, or replaced by a symlink out of the tree, is named with the --check fix`, () => {
+      const host = path.join(dir, "out", name, file);
+      for (const replace of [() => fs.rmSync(host), () => (fs.rmSync(host), fs.symlinkSync("/etc/passwd", host))]) {
+        aside(dir, host, replace, () => {
+          const r = rebuild(name);
+          assert.equal(r.status, 1, r.stderr);
+          assert.match(r.stderr, new RegExp(`FAILED ${name}\\.layer: ${file} was removed after ${name} was built, or replaced by a symlink`));
+          assert.match(r.stderr, /fix: .*--check/);
+          assert.doesNotMatch(r.stderr, /root:x:0:0/);
+        });
+      }
+    });
+  }
+
+  it("a large file written to in place while it is packed: an error, or the recorded bytes, never others", async () => {
+    const host = path.join(dir, "out/big/sub/big.bin");
+    const recorded = fs.readFileSync(host);
+    const before = sha(path.join(dir, "out/big.layer"));
+    try {
+      fs.rmSync(path.join(dir, "out/.crecipe/state/big.layer.json"), { force: true });
+      const run = crecipeAsync(dir, ["r.ts", "bigLayer"]);
+      let stop = false;
+      void run.done.then(() => (stop = true));
+      const fd = fs.openSync(host, "r+");
+      for (let n = 0; !stop; n++) {
+        fs.writeSync(fd, Buffer.alloc(1 << 20, 0x61 + (n % 26)), 0, 1 << 20, (n % 24) << 20); // same size, same inode
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      fs.closeSync(fd);
+      const r = await run.done;
+      if (r.code === 0) assert.equal(sha(path.join(dir, "out/big.layer")), before, "the recorded bytes");
+      else {
+        assert.match(r.err, /FAILED big\.layer: sub\/big\.bin (was written to while it was packed|changed after big was built)/);
+        assert.equal(sha(path.join(dir, "out/big.layer")), before);
+      }
+    } finally {
+      fs.writeFileSync(`${host}.new`, recorded);
+      fs.renameSync(`${host}.new`, host);
+      // The tree's manifest records the inode: put the tree back as it was built.
+      const r = crecipe(dir, ["--check", "r.ts", "big"]);
+      assert.equal(r.status, 0, r.stderr);
+    }
+  });
+});
+
 describe("a full disk", { skip: isRoot ? false : "mounting a small tmpfs needs root" }, () => {
   it("is a clear error, and the previous output and state stay", () => {
     const dir = tempDir();
@@ -157,7 +243,8 @@ describe("a full disk", { skip: isRoot ? false : "mounting a small tmpfs needs r
       assert.equal(first.status, 0, first.stderr);
       const r = crecipe(dir, ["-o", small, "r.ts", "bigLayer"]);
       assert.equal(r.status, 1, r.stderr);
-      assert.match(r.stderr, /FAILED big\.layer: .*ENOSPC|no space/i);
+      assert.match(r.stderr, /FAILED big\.layer: .*(ENOSPC|no space)/i);
+      assert.match(r.stderr, /fix:\s+free some space/, "a fix line, wherever the write failed");
       assert.ok(!fs.existsSync(path.join(small, "big.layer")), "no partial layer");
       assert.deepEqual(fs.readdirSync(path.join(small, ".crecipe/tmp")), [], "no temp left behind");
     });

@@ -80,6 +80,8 @@ function recipe(): string {
     `  await root.write("dir-x", "sorts before dir/");`,
     `  await root.write("hl/a", "linked");`,
     `  nfs.linkSync(root.path("hl/a"), root.path("hl/b"));`,
+    `  await root.write("hl2/x", "grouped across the top level");`,
+    `  nfs.linkSync(root.path("hl2/x"), root.path("hl2-top"));`, // a full copy keeps the group whole
     `  await root.symlink("etc/conf", "link");`,
     `  await root.mkdir("empty");`,
     `  await root.write("setuid", "s", 0o4755);`,
