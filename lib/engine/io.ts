@@ -94,22 +94,6 @@ export class OutputFile {
     return { sab: this.worker.sab, slots: SLOTS, slot: CHUNK, next: this.worker.next };
   }
 
-  /**
-   * A writer straight to the file for while the hashing thread starts (Node takes ~75 ms
-   * to start one): its bytes are not hashed here; the thread reads them back from the
-   * file and hashes them before anything handed to it. Its end() comes before anything
-   * else is written, lent out or closed. Undefined without a hashing thread, or once
-   * something was written.
-   */
-  direct(): DirectWriter | undefined {
-    if (!this.worker || this.size > 0) return undefined;
-    const worker = this.worker;
-    return new DirectWriter(this.fd, () => worker.started(), (bytes) => {
-      this.size += bytes;
-      worker.prefix(bytes);
-    });
-  }
-
   /** Take the ring back from the borrower, which stopped at slot `next` after writing `bytes`. */
   takeBack(next: number, bytes: number): void {
     this.worker!.next = next;
@@ -138,55 +122,6 @@ export class OutputFile {
   }
 }
 
-/** OutputFile.direct()'s writer: buffered writes to the output's descriptor, unhashed. */
-export class DirectWriter {
-  private readonly buffer = Buffer.allocUnsafe(CHUNK);
-  private used = 0;
-  private bytes = 0;
-
-  constructor(
-    private readonly fd: number,
-    /** Whether the hashing thread runs (it may take over). */
-    readonly started: () => boolean,
-    private readonly ended: (bytes: number) => void,
-  ) {}
-
-  write(data: Uint8Array): void {
-    for (let at = 0; at < data.length;) {
-      if (this.used === this.buffer.length) this.flush();
-      const n = Math.min(data.length - at, this.buffer.length - this.used);
-      this.buffer.set(data.subarray(at, at + n), this.used);
-      this.used += n;
-      at += n;
-    }
-  }
-
-  /** Append `size` bytes of an open file; how many there were (fewer: it shrank). */
-  copyFrom(fd: number, size: number): number {
-    let total = 0;
-    while (total < size) {
-      if (this.used === this.buffer.length) this.flush();
-      const n = fs.readSync(fd, this.buffer, this.used, Math.min(this.buffer.length - this.used, size - total), null);
-      if (n === 0) break;
-      this.used += n;
-      total += n;
-    }
-    return total;
-  }
-
-  /** Write what is buffered, and hand the rest of the file to the hashing thread. */
-  end(): void {
-    this.flush();
-    this.ended(this.bytes);
-  }
-
-  private flush(): void {
-    for (let at = 0; at < this.used;) at += fs.writeSync(this.fd, this.buffer, at, this.used - at);
-    this.bytes += this.used;
-    this.used = 0;
-  }
-}
-
 const SLOTS = 4;
 
 /** An output's ring as another thread fills it: SLOTS slots of CHUNK bytes, the states after them. */
@@ -200,26 +135,11 @@ export interface LentRing {
 
 const WORKER_SOURCE = `
 const { createHash } = require("node:crypto");
-const { openSync, readSync, writeSync, closeSync } = require("node:fs");
+const { openSync, writeSync, closeSync } = require("node:fs");
 const { sab, slots, slot } = workerData;
 const state = new Int32Array(sab, slots * slot, slots + 4);
 const lengths = new Int32Array(sab, slots * slot + (slots + 4) * 4, slots);
 const digest = new Uint8Array(sab, slots * slot + (slots + 4) * 4 + slots * 4, 64);
-// Bytes the owner wrote to the file itself before the first chunk (OutputFile.direct()).
-const prefix = new Float64Array(sab, slots * slot + (slots + 4) * 4 + slots * 4 + 64, 1);
-let caughtUp = false;
-// Hash those bytes, read back from the file: this descriptor's offset ends after them,
-// where the first chunk goes.
-function catchUp(hash) {
-  caughtUp = true;
-  const buffer = Buffer.allocUnsafe(Math.min(prefix[0], slot));
-  for (let at = 0; at < prefix[0];) {
-    const n = readSync(fd, buffer, 0, Math.min(buffer.length, prefix[0] - at), null);
-    if (n === 0) throw new Error("the output is shorter than was written to it");
-    hash.update(buffer.subarray(0, n));
-    at += n;
-  }
-}
 // The thread opens the output itself: a descriptor is not shared between threads
 // everywhere (in Deno each has its own resources).
 let fd = -1;
@@ -230,10 +150,7 @@ let fd = -1;
   for (let i = 0; ; i = (i + 1) % slots) {
     while (Atomics.load(state, i) === 0) {
       if (Atomics.load(state, slots) === 1 && Atomics.load(state, i) === 0) {
-        if (Atomics.load(state, slots + 2) !== 1) {
-          if (!caughtUp) catchUp(hash);
-          digest.set(Buffer.from(hash.digest("hex"), "latin1"));
-        }
+        if (Atomics.load(state, slots + 2) !== 1) digest.set(Buffer.from(hash.digest("hex"), "latin1"));
         const done = fd;
         fd = -1; // closed once, whatever closing says
         closeSync(done);
@@ -243,7 +160,6 @@ let fd = -1;
       }
       Atomics.wait(state, i, 0, 100);
     }
-    if (!caughtUp) catchUp(hash);
     const length = Math.abs(lengths[i]);
     const chunk = new Uint8Array(sab, i * slot, length);
     if (lengths[i] > 0) for (let at = 0; at < length;) at += writeSync(fd, chunk, at, length - at);
@@ -277,7 +193,7 @@ class ParallelHash {
 
   static start(path: string | Buffer): ParallelHash | undefined {
     try {
-      const sab = new SharedArrayBuffer(SLOTS * CHUNK + (SLOTS + 4) * 4 + SLOTS * 4 + 64 + 8);
+      const sab = new SharedArrayBuffer(SLOTS * CHUNK + (SLOTS + 4) * 4 + SLOTS * 4 + 64);
       const worker = startThread(WORKER_SOURCE, { sab, slots: SLOTS, slot: CHUNK, path });
       worker.unref();
       const state = new Int32Array(sab, SLOTS * CHUNK, SLOTS + 4);
@@ -287,16 +203,6 @@ class ParallelHash {
     } catch {
       return undefined;
     }
-  }
-
-  /** Whether the thread runs (it has opened the output). */
-  started(): boolean {
-    return Atomics.load(this.state, SLOTS + 3) !== 0;
-  }
-
-  /** Say that the first `bytes` of the file were written without the ring (DirectWriter). */
-  prefix(bytes: number): void {
-    new Float64Array(this.sab, SLOTS * CHUNK + (SLOTS + 4) * 4 + SLOTS * 4 + 64, 1)[0] = bytes;
   }
 
   /** The next slot to fill, waiting for the worker to be done with it. */

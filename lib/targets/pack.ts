@@ -42,8 +42,7 @@ export interface PackBatch {
 const WORKER_SOURCE = `
 const { parentPort } = require("node:worker_threads");
 const fs = require("node:fs");
-const { sab, slots, slot, areas, area, started } = workerData;
-Atomics.store(new Int32Array(started), 0, 1);
+const { sab, slots, slot, areas, area } = workerData;
 const state = new Int32Array(sab, slots * slot, slots + 4);
 const lengths = new Int32Array(sab, slots * slot + (slots + 4) * 4, slots);
 let next = workerData.next;
@@ -156,7 +155,6 @@ export class Packer {
   private constructor(
     private readonly worker: import("node:worker_threads").Worker,
     private readonly areas: SharedArrayBuffer,
-    private readonly running: Int32Array,
   ) {
     worker.on("message", (m: { done?: number; failed?: number; at?: number; why?: string; next?: number; bytes?: number }) => {
       if (m.done !== undefined) {
@@ -177,16 +175,10 @@ export class Packer {
     if (!threadsWanted()) return undefined;
     try {
       const areas = new SharedArrayBuffer(AREAS * AREA);
-      const started = new SharedArrayBuffer(4);
-      return new Packer(startThread(WORKER_SOURCE, { ...ring, areas, area: AREA, started }), areas, new Int32Array(started));
+      return new Packer(startThread(WORKER_SOURCE, { ...ring, areas, area: AREA }), areas);
     } catch {
       return undefined;
     }
-  }
-
-  /** Whether the thread runs its code yet (Node takes ~75 ms to start one). */
-  started(): boolean {
-    return Atomics.load(this.running, 0) === 1;
   }
 
   /** Queue `batch`, waiting while two batches are ahead of the packer. */

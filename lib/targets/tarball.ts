@@ -5,7 +5,7 @@
  * they are packed.
  */
 import * as fs from "node:fs";
-import { breathe, type DirectWriter, type LentRing, OutputFile } from "../engine/io.ts";
+import { breathe, type LentRing, OutputFile } from "../engine/io.ts";
 import { statFields } from "../engine/manifest.ts";
 import { type Entry, escapePath } from "../formats/entry.ts";
 import { tarEnd, tarHeader, tarHeaderInto, tarPadding } from "../formats/tar.ts";
@@ -26,8 +26,6 @@ export interface Sink {
   copyFrom?(fd: number, size: number): number;
   /** Lend the sink's shared ring to a packing thread (a large output file), if it has one. */
   lend?(): LentRing | undefined;
-  /** A writer around the ring while its threads start (OutputFile.direct()). */
-  direct?(): DirectWriter | undefined;
   takeBack?(next: number, bytes: number): void;
 }
 
@@ -52,21 +50,13 @@ export async function writeTar(
   const packer = ring && Packer.start(ring);
   if (ring && !packer) sink.takeBack!(ring.next, 0);
   if (packer) {
-    // Until both threads run (Node takes ~75 ms to start one), this thread packs the
-    // batches itself, straight to the file; the hashing thread reads those bytes back.
-    let direct = sink.direct?.();
     try {
       // Headers are written straight into one buffer per batch (grown for rare long ones).
       let heads = Buffer.allocUnsafe(BATCH * 1024);
       let used = 0;
       let lengths: number[] = [];
       let files: (FileToRead | undefined)[] = [];
-      const flush = async () => {
-        if (direct && !(direct.started() && packer.started())) return packHere(direct, heads.subarray(0, used), lengths, files, target, tree);
-        direct?.end();
-        direct = undefined;
-        await packer.send({ heads: heads.subarray(0, used), lengths, files }, target, tree);
-      };
+      const flush = () => packer.send({ heads: heads.subarray(0, used), lengths, files }, target, tree);
       for (const item of items) {
         const { entry } = item;
         const file = fileOf(item, onSparse);
@@ -89,8 +79,6 @@ export async function writeTar(
         }
       }
       if (lengths.length) await flush();
-      direct?.end();
-      direct = undefined;
       const end = await packer.end();
       sink.takeBack!(end.next, end.bytes); // throws the output's own failure (a full disk), if any
       packer.raise(target, tree);
@@ -110,18 +98,6 @@ export async function writeTar(
     }
   }
   await sink.write(tarEnd());
-}
-
-/** Pack one batch on this thread, through `sink`: each header, then its file's bytes. */
-async function packHere(sink: Sink, heads: Buffer, lengths: number[], files: (FileToRead | undefined)[], target: string, tree: string | undefined): Promise<void> {
-  let at = 0;
-  for (let i = 0; i < lengths.length; i++) {
-    await sink.write(heads.subarray(at, at += lengths[i]));
-    const file = files[i];
-    if (!file) continue;
-    await copyFile(sink, file, target, tree);
-    await sink.write(tarPadding(file.size));
-  }
 }
 
 /**
