@@ -14,6 +14,7 @@ import * as path from "node:path";
 import { makeContext, runInContext } from "./context.ts";
 import { fitName, removeTree, removeTreeSoon } from "./io.ts";
 import { commit } from "./commit.ts";
+import { restateManifest } from "./manifest.ts";
 import { WaitGraph } from "./cycles.ts";
 import { isDirty, type Verdict } from "./dirty.ts";
 import { describeRef } from "./sources.ts";
@@ -331,9 +332,12 @@ export class Engine {
       const read = readState(this.layout, name);
       if (!read.ok || read.state.stamp !== seen.stamp || read.state.builtAt !== seen.builtAt) return;
       const state = read.state;
+      // A tree's files whose stat alone changed: its manifest takes their new stat, which
+      // layers compare with each file they read.
+      if (refreshed.manifest) restateManifest(refreshed.manifest.path, refreshed.manifest.restated);
       if (refreshed.output) state.sig = refreshed.output;
       for (const [index, sig] of refreshed.deps) (state.deps[index] as { sig: string }).sig = sig;
-      writeState(this.layout, name, state);
+      if (refreshed.output || refreshed.deps.size) writeState(this.layout, name, state);
     } catch {
       // A read-only out dir: the next run checks the content again, which is still right.
     } finally {

@@ -31,7 +31,7 @@ export interface Verdict {
   /** The state could not be read: why, for a warning. */
   unreadable?: string;
   /** Signatures that changed while the content did not (a touch): worth storing. */
-  refresh?: { output?: string; deps: Map<number, string> };
+  refresh?: { output?: string; deps: Map<number, string>; manifest?: { path: string; restated: Map<number, string> } };
 }
 
 export interface DirtyOptions {
@@ -66,6 +66,7 @@ export async function isDirty(node: Node, read: ReadResult, options: DirtyOption
       return { dirty: true, reason: `its output ${options.show(out)} was modified by hand (${changed.edit})`, state, handEdit: { path: options.show(out), what: changed.edit } };
     }
     if (changed?.sig) refresh.output = changed.sig;
+    if (changed?.manifest) refresh.manifest = changed.manifest;
   }
   const targetDeps: { dep: Node; stamp: string }[] = [];
   for (const [index, dep] of state.deps.entries()) {
@@ -93,7 +94,7 @@ export async function isDirty(node: Node, read: ReadResult, options: DirtyOption
     if (stamps[i] === "rebuild") return { dirty: true, maybe: true, reason: `${targetDeps[i].dep.name} would rebuild`, state };
     if (stamps[i] !== targetDeps[i].stamp) return { dirty: true, reason: `upstream ${targetDeps[i].dep.name} changed`, state };
   }
-  const worth = refresh.output !== undefined || refresh.deps.size > 0;
+  const worth = refresh.output !== undefined || refresh.deps.size > 0 || refresh.manifest !== undefined;
   return { dirty: false, reason: "up to date", state, refresh: worth ? refresh : undefined };
 }
 
@@ -122,7 +123,7 @@ function recipeChange(node: Node, state: TargetState): string {
  * Has the output changed since it was built? undefined: no; "missing"; `{ edit }`: it
  * was changed (what); `{ sig }`: its signature changed but not its content.
  */
-function checkOutput(out: string, state: TargetState, options: DirtyOptions, signsFiles: boolean): undefined | "missing" | { edit?: string; sig?: string } {
+function checkOutput(out: string, state: TargetState, options: DirtyOptions, signsFiles: boolean): undefined | "missing" | { edit?: string; sig?: string; manifest?: { path: string; restated: Map<number, string> } } {
   const now = outputSignatureLike(out, state.sig);
   if (now.kind === "missing") return "missing";
   if (now.kind !== state.output) return { edit: `it is now a ${now.kind}` };
@@ -141,13 +142,15 @@ function checkOutput(out: string, state: TargetState, options: DirtyOptions, sig
     const manifest = path.join(treeDir(options.layout), state.manifest);
     if (!fs.existsSync(`${manifest}.list`) || !fs.existsSync(`${manifest}.stat`)) return { edit: `its manifest (${options.show(manifest)}.list, .stat) is missing` };
     if (same && !options.deep) return undefined;
-    const difference = verifyTree(out, path.join(treeDir(options.layout), state.manifest), options.deep);
+    const { difference, restated } = verifyTree(out, manifest, options.deep);
     if (difference) return { edit: difference };
-    return same ? undefined : { sig: now.sig };
+    const refresh = restated.size ? { path: manifest, restated } : undefined;
+    return same && !refresh ? undefined : { sig: same ? undefined : now.sig, manifest: refresh };
   }
   if (same && !options.deep) return undefined;
   // --check reads every file output: an edit that put the mtime back keeps the stat.
-  const hash = state.output === "file" ? hashFile(out, undefined, !options.deep) : hostContentHash(out);
+  // The in-process cache is keyed by ctime too: an edit that put the mtime back misses it.
+  const hash = state.output === "file" ? hashFile(out) : hostContentHash(out);
   if (hash !== state.outHash) return { edit: "its content changed" };
   return same ? undefined : { sig: now.sig };
 }
@@ -161,6 +164,10 @@ function badBlob(dir: string): string | undefined {
   } catch {
     return undefined; // not an image layout
   }
-  for (const name of names) if (hashFile(path.join(blobs, name)) !== name) return `blobs/sha256/${name}`;
+  for (const name of names) {
+    const blob = path.join(blobs, name);
+    // A FIFO put there must not hang the check: only a regular file is read.
+    if (!fs.lstatSync(blob).isFile() || hashFile(blob) !== name) return `blobs/sha256/${name}`;
+  }
   return undefined;
 }

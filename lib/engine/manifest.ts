@@ -190,29 +190,25 @@ export function* readManifest(base: string): Generator<ManifestEntry> {
 
 /**
  * Compare a tree on disk with its manifest: every path, type, mode and size, and the
- * content of every file whose stat changed. Returns the first difference, or undefined.
- * Costs a stat per entry, and a read of what changed.
- *
- * A file whose stat changed while its content did not (touched, copied with `cp -a`,
- * saved unchanged by an editor) gets its new stat in the manifest: layers compare each
- * file they read with it, and would refuse the file otherwise.
+ * content of every file whose stat changed. Returns the first difference, if any, and
+ * the entries whose stat changed while their content did not (touched, copied with
+ * `cp -a`, saved unchanged by an editor), by their place in the manifest: layers compare
+ * each file they read with the manifest's stat, so the caller writes these into it
+ * (restateManifest, under the target's lock). Costs a stat per entry, and a read of what
+ * changed; writes nothing.
  *
  * `deep` (--check): a file whose stat is as recorded but whose inode changed since the
  * manifest was written (ctime: an edit that put the mtime back) is read too.
  */
-export function verifyTree(dir: string, manifestPath: string, deep = false): string | undefined {
+export function verifyTree(dir: string, manifestPath: string, deep = false): { difference?: string; restated: Map<number, string> } {
   const expected = readManifest(manifestPath);
   const since = deep ? fs.statSync(`${manifestPath}.stat`).mtimeMs : Infinity;
-  const head = readLines(`${manifestPath}.stat`);
-  const header = head.next().value as string;
-  head.return(undefined); // closes the file
-  const stats = new OutputFile(`${manifestPath}.stat.new`);
-  let restated = false;
+  const restated = new Map<number, string>();
   const groups = new LinkGroups();
   let difference: string | undefined;
+  let index = 0;
   const stop = new Error("stop");
   try {
-    stats.writeText(header + "\n");
     walkSorted(dir, (rel, full, st) => {
       const next = expected.next();
       const shown = escapePath(rel);
@@ -221,8 +217,8 @@ export function verifyTree(dir: string, manifestPath: string, deep = false): str
       const order = Buffer.compare(entry.path, rel);
       if (order < 0) throw ((difference = `${escapePath(entry.path)} was removed`), stop);
       if (order > 0) throw ((difference = `${shown} was added`), stop);
+      const at = index++;
       const key = statKey(st);
-      stats.writeText(key + "\n");
       if (sig === key && !(st.isFile() && st.ctimeMs > since)) {
         if (st.isFile()) groups.remember(rel, st);
         return;
@@ -230,22 +226,38 @@ export function verifyTree(dir: string, manifestPath: string, deep = false): str
       const now = diskEntry(rel, full, st);
       if (now.type === "file") linkOrHash(now, rel, full, st, groups, true);
       if (formatLine(now) !== formatLine(entry)) throw ((difference = `${shown} was changed`), stop);
-      restated = true;
+      if (sig !== key) restated.set(at, key);
     });
     const extra = expected.next();
     if (!difference && !extra.done) difference = `${escapePath(extra.value.entry.path)} was removed`;
   } catch (error) {
-    stats.abandon();
-    fs.rmSync(`${manifestPath}.stat.new`, { force: true });
     if (error !== stop) throw error;
-    return difference;
   } finally {
     expected.return(undefined);
   }
-  stats.close();
-  if (restated && !difference) fs.renameSync(`${manifestPath}.stat.new`, `${manifestPath}.stat`);
-  else fs.rmSync(`${manifestPath}.stat.new`, { force: true });
-  return difference;
+  return difference ? { difference, restated: new Map() } : { restated };
+}
+
+/**
+ * Write `restated` stat keys (by entry, as verifyTree found them) into a manifest's
+ * .stat half: streamed through a temp file of this process, renamed over it.
+ */
+export function restateManifest(manifestPath: string, restated: ReadonlyMap<number, string>): void {
+  const temp = `${manifestPath}.stat.${process.pid}.tmp`;
+  const out = new OutputFile(temp);
+  try {
+    let index = -1; // the header comes first
+    for (const line of readLines(`${manifestPath}.stat`)) {
+      out.writeText((index >= 0 ? restated.get(index) ?? line : line) + "\n");
+      index++;
+    }
+    out.close();
+    fs.renameSync(temp, `${manifestPath}.stat`);
+  } catch (error) {
+    out.abandon();
+    fs.rmSync(temp, { force: true });
+    throw error;
+  }
 }
 
 /** A manifest's file name for a target and its content hash: state and manifest pair up. */

@@ -180,8 +180,10 @@ export class TreeRoot implements Root {
    */
   private sync(scope?: string, below = false): void {
     if (!this.base) return;
-    for (const key of this.copiedUp) {
-      if (scope !== undefined && !related(key, scope, below)) continue;
+    const keys = scope === undefined ? [...this.copiedUp]
+      : below ? [...this.copiedUp].filter((key) => related(key, scope))
+      : pathAndAbove(scope).filter((key) => this.copiedUp.has(key)); // without a walk of them all
+    for (const key of keys) {
       if (!fs.lstatSync(this.upper(Buffer.from(key, "latin1")), { throwIfNoEntry: false })) {
         this.copiedUp.delete(key);
         this.hidden.add(key);
@@ -285,9 +287,7 @@ export class TreeRoot implements Root {
    * only what this tree changed: to run a program on the whole tree, use run() or a layer.
    */
   path(p: string, options: { followLast?: boolean } = {}): string {
-    this.sync(scope(p)); // the links it goes through, as written
-    let rel = this.resolve(p, false);
-    this.sync(rel.toString("latin1"), true); // a directory comes up with what is under it
+    let rel = this.settle(p, true); // a directory comes up with what is under it
     if (rel.length && options.followLast === undefined && this.find(rel)?.st.isSymbolicLink()) {
       throw this.fail(
         `path(${JSON.stringify(p)}) names a symlink: a host tool writing through it would follow it on the host, not in the tree`,
@@ -299,15 +299,29 @@ export class TreeRoot implements Root {
       this.sync(rel.toString("latin1"), true);
     }
     if (rel.length) {
+      const present = this.find(rel); // before its parents come up: under a removed directory, nothing is
       this.prepareParents(rel);
       const own = fs.lstatSync(this.upper(rel), { throwIfNoEntry: false });
       if (own && isWhiteout(own)) {
         fs.unlinkSync(this.upper(rel));
         this.hidden.add(rel.toString("latin1"));
-      } else if (this.base && this.find(rel)?.st.isDirectory()) this.copyUpTree(rel, new Map());
+      } else if (!present) {
+        // Not in the tree: a path for something new.
+      } else if (this.base && present.st.isDirectory()) this.copyUpTree(rel, new Map());
       else this.copyUp(rel);
     }
     return this.upper(rel).toString();
+  }
+
+  /**
+   * sync() for an operation on `p`: the path as written (the links it goes through) and
+   * where it leads; the relative path it resolves to.
+   */
+  private settle(p: string, below = false, followLast = false): Buffer {
+    this.sync(scope(p), below);
+    const rel = this.resolve(p, followLast);
+    this.sync(rel.toString("latin1"), below);
+    return rel;
   }
 
   /** copyUp a directory and everything the base holds under it that this tree has not changed. */
@@ -324,13 +338,12 @@ export class TreeRoot implements Root {
 
   /** Whether `p` exists in the tree (a dangling symlink exists). */
   exists(p: string): boolean {
-    this.sync(scope(p));
-    return Boolean(this.find(this.resolve(p)));
+    return Boolean(this.find(this.settle(p)));
   }
 
   /** Create a directory (and its parents) with explicit modes, so umask never leaks in. */
   async mkdir(p: string, mode = 0o755): Promise<void> {
-    this.sync(scope(p));
+    this.settle(p, false, true);
     const parts = p.split("/").filter(Boolean);
     for (let i = 1; i <= parts.length; i++) {
       const rel = this.resolve(parts.slice(0, i).join("/"), true);
@@ -365,7 +378,7 @@ export class TreeRoot implements Root {
 
   /** Write a file with `content` and `mode` (default 0644). */
   async write(p: string, content: string | Uint8Array, mode = 0o644): Promise<void> {
-    this.sync(scope(p));
+    this.settle(p);
     const target = await this.place(p);
     fs.writeFileSync(target, content);
     fs.chmodSync(target, mode);
@@ -374,14 +387,21 @@ export class TreeRoot implements Root {
 
   /** `ln -s target linkPath` inside the tree. */
   async symlink(target: string, linkPath: string): Promise<void> {
-    this.sync(scope(linkPath));
+    this.settle(linkPath);
     const at = await this.place(linkPath);
     fs.symlinkSync(target, at);
     this.sync(scope(linkPath));
   }
 
   async chmod(p: string, mode: number): Promise<void> {
-    fs.chmodSync(this.path(p, { followLast: true }), mode);
+    // The entry alone comes up (a directory without what it holds, unlike path()).
+    const rel = this.settle(p, false, true);
+    if (!this.find(rel)) throw this.fail(`cannot chmod ${p}: no such file or directory in the tree`);
+    if (rel.length) {
+      this.prepareParents(rel);
+      this.copyUp(rel);
+    }
+    fs.chmodSync(this.upper(rel), mode);
   }
 
   /**
@@ -389,8 +409,7 @@ export class TreeRoot implements Root {
    * base has there is hidden by a whiteout, so the deletion reaches the layer.
    */
   async remove(p: string, options: { recursive?: boolean } = {}): Promise<void> {
-    this.sync(scope(p), true);
-    const rel = this.resolve(p);
+    const rel = this.settle(p, true);
     const found = this.find(rel);
     if (!rel.length) throw this.fail(`cannot remove the tree's root directory`);
     if (!found) throw this.fail(`cannot remove ${p}: no such file or directory in the tree`);
@@ -445,7 +464,7 @@ export class TreeRoot implements Root {
     const st = fs.lstatSync(hostPath, { throwIfNoEntry: false });
     if (!st) throw this.fail(`cannot copy ${hostPath}: no such file`);
     if (isHost) this.ctx.dependOn(hostPath);
-    this.sync(scope(into), true);
+    this.settle(into, true);
     await this.mkdir(path.posix.dirname(abs(into)));
     const rel = this.resolve(into);
     this.prepareParents(rel);
@@ -473,9 +492,12 @@ export class TreeRoot implements Root {
     this.ctx.noteCommand(`copy ${hostPath} → ${escapePath(target) || "/"}`);
     const prefix = this.upper(Buffer.alloc(0)).length + 1;
     copyHost(hostPath, this.upper(target), links, (to, st) => {
+      // A copy over the base's entry: removing it later by any means deletes the path.
+      const rel = to.subarray(prefix);
+      if (this.base && locate(this.base.dirs, rel)) this.copiedUp.add(rel.toString("latin1"));
       const setuid = (st.mode & 0o4000) !== 0 && st.uid !== 0;
       const setgid = (st.mode & 0o2000) !== 0 && st.gid !== 0 && !st.isDirectory(); // a setgid directory only passes its group on
-      if (setuid || setgid) this.privileged.set(escapePath(to.subarray(prefix)), { host: hostPath, uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 });
+      if (setuid || setgid) this.privileged.set(escapePath(rel), { host: hostPath, uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 });
     });
     this.recordHostXattrs(hostPath, target);
     this.sync(scope(into), true);
@@ -505,8 +527,7 @@ export class TreeRoot implements Root {
     if (!/^(user|trusted|security|system)\.[^\0=]+$/.test(name)) {
       throw this.fail(`${JSON.stringify(name)} is not an extended attribute name`, "a name like user.comment or security.capability");
     }
-    this.sync(scope(p));
-    if (!this.find(this.resolve(p))) throw this.fail(`cannot set ${name} on ${p}: no such file in the tree`);
+    if (!this.find(this.settle(p))) throw this.fail(`cannot set ${name} on ${p}: no such file in the tree`);
     (this.meta.xattrs ??= {})[this.key(p)] = { ...this.meta.xattrs?.[this.key(p)], [name]: Buffer.from(value).toString("hex") };
   }
 
@@ -667,12 +688,19 @@ const abs = (p: string) => (p.startsWith("/") ? p : "/" + p);
 /** A path as sync() scopes it: relative, as written (latin1). */
 const scope = (p: string) => join(splitPath(Buffer.from(p))).toString("latin1");
 
-/** Whether `key` is `scope` or above it (or with `below`, under it); paths relative to the tree, latin1. */
-function related(key: string, scope: string, below: boolean): boolean {
+/** Whether `key` is `scope`, above it or under it (paths relative to the tree, latin1). */
+function related(key: string, scope: string): boolean {
   if (key.length === scope.length) return key === scope;
   const [short, long] = key.length < scope.length ? [key, scope] : [scope, key];
-  if (short === scope && !below) return false;
   return short === "" || (long.startsWith(short) && long.charCodeAt(short.length) === 0x2f);
+}
+
+/** `rel` and the directories above it ("a/b/c": "a", "a/b", "a/b/c"). */
+function pathAndAbove(rel: string): string[] {
+  const out: string[] = [];
+  for (let i = rel.indexOf("/"); i >= 0; i = rel.indexOf("/", i + 1)) out.push(rel.slice(0, i));
+  if (rel) out.push(rel);
+  return out;
 }
 
 function makeWhiteouts(paths: Buffer[], target: string): void {
@@ -682,15 +710,21 @@ function makeWhiteouts(paths: Buffer[], target: string): void {
   // took ~6 ms each here (12 s for a directory of 2000 files emptied by a command).
   const slash = paths[0].lastIndexOf(0x2f);
   const first = Buffer.concat([paths[0].subarray(0, slash + 1), Buffer.from(`.crecipe-whiteout-${process.pid}`)]);
-  mknodWhiteouts([first], target);
+  const fresh = () => {
+    fs.rmSync(first, { force: true }); // one a killed run left
+    mknodWhiteouts([first], target);
+  };
+  fresh();
   const apart: Buffer[] = [];
   try {
     for (const p of paths) {
       try {
         fs.linkSync(first, p);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EXDEV") throw error;
-        apart.push(p); // on another file system (a mount in the tree)
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "EMLINK") (fresh(), fs.linkSync(first, p)); // an inode's most links (65 000 on ext4): a new one, as overlayfs does
+        else if (code === "EXDEV") apart.push(p); // on another file system (a mount in the tree)
+        else throw error;
       }
     }
   } finally {

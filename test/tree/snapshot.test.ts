@@ -43,6 +43,8 @@ const CHANGES: Record<string, string> = {
   rawAppendViaLink: `root.path("etc/gone"); nfs.appendFileSync(root.path("link", { followLast: true }), " more");`,
   rawAppendHardLink: `nfs.appendFileSync(root.path("hl") + "/a", " more");`,
   rawRemoveLink: `nfs.rmSync(root.path("link", { followLast: false }));`,
+  copyInThenRawDelete: `await root.copyIn(here("host.txt"), "/etc/conf"); nfs.rmSync(root.path("etc/conf"));`,
+  rawDeleteThroughLink: `nfs.rmSync(root.path("dir/a")); if (root.exists("dirlink/a")) await root.write("wrong", "exists() saw the deleted file");`,
   removeOwnedAndRemake: `await root.remove("etc/gone"); await root.write("etc/gone", "new");`,
   rawDeleteThenPathElsewhere: `const a = root.path("dir/a"); nfs.rmSync(a); nfs.appendFileSync(root.path("etc/conf"), "x"); nfs.writeFileSync(root.path("dir/sub") + "/d", "d");`,
   copyInHost: `await root.copyIn(here("host.txt"), "/etc/");`,
@@ -83,6 +85,7 @@ function recipe(): string {
     `  await root.write("hl2/x", "grouped across the top level");`,
     `  nfs.linkSync(root.path("hl2/x"), root.path("hl2-top"));`, // a full copy keeps the group whole
     `  await root.symlink("etc/conf", "link");`,
+    `  await root.symlink("dir", "dirlink");`,
     `  await root.mkdir("empty");`,
     `  await root.write("setuid", "s", 0o4755);`,
     `  await root.chown("etc/gone", 7, 8);`,
@@ -103,6 +106,7 @@ function recipe(): string {
   lines.push(`export const s_chain = fs("s_chain", async (root) => { await root.from(s_many); await root.remove("etc/new-nothing-here").catch(() => {}); await root.write("etc/conf", "chain"); await root.remove("dir/a"); });`);
   lines.push(`export const c_chain = fs("c_chain", async (root) => { await root.from(c_many, { snapshot: false }); await root.write("etc/conf", "chain"); await root.remove("dir/a"); });`);
   lines.push(`export const chainLayers = [list(s_chain, base), list(c_chain, base), files(s_chain), files(c_chain)];`);
+  lines.push(`export const pathAfterRemove = files(fs("s_pathAfterRemove", async (root) => { await root.from(base); await root.remove("dir", { recursive: true }); root.path("dir/a"); }));`);
   // Chains whose second step brings back a path the first step deleted or made a file:
   // the middle layer's whiteout (or file) must still hide the base's children of it.
   for (const [name, [first, body]] of Object.entries(CHAINS)) {
@@ -135,6 +139,7 @@ describe("snapshot filesystems", () => {
   it("a snapshot's tree holds only what it changed", () => {
     assert.deepEqual(fs.readdirSync(path.join(out, "s_newTop")), ["new"]);
     assert.deepEqual(fs.readdirSync(path.join(out, "s_chmodFile/etc")), ["conf"]);
+    assert.deepEqual(fs.readdirSync(path.join(out, "s_chmodDir/etc")), [], "a chmod brings up the directory, not what it holds");
     assert.ok(fs.readdirSync(path.join(out, "c_newTop")).length > 5, "the copy holds everything");
   });
 
@@ -153,6 +158,14 @@ describe("snapshot filesystems", () => {
       }
     });
   }
+
+  it("root.path() under a removed directory brings nothing of the base back", () => {
+    const r = crecipe(dir, ["r.ts", "pathAfterRemove"]);
+    assert.equal(r.status, 0, r.stderr);
+    const listed = fs.readFileSync(path.join(out, "s_pathAfterRemove.files"), "latin1");
+    assert.doesNotMatch(listed, /^dir\/a /m);
+    assert.doesNotMatch(listed, /^dir\/b /m);
+  });
 
   it("a path removed and made again does not keep the removed one's recorded owner", () => {
     for (const kind of ["s", "c"]) {
