@@ -134,7 +134,18 @@ export async function pushLayout(client: RegistryClient, ref: RegistryReference,
   const queue = [...layout.blobs];
   const worker = async () => {
     for (let blob = queue.shift(); blob; blob = queue.shift()) {
-      await client.putBlob(ref.repository, blob.digest, { file: blob.file, size: blob.size }, mountFrom);
+      // Another push of this build sending the same blob to the same repository: wait for
+      // it, then the blob is there. Two uploads of one blob at once can fail in a registry
+      // (distribution 2.8 answered a manifest with MANIFEST_BLOB_UNKNOWN).
+      const key = `${client.base}/${ref.repository}@${blob.digest}`;
+      await uploading.get(key)?.catch(() => {});
+      const sent = client.putBlob(ref.repository, blob.digest, { file: blob.file, size: blob.size }, mountFrom);
+      uploading.set(key, sent);
+      try {
+        await sent;
+      } finally {
+        if (uploading.get(key) === sent) uploading.delete(key);
+      }
     }
   };
   await Promise.all([worker(), worker()]);
@@ -146,6 +157,9 @@ export async function pushLayout(client: RegistryClient, ref: RegistryReference,
     throw new CrecipeError(`pushed ${ref.repository}:${ref.tag} as ${layout.digest}, but the reference pins ${ref.digest}`, { fix: "drop the @digest from the reference, or push the image it names" });
   }
 }
+
+/** Blob uploads under way in this process, by registry, repository and digest. */
+const uploading = new Map<string, Promise<unknown>>();
 
 /**
  * Write the pushable layout into ctx.out: the image's config, each layer gzipped (or
