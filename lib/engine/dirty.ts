@@ -31,7 +31,13 @@ export interface Verdict {
   /** The state could not be read: why, for a warning. */
   unreadable?: string;
   /** Signatures that changed while the content did not (a touch): worth storing. */
-  refresh?: { output?: string; deps: Map<number, string>; manifest?: { path: string; restated: Map<number, string> } };
+  refresh?: { output?: string; deps: Map<number, string>; manifest?: ManifestRefresh };
+}
+
+/** A tree's files whose stat alone changed, by their place in its manifest (verifyTree). */
+export interface ManifestRefresh {
+  path: string;
+  restated: Map<number, string>;
 }
 
 export interface DirtyOptions {
@@ -123,7 +129,7 @@ function recipeChange(node: Node, state: TargetState): string {
  * Has the output changed since it was built? undefined: no; "missing"; `{ edit }`: it
  * was changed (what); `{ sig }`: its signature changed but not its content.
  */
-function checkOutput(out: string, state: TargetState, options: DirtyOptions, signsFiles: boolean): undefined | "missing" | { edit?: string; sig?: string; manifest?: { path: string; restated: Map<number, string> } } {
+function checkOutput(out: string, state: TargetState, options: DirtyOptions, signsFiles: boolean): undefined | "missing" | { edit?: string; sig?: string; manifest?: ManifestRefresh } {
   const now = outputSignatureLike(out, state.sig);
   if (now.kind === "missing") return "missing";
   if (now.kind !== state.output) return { edit: `it is now a ${now.kind}` };
@@ -148,8 +154,8 @@ function checkOutput(out: string, state: TargetState, options: DirtyOptions, sig
     return same && !refresh ? undefined : { sig: same ? undefined : now.sig, manifest: refresh };
   }
   if (same && !options.deep) return undefined;
-  // --check reads every file output: an edit that put the mtime back keeps the stat.
-  // The in-process cache is keyed by ctime too: an edit that put the mtime back misses it.
+  // --check reads every file output: an edit that put the mtime back keeps the stat (but
+  // not the ctime, which keys the in-process hash cache).
   const hash = state.output === "file" ? hashFile(out) : hostContentHash(out);
   if (hash !== state.outHash) return { edit: "its content changed" };
   return same ? undefined : { sig: now.sig };

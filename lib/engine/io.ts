@@ -235,7 +235,7 @@ class ParallelHash {
     return Buffer.from(this.digestBytes).toString("latin1");
   }
 
-  private readonly since = Date.now();
+  private readonly started = Date.now();
 
   private check(): void {
     if (Atomics.load(this.state, SLOTS + 1) === 2) {
@@ -245,7 +245,7 @@ class ParallelHash {
       if (/^E[A-Z]+$/.test(why)) Object.assign(error, { code: why, syscall: "write", path: this.path });
       throw error;
     }
-    if (Atomics.load(this.state, SLOTS + 3) === 0 && Date.now() - this.since > 20_000) throw new Error("the hashing thread did not start");
+    if (Atomics.load(this.state, SLOTS + 3) === 0 && Date.now() - this.started > 20_000) throw new Error("the hashing thread did not start");
   }
 }
 

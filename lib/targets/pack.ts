@@ -266,11 +266,9 @@ export function problem(file: FileToRead, why: string, target: string, tree: str
     : `changed after ${tree ?? "its tree"} was built (${file.size} → ${detail} bytes)`;
   return new CrecipeError(`${shown} ${what}`, {
     target,
-    fix: kind === "written" || kind === "shrank"
-      ? `something is writing into ${tree ? `out/${tree}` : "it"}; run again when it is done${tree ? " (with --check, which rebuilds what it changed)" : ""}`
-      : tree
+    fix: tree && kind !== "written" && kind !== "shrank"
       ? `something edited out/${tree} by hand: run crecipe again with --check, which finds and rebuilds it`
-      : "something is writing into it; run again when it is done",
+      : `something is writing into ${tree ? `out/${tree}` : "it"}; run again when it is done${tree ? " (with --check, which rebuilds what it changed)" : ""}`,
   });
 }
 

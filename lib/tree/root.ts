@@ -294,10 +294,7 @@ export class TreeRoot implements Root {
         `root.path(${JSON.stringify(p)}, { followLast: true }) for what it points to, { followLast: false } for the link itself`,
       );
     }
-    if (options.followLast) {
-      rel = this.resolve(p, true);
-      this.sync(rel.toString("latin1"), true);
-    }
+    if (options.followLast) rel = this.settle(p, true, true);
     if (rel.length) {
       const present = this.find(rel); // before its parents come up: under a removed directory, nothing is
       this.prepareParents(rel);
@@ -371,8 +368,7 @@ export class TreeRoot implements Root {
     const own = fs.lstatSync(target, { throwIfNoEntry: false });
     if (own?.isDirectory()) throw this.fail(`${p} is a directory`, `remove it first: root.remove(${JSON.stringify(p)}, { recursive: true })`);
     if (own) fs.unlinkSync(target); // a file, a link or a whiteout: the new entry shadows the base's
-    // A new entry over the base's: removing it later by any means deletes the path.
-    if (this.base && locate(this.base.dirs, rel)) this.copiedUp.add(rel.toString("latin1"));
+    this.replaced(rel);
     return target;
   }
 
@@ -492,9 +488,8 @@ export class TreeRoot implements Root {
     this.ctx.noteCommand(`copy ${hostPath} → ${escapePath(target) || "/"}`);
     const prefix = this.upper(Buffer.alloc(0)).length + 1;
     copyHost(hostPath, this.upper(target), links, (to, st) => {
-      // A copy over the base's entry: removing it later by any means deletes the path.
       const rel = to.subarray(prefix);
-      if (this.base && locate(this.base.dirs, rel)) this.copiedUp.add(rel.toString("latin1"));
+      this.replaced(rel);
       const setuid = (st.mode & 0o4000) !== 0 && st.uid !== 0;
       const setgid = (st.mode & 0o2000) !== 0 && st.gid !== 0 && !st.isDirectory(); // a setgid directory only passes its group on
       if (setuid || setgid) this.privileged.set(escapePath(rel), { host: hostPath, uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 });
@@ -666,6 +661,11 @@ export class TreeRoot implements Root {
     return this.meta;
   }
 
+  /** A new entry at `rel` over the base's: removing it later by any means deletes the path. */
+  private replaced(rel: Buffer): void {
+    if (this.base && locate(this.base.dirs, rel)) this.copiedUp.add(rel.toString("latin1"));
+  }
+
   /** Drop what is recorded for `key` and everything under it (a removed path's owner must not pass to a new one). */
   private forget(key: string): void {
     const under = (k: string) => k === key || k.startsWith(key + "/");
@@ -681,10 +681,6 @@ export class TreeRoot implements Root {
 
 const abs = (p: string) => (p.startsWith("/") ? p : "/" + p);
 
-/**
- * Create overlayfs whiteouts (char devices 0:0). Linux lets an unprivileged user do
- * this since 5.8; names go through xargs -0 so any byte survives.
- */
 /** A path as sync() scopes it: relative, as written (latin1). */
 const scope = (p: string) => join(splitPath(Buffer.from(p))).toString("latin1");
 
@@ -703,6 +699,10 @@ function pathAndAbove(rel: string): string[] {
   return out;
 }
 
+/**
+ * Create overlayfs whiteouts (char devices 0:0). Linux lets an unprivileged user do
+ * this since 5.8; names go through xargs -0 so any byte survives.
+ */
 function makeWhiteouts(paths: Buffer[], target: string): void {
   if (!paths.length) return;
   // Node cannot mknod: one mknod makes a whiteout, every other is a hard link to it, as
