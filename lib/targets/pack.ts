@@ -303,11 +303,14 @@ export function openToPack(fs: typeof import("node:fs"), path: Buffer | string, 
 }
 
 /**
- * Whether a file of 64 KiB or more changed while it was read (its stat again, as GNU
- * tar takes it): a smaller one is read in one call right after its stat.
+ * Whether a file of 64 KiB or more was written while it was read (its stat again, as GNU
+ * tar takes it): a smaller one is read in one call right after its stat. A write moves
+ * the mtime or the size. The ctime is not compared: a link made or removed elsewhere
+ * moves it too, and trees made with `cp -al` share their inodes with other trees (the
+ * background removal of a tree's previous copy unlinks them while the new one is packed).
  */
 export function writtenSince(fs: typeof import("node:fs"), fd: number, st: import("node:fs").Stats): boolean {
   if (st.size < 65536) return false;
   const now = fs.fstatSync(fd);
-  return now.size !== st.size || now.mtimeMs !== st.mtimeMs || now.ctimeMs !== st.ctimeMs;
+  return now.size !== st.size || now.mtimeMs !== st.mtimeMs;
 }

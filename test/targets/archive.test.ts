@@ -232,6 +232,29 @@ export const smallLayer = layer(small);
       assert.equal(r.status, 0, r.stderr);
     }
   });
+
+  it("a large file whose links change while it is packed (another tree's copy made and removed): packed as recorded", async () => {
+    // crecipe itself does this: a tree made with cp -al shares its inodes with the tree it
+    // copied, and the previous copy is removed in the background while the new one is packed.
+    const host = path.join(dir, "out/big/sub/big.bin");
+    const before = sha(path.join(dir, "out/big.layer"));
+    for (const env of [{}, { CRECIPE_THREADS: "0" }]) {
+      fs.rmSync(path.join(dir, "out/.crecipe/state/big.layer.json"), { force: true });
+      const run = crecipeAsync(dir, ["r.ts", "bigLayer"], env);
+      let stop = false;
+      void run.done.then(() => (stop = true));
+      const other = path.join(dir, "elsewhere");
+      for (let n = 0; !stop; n++) {
+        fs.rmSync(other, { force: true });
+        fs.linkSync(host, other); // the inode's ctime moves; its bytes and mtime do not
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      fs.rmSync(other, { force: true });
+      const r = await run.done;
+      assert.equal(r.code, 0, r.err);
+      assert.equal(sha(path.join(dir, "out/big.layer")), before);
+    }
+  });
 });
 
 describe("a full disk", { skip: isRoot ? false : "mounting a small tmpfs needs root" }, () => {
