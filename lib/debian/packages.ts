@@ -237,7 +237,7 @@ export function packageLayers(tree: Node | string, options: { budget?: number } 
         linkBlob(old!, path.join(blobs, digest));
       } else {
         const temp = path.join(ctx.tmp, `${groups.length}.tar`);
-        ({ digest, size } = await writeTarFile(temp, items, items.reduce((n, i) => n + i.entry.size + 1024, 0), mtime, ctx.name, fsNode.name));
+        ({ digest, size } = await writeTarFile(temp, items, items.reduce((n, i) => n + i.entry.size + 1024, 0), mtime, ctx.name, { tree: fsNode.name }));
         if (fs.existsSync(path.join(blobs, digest))) fs.rmSync(temp);
         else fs.renameSync(temp, path.join(blobs, digest));
       }

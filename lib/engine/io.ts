@@ -72,7 +72,7 @@ export class OutputFile {
   private flush(): void {
     if (this.worker) {
       // The worker writes the chunk, then hashes it: this thread goes on filling the next.
-      this.worker.submit(this.used, true);
+      this.worker.submit(this.used);
       this.buffer = this.worker.acquire();
     } else {
       let written = 0;
@@ -89,12 +89,17 @@ export class OutputFile {
    */
   lend(): LentRing | undefined {
     if (!this.worker) return undefined;
-    if (this.used > 0) this.worker.submit(this.used, true);
+    if (this.used > 0) this.worker.submit(this.used);
     this.used = 0;
-    return { sab: this.worker.sab, slots: SLOTS, slot: CHUNK, next: this.worker.next };
+    return { sab: this.worker.sab, slots: SLOTS, slot: RING_CHUNK, next: this.worker.next };
   }
 
-  /** Take the ring back from the borrower, which stopped at slot `next` after writing `bytes`. */
+  /** Throw the output's own failure (a full disk met by its thread), if it has one. */
+  raiseFailure(): void {
+    this.worker?.check();
+  }
+
+  /** Take the ring back from the borrowers, who filled it up to slot `next` with `bytes`. */
   takeBack(next: number, bytes: number): void {
     this.worker!.next = next;
     this.buffer = this.worker!.acquire();
@@ -122,69 +127,92 @@ export class OutputFile {
   }
 }
 
-const SLOTS = 4;
+/**
+ * The ring: SLOTS slots of RING_CHUNK bytes, filled in sequence. Slot number `s` (0, 1, 2, …)
+ * goes to position s % SLOTS; any thread may fill it (this one, or one of several packers
+ * each given whole slots: pack.ts), and the output's thread writes and hashes them in
+ * number order. A smaller chunk than a plain buffer's: each batch of files a packer is
+ * given starts a slot of its own, so the last one of each is partly filled.
+ */
+const SLOTS = 16;
+const RING_CHUNK = 512 << 10;
 
-/** An output's ring as another thread fills it: SLOTS slots of CHUNK bytes, the states after them. */
+/**
+ * Where the ring's control words are, in an Int32Array after its slots:
+ * FULL + p holds the number of the slot last filled at position p; FREE + p the number
+ * that may be filled there next (the output's thread moves it on by SLOTS once it has
+ * written one); LENGTH + p how many bytes of it are filled. BELL counts fills (the output
+ * thread waits on it, whoever filled); END is the number of slots in all once the writer
+ * closes (-1 before); DONE 0 running, 1 finished, 2 failed; ABANDON: stop without a
+ * digest; STARTED: the output's thread opened the file; STOP: producers give up (one failed).
+ */
+export const RING = { FULL: 0, FREE: SLOTS, LENGTH: 2 * SLOTS, BELL: 3 * SLOTS, END: 3 * SLOTS + 1, DONE: 3 * SLOTS + 2, ABANDON: 3 * SLOTS + 3, STARTED: 3 * SLOTS + 4, STOP: 3 * SLOTS + 5, WORDS: 3 * SLOTS + 6 } as const;
+
+/** An output's ring as other threads fill it: see RING. */
 export interface LentRing {
   sab: SharedArrayBuffer;
   slots: number;
   slot: number;
-  /** The slot to fill first. */
+  /** The number of the next slot to fill. */
   next: number;
 }
 
 const WORKER_SOURCE = `
 const { createHash } = require("node:crypto");
 const { openSync, writeSync, closeSync } = require("node:fs");
-const { sab, slots, slot } = workerData;
-const state = new Int32Array(sab, slots * slot, slots + 4);
-const lengths = new Int32Array(sab, slots * slot + (slots + 4) * 4, slots);
-const digest = new Uint8Array(sab, slots * slot + (slots + 4) * 4 + slots * 4, 64);
+const { sab, slots, slot, R } = workerData;
+const ctl = new Int32Array(sab, slots * slot, R.WORDS);
+const digest = new Uint8Array(sab, slots * slot + R.WORDS * 4, 64);
 // The thread opens the output itself: a descriptor is not shared between threads
 // everywhere (in Deno each has its own resources).
 let fd = -1;
 (function run() { try {
   fd = openSync(typeof workerData.path === "string" ? workerData.path : Buffer.from(workerData.path), "r+");
-  Atomics.store(state, slots + 3, 1);
+  Atomics.store(ctl, R.STARTED, 1);
   const hash = createHash("sha256");
-  for (let i = 0; ; i = (i + 1) % slots) {
-    while (Atomics.load(state, i) === 0) {
-      if (Atomics.load(state, slots) === 1 && Atomics.load(state, i) === 0) {
-        if (Atomics.load(state, slots + 2) !== 1) digest.set(Buffer.from(hash.digest("hex"), "latin1"));
+  for (let s = 0; ; s++) {
+    const p = s % slots;
+    for (;;) {
+      const bell = Atomics.load(ctl, R.BELL);
+      if (Atomics.load(ctl, R.FULL + p) === s) break;
+      const abandoned = Atomics.load(ctl, R.ABANDON) === 1;
+      if (abandoned || Atomics.load(ctl, R.END) === s) {
+        if (!abandoned) digest.set(Buffer.from(hash.digest("hex"), "latin1"));
         const done = fd;
         fd = -1; // closed once, whatever closing says
         closeSync(done);
-        Atomics.store(state, slots + 1, 1);
-        Atomics.notify(state, slots + 1);
+        Atomics.store(ctl, R.DONE, 1);
+        Atomics.notify(ctl, R.DONE);
         return;
       }
-      Atomics.wait(state, i, 0, 100);
+      Atomics.wait(ctl, R.BELL, bell, 100);
     }
-    const length = Math.abs(lengths[i]);
-    const chunk = new Uint8Array(sab, i * slot, length);
-    if (lengths[i] > 0) for (let at = 0; at < length;) at += writeSync(fd, chunk, at, length - at);
+    const chunk = new Uint8Array(sab, p * slot, ctl[R.LENGTH + p]);
+    for (let at = 0; at < chunk.length;) at += writeSync(fd, chunk, at, chunk.length - at);
     hash.update(chunk);
-    Atomics.store(state, i, 0);
-    Atomics.notify(state, i);
+    Atomics.store(ctl, R.FREE + p, s + slots);
+    Atomics.notify(ctl, R.FREE + p);
   }
 } catch (error) {
   if (fd >= 0) try { closeSync(fd); } catch {}
   digest.set(Buffer.from(String(error.code || error.message)).subarray(0, 64));
-  Atomics.store(state, slots + 1, 2);
-  Atomics.notify(state, slots + 1);
+  Atomics.store(ctl, R.DONE, 2);
+  Atomics.notify(ctl, R.DONE);
+  Atomics.store(ctl, R.STOP, 1);
+  for (let p = 0; p < slots; p++) Atomics.notify(ctl, R.FREE + p);
 } })();
 `;
 
 /**
- * A sha256 computed by a worker thread over chunks in shared memory: SLOTS slots of one
- * chunk each; a slot's state is 0 (ours to fill) or 1 (the worker's to hash).
+ * A sha256 computed (and the file written) by a worker thread over the ring's slots in
+ * shared memory, in their numbered order, whichever thread filled them.
  */
 class ParallelHash {
+  /** The number of the next slot this thread fills. */
   next = 0;
   private constructor(
     readonly sab: SharedArrayBuffer,
-    private readonly state: Int32Array,
-    private readonly lengths: Int32Array,
+    private readonly ctl: Int32Array,
     private readonly digestBytes: Uint8Array,
     private readonly worker: { unref(): void; terminate(): unknown },
     /** The output's path, for messages. */
@@ -193,43 +221,56 @@ class ParallelHash {
 
   static start(path: string | Buffer): ParallelHash | undefined {
     try {
-      const sab = new SharedArrayBuffer(SLOTS * CHUNK + (SLOTS + 4) * 4 + SLOTS * 4 + 64);
-      const worker = startThread(WORKER_SOURCE, { sab, slots: SLOTS, slot: CHUNK, path });
+      const sab = new SharedArrayBuffer(SLOTS * RING_CHUNK + RING.WORDS * 4 + 64);
+      const ctl = new Int32Array(sab, SLOTS * RING_CHUNK, RING.WORDS);
+      for (let p = 0; p < SLOTS; p++) {
+        ctl[RING.FULL + p] = -1;
+        ctl[RING.FREE + p] = p;
+      }
+      ctl[RING.END] = -1;
+      const worker = startThread(WORKER_SOURCE, { sab, slots: SLOTS, slot: RING_CHUNK, path, R: RING });
       worker.unref();
-      const state = new Int32Array(sab, SLOTS * CHUNK, SLOTS + 4);
-      const lengths = new Int32Array(sab, SLOTS * CHUNK + (SLOTS + 4) * 4, SLOTS);
-      const digestBytes = new Uint8Array(sab, SLOTS * CHUNK + (SLOTS + 4) * 4 + SLOTS * 4, 64);
-      return new ParallelHash(sab, state, lengths, digestBytes, worker, path.toString());
+      const digestBytes = new Uint8Array(sab, SLOTS * RING_CHUNK + RING.WORDS * 4, 64);
+      return new ParallelHash(sab, ctl, digestBytes, worker, path.toString());
     } catch {
       return undefined;
     }
   }
 
-  /** The next slot to fill, waiting for the worker to be done with it. */
+  /** The next slot to fill, waiting for the worker to be done with what was there. */
   acquire(): Buffer {
-    while (Atomics.load(this.state, this.next) !== 0) {
+    const p = this.next % SLOTS;
+    for (;;) {
+      const free = Atomics.load(this.ctl, RING.FREE + p);
+      if (free === this.next) break;
       this.check();
-      Atomics.wait(this.state, this.next, 1, 100);
+      Atomics.wait(this.ctl, RING.FREE + p, free, 100);
     }
-    return Buffer.from(this.sab, this.next * CHUNK, CHUNK);
+    return Buffer.from(this.sab, p * RING_CHUNK, RING_CHUNK);
   }
 
-  /** Hand the slot just filled (`length` bytes) to the worker, to write (`write`) and hash. */
-  submit(length: number, write: boolean): void {
-    this.lengths[this.next] = write ? length : -length;
-    Atomics.store(this.state, this.next, 1);
-    Atomics.notify(this.state, this.next);
-    this.next = (this.next + 1) % SLOTS;
+  /** Hand the slot just filled (`length` bytes) to the worker, to write and hash. */
+  submit(length: number): void {
+    const p = this.next % SLOTS;
+    this.ctl[RING.LENGTH + p] = length;
+    Atomics.store(this.ctl, RING.FULL + p, this.next);
+    Atomics.add(this.ctl, RING.BELL, 1);
+    Atomics.notify(this.ctl, RING.BELL);
+    this.next++;
   }
 
-  /** Wait for the worker to hash what was submitted; the sha256 hex. */
+  /** Wait for the worker to write and hash every slot submitted; the sha256 hex. */
   digest(abandon = false): string {
-    if (abandon) Atomics.store(this.state, SLOTS + 2, 1);
-    Atomics.store(this.state, SLOTS, 1);
-    Atomics.notify(this.state, this.next);
-    while (Atomics.load(this.state, SLOTS + 1) === 0) {
+    if (abandon) {
+      Atomics.store(this.ctl, RING.STOP, 1);
+      Atomics.store(this.ctl, RING.ABANDON, 1);
+    }
+    Atomics.store(this.ctl, RING.END, this.next);
+    Atomics.add(this.ctl, RING.BELL, 1);
+    Atomics.notify(this.ctl, RING.BELL);
+    while (Atomics.load(this.ctl, RING.DONE) === 0) {
       this.check();
-      Atomics.wait(this.state, SLOTS + 1, 0, 100);
+      Atomics.wait(this.ctl, RING.DONE, 0, 100);
     }
     this.check();
     return Buffer.from(this.digestBytes).toString("latin1");
@@ -237,15 +278,15 @@ class ParallelHash {
 
   private readonly started = Date.now();
 
-  private check(): void {
-    if (Atomics.load(this.state, SLOTS + 1) === 2) {
+  check(): void {
+    if (Atomics.load(this.ctl, RING.DONE) === 2) {
       const why = Buffer.from(this.digestBytes).toString("latin1").replace(/\0+$/, "");
       const error = new Error(`writing the output failed: ${why}`) as NodeJS.ErrnoException;
       // A system error as the thread met it (a full disk): the message and fix a write's would get.
       if (/^E[A-Z]+$/.test(why)) Object.assign(error, { code: why, syscall: "write", path: this.path });
       throw error;
     }
-    if (Atomics.load(this.state, SLOTS + 3) === 0 && Date.now() - this.started > 20_000) throw new Error("the hashing thread did not start");
+    if (Atomics.load(this.ctl, RING.STARTED) === 0 && Date.now() - this.started > 20_000) throw new Error("the hashing thread did not start");
   }
 }
 

@@ -11,6 +11,7 @@ import { type Entry, whiteoutPath } from "../formats/entry.ts";
 import { TreeView } from "../tree/view.ts";
 import { asFs } from "./fs.ts";
 import { layerChanges, list, variantOf } from "./list.ts";
+import { packersFor } from "./pack.ts";
 import { type TarItem, writeTarFile } from "./tarball.ts";
 
 /** The timestamp every archive entry gets: $SOURCE_DATE_EPOCH, else 0 (1970-01-01). */
@@ -45,13 +46,15 @@ export function layer(tree: Node | string, diffbase?: Node | string): Node<Layer
   return target(`${fsNode.name}.layer`, async (ctx) => {
     const view = await TreeView.open(ctx, fsNode);
     let expected = 0;
+    let packers = 1;
     if (!baseNode) {
       // A layer of the whole tree is about its bytes and a header per file. A large one is
-      // packed by two threads (targets/pack.ts, engine/io.ts), which Node takes ~75 ms to
-      // start: they start now, while the list is made.
+      // packed by helper threads (targets/pack.ts, engine/io.ts), which Node takes ~75 ms
+      // to start: they start now, while the list is made.
       const { files, bytes } = view.size();
       expected = bytes + files * 1024;
-      if (expected > THREAD_BYTES) warmThreads(2);
+      packers = packersFor(files, bytes);
+      if (expected > THREAD_BYTES) warmThreads(1 + packers);
     }
     await ctx.need(listNode); // the cookbook's NAME.list, beside it
     let items: Iterable<TarItem>;
@@ -64,9 +67,10 @@ export function layer(tree: Node | string, diffbase?: Node | string): Node<Layer
         .sort((a, b) => Buffer.compare(orderKey(a.entry), orderKey(b.entry)));
       expected = changed.reduce((n, e) => n + e.size + 1024, 0);
     }
-    const { digest, size } = await writeTarFile(ctx.out, items, expected, mtime, ctx.name, fsNode.name, (shown, size, allocated) => {
+    const onSparse = (shown: string, size: number, allocated: number) => {
       ctx.warn(`${shown} is sparse (${mib(size)} long, ${mib(allocated)} on disk): a tar layer holds its holes as zeros (${mib(size)} to write, read and compress); leave such files out of images if you can`);
-    });
+    };
+    const { digest, size } = await writeTarFile(ctx.out, items, expected, mtime, ctx.name, { tree: fsNode.name, onSparse, packers });
     ctx.trustOutputHash(digest);
     return { digest, size };
   }, { kind: "layer", shared: true, options: { fs: fsNode, diffbase: baseNode ?? null, mtime }, derived: variantOf(fsNode, baseNode, "layer") });

@@ -27,27 +27,32 @@ export interface Sink {
   /** Lend the sink's shared ring to a packing thread (a large output file), if it has one. */
   lend?(): LentRing | undefined;
   takeBack?(next: number, bytes: number): void;
+  /** Throw the sink's own failure, if it has one (a full disk met by its writing thread). */
+  raiseFailure?(): void;
 }
 
 const CHUNK = 1 << 20;
 /** Items per batch handed to the packing thread. */
 const BATCH = 128;
 
+/** How an archive is written, beyond its items. */
+export interface TarOptions {
+  /** The fs the files come from (for the fix when one was edited by hand). */
+  tree?: string;
+  /** Told of each file found sparse. */
+  onSparse?: (shown: string, size: number, allocated: number) => void;
+  /** Threads reading files side by side, where a packer is used (packersFor). */
+  packers?: number;
+}
+
 /**
- * Write `items` as a tar to `sink`. `target` names the target for errors; `tree` the
- * fs the files come from (for the fix when one was edited by hand). A large output
- * file is packed by another thread (pack.ts) while this one makes headers.
+ * Write `items` as a tar to `sink`. `target` names the target for errors. A large output
+ * file is packed by other threads (pack.ts) while this one makes headers.
  */
-export async function writeTar(
-  sink: Sink,
-  items: Iterable<TarItem>,
-  mtime: number,
-  target: string,
-  tree?: string,
-  onSparse?: (shown: string, size: number, allocated: number) => void,
-): Promise<void> {
+export async function writeTar(sink: Sink, items: Iterable<TarItem>, mtime: number, target: string, options: TarOptions = {}): Promise<void> {
+  const { tree, onSparse } = options;
   const ring = sink.lend?.();
-  const packer = ring && Packer.start(ring);
+  const packer = ring && Packer.start(ring, options.packers, () => sink.raiseFailure?.());
   if (ring && !packer) sink.takeBack!(ring.next, 0);
   if (packer) {
     try {
@@ -80,8 +85,9 @@ export async function writeTar(
       }
       if (lengths.length) await flush();
       const end = await packer.end();
-      sink.takeBack!(end.next, end.bytes); // throws the output's own failure (a full disk), if any
+      // After a failure the ring is not taken back: slots given to batches stay empty.
       packer.raise(target, tree);
+      sink.takeBack!(end.next, end.bytes); // throws the output's own failure (a full disk), if any
     } finally {
       await packer.stop();
     }
@@ -102,7 +108,7 @@ export async function writeTar(
 
 /**
  * writeTar into a new file at `file`, hashed as it is written (an output `expected` to be
- * large is written and hashed by another thread, and packed by a third): its sha256 hex
+ * large is written and hashed by another thread, and packed by others): its sha256 hex
  * and size. On a failure the file is closed and left to the caller's temp dir.
  */
 export async function writeTarFile(
@@ -111,12 +117,11 @@ export async function writeTarFile(
   expected: number,
   mtime: number,
   target: string,
-  tree?: string,
-  onSparse?: (shown: string, size: number, allocated: number) => void,
+  options: TarOptions = {},
 ): Promise<{ digest: string; size: number }> {
   const out = new OutputFile(file, expected);
   try {
-    await writeTar(out, items, mtime, target, tree, onSparse);
+    await writeTar(out, items, mtime, target, options);
   } catch (error) {
     out.abandon();
     throw error;
