@@ -132,10 +132,12 @@ export class OutputFile {
  * goes to position s % SLOTS; any thread may fill it (this one, or one of several packers
  * each given whole slots: pack.ts), and the output's thread writes and hashes them in
  * number order. A smaller chunk than a plain buffer's: each batch of files a packer is
- * given starts a slot of its own, so the last one of each is partly filled.
+ * given starts a slot of its own, so the last one of each is partly filled. 4 MiB in all:
+ * as fast as 8 MiB here (the packer and the writer rarely wait on each other), and four
+ * fewer in the peak memory of a layer of 100 000 files, where the goal is 150 MB.
  */
 const SLOTS = 16;
-const RING_CHUNK = 512 << 10;
+const RING_CHUNK = 256 << 10;
 
 /**
  * Where the ring's control words are, in an Int32Array after its slots:
