@@ -27,11 +27,11 @@ export const many = fs("many", async (root) => {
   const deep = ["a", "b", "c"].map((c) => c.repeat(250)).join("/");
   nfs.mkdirSync(root.path(deep), { recursive: true });
   for (let f = 0; f < 300; f++) nfs.writeFileSync(root.path(\`\${deep}/\${"n".repeat(200)}\${f}\`), String(f));
-  // Files that end a ring slot (512 KiB) exactly, fill two, or pass one by a byte: each
+  // Files that end a ring slot (256 KiB) exactly, fill two, or pass one by a byte: each
   // batch of files is given the slots its bytes fill before they are read.
-  nfs.writeFileSync(root.path("d5/exact"), Buffer.alloc(512 << 10, 7));
-  nfs.writeFileSync(root.path("d6/two"), Buffer.alloc(1 << 20, 8));
-  nfs.writeFileSync(root.path("d7/over"), Buffer.alloc((512 << 10) + 1, 9));
+  nfs.writeFileSync(root.path("d5/exact"), Buffer.alloc(256 << 10, 7));
+  nfs.writeFileSync(root.path("d6/two"), Buffer.alloc(512 << 10, 8));
+  nfs.writeFileSync(root.path("d7/over"), Buffer.alloc((256 << 10) + 1, 9));
 });
 export const big = fs("big", async (root) => {
   const data = Buffer.alloc(24 << 20);
@@ -277,6 +277,22 @@ describe("a full disk", { skip: isRoot ? false : "mounting a small tmpfs needs r
       assert.match(r.stderr, /FAILED big\.layer: .*(ENOSPC|no space)/i);
       assert.match(r.stderr, /fix:\s+free some space/, "a fix line, wherever the write failed");
       assert.ok(!fs.existsSync(path.join(small, "big.layer")), "no partial layer");
+      assert.deepEqual(fs.readdirSync(path.join(small, ".crecipe/tmp")), [], "no temp left behind");
+    });
+  });
+
+  it("met while two threads pack many small files: the same error, and nothing waits", () => {
+    const dir = tempDir();
+    write(dir, "r.ts", recipe);
+    // The tree takes ~71 MiB of tmpfs (a page a file), its layer ~28 MiB more.
+    withSmallDisk(dir, "85m", (small) => {
+      const first = crecipe(dir, ["-o", small, "r.ts", "many"]);
+      assert.equal(first.status, 0, first.stderr);
+      const r = crecipe(dir, ["-o", small, "r.ts", "manyLayer"], {}, 60_000);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /FAILED many\.layer: .*(ENOSPC|no space)/i);
+      assert.match(r.stderr, /fix:\s+free some space/);
+      assert.ok(!fs.existsSync(path.join(small, "many.layer")), "no partial layer");
       assert.deepEqual(fs.readdirSync(path.join(small, ".crecipe/tmp")), [], "no temp left behind");
     });
   });
