@@ -266,34 +266,24 @@ export const smallLayer = layer(small);
 });
 
 describe("a full disk", { skip: isRoot ? false : "mounting a small tmpfs needs root" }, () => {
-  it("is a clear error, and the previous output and state stay", () => {
+  /** Build `tree` on a tmpfs of `size`, then its layer, which does not fit: a clear error. */
+  const layerOnFullDisk = (tree: string, size: string) => {
     const dir = tempDir();
     write(dir, "r.ts", recipe);
-    withSmallDisk(dir, "40m", (small) => {
-      const first = crecipe(dir, ["-o", small, "r.ts", "big"]);
+    withSmallDisk(dir, size, (small) => {
+      const first = crecipe(dir, ["-o", small, "r.ts", tree]);
       assert.equal(first.status, 0, first.stderr);
-      const r = crecipe(dir, ["-o", small, "r.ts", "bigLayer"]);
+      const r = crecipe(dir, ["-o", small, "r.ts", `${tree}Layer`], {}, 60_000);
       assert.equal(r.status, 1, r.stderr);
-      assert.match(r.stderr, /FAILED big\.layer: .*(ENOSPC|no space)/i);
+      assert.match(r.stderr, new RegExp(`FAILED ${tree}\\.layer: .*(ENOSPC|no space)`, "i"));
       assert.match(r.stderr, /fix:\s+free some space/, "a fix line, wherever the write failed");
-      assert.ok(!fs.existsSync(path.join(small, "big.layer")), "no partial layer");
+      assert.ok(!fs.existsSync(path.join(small, `${tree}.layer`)), "no partial layer");
       assert.deepEqual(fs.readdirSync(path.join(small, ".crecipe/tmp")), [], "no temp left behind");
     });
-  });
+  };
 
-  it("met while two threads pack many small files: the same error, and nothing waits", () => {
-    const dir = tempDir();
-    write(dir, "r.ts", recipe);
-    // The tree takes ~71 MiB of tmpfs (a page a file), its layer ~28 MiB more.
-    withSmallDisk(dir, "85m", (small) => {
-      const first = crecipe(dir, ["-o", small, "r.ts", "many"]);
-      assert.equal(first.status, 0, first.stderr);
-      const r = crecipe(dir, ["-o", small, "r.ts", "manyLayer"], {}, 60_000);
-      assert.equal(r.status, 1, r.stderr);
-      assert.match(r.stderr, /FAILED many\.layer: .*(ENOSPC|no space)/i);
-      assert.match(r.stderr, /fix:\s+free some space/);
-      assert.ok(!fs.existsSync(path.join(small, "many.layer")), "no partial layer");
-      assert.deepEqual(fs.readdirSync(path.join(small, ".crecipe/tmp")), [], "no temp left behind");
-    });
-  });
+  it("is a clear error, and the previous output and state stay", () => layerOnFullDisk("big", "40m"));
+
+  // The tree takes ~71 MiB of tmpfs (a page a file), its layer ~28 MiB more.
+  it("met while two threads pack many small files: the same error, and nothing waits", () => layerOnFullDisk("many", "85m"));
 });
