@@ -147,10 +147,10 @@ interface Failure {
 }
 
 /**
- * Packer threads filling a lent ring. Batch k goes to thread k % threads, two batches in
- * flight for each at most; each batch is given the slots its bytes fill (known before it
- * is read: the headers, and each file's size from its tree's manifest), so the threads
- * read files side by side and the archive stays in order.
+ * Packer threads filling a lent ring. Each batch goes to the thread with fewer in hand,
+ * two at most each; each batch is given the slots its bytes fill (known before it is
+ * read: the headers, and each file's size from its tree's manifest), so the threads read
+ * files side by side and the archive stays in order.
  */
 export class Packer {
   private sent = 0;
@@ -169,6 +169,7 @@ export class Packer {
     private readonly workers: import("node:worker_threads").Worker[],
     private readonly areas: SharedArrayBuffer,
     private readonly slot: number,
+    private readonly slots: number,
     private readonly ctl: Int32Array,
     next: number,
     /** Throws the output's own error where its thread failed (a full disk). */
@@ -210,7 +211,7 @@ export class Packer {
     if (failure.why.startsWith("stopped:")) return;
     this.failure ??= failure;
     Atomics.store(this.ctl, RING.STOP, 1);
-    for (let p = 0; p < RING.FREE; p++) Atomics.notify(this.ctl, RING.FREE + p);
+    for (let p = 0; p < this.slots; p++) Atomics.notify(this.ctl, RING.FREE + p);
   }
 
   /**
@@ -225,7 +226,7 @@ export class Packer {
       for (let k = 0; k < threads; k++) workers.push(startThread(WORKER_SOURCE, { ...ring, areas, area: AREA, R: RING }));
     } catch { /* as many as started */ }
     if (!workers.length) return undefined;
-    return new Packer(workers, areas, ring.slot, new Int32Array(ring.sab, ring.slots * ring.slot, RING.WORDS), ring.next, outputFailure);
+    return new Packer(workers, areas, ring.slot, ring.slots, new Int32Array(ring.sab, ring.slots * ring.slot, RING.WORDS), ring.next, outputFailure);
   }
 
   /** Queue `batch` with the thread that has the fewest, waiting while each has two. */
