@@ -246,9 +246,14 @@ function withPax(path: Buffer, header: Header, records: Buffer[], mtime: number)
   return Buffer.concat([pax, body, tarPadding(body.length), encodeHeader(header)]);
 }
 
+/** How many bytes `size` bytes of content take in an archive: up to the next 512-byte block boundary. */
+export function paddedLength(size: number): number {
+  return size + ((BLOCK - (size % BLOCK)) % BLOCK);
+}
+
 /** Zero bytes that bring `size` bytes of content up to the next 512-byte block boundary. */
 export function tarPadding(size: number): Buffer {
-  return ZEROS.subarray(0, (BLOCK - (size % BLOCK)) % BLOCK);
+  return ZEROS.subarray(0, paddedLength(size) - size);
 }
 
 const ZEROS = Buffer.alloc(BLOCK);

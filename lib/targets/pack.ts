@@ -13,7 +13,8 @@
  */
 import { CrecipeError } from "../engine/errors.ts";
 import { escapePath } from "../formats/entry.ts";
-import { type LentRing, RING } from "../engine/io.ts";
+import { paddedLength } from "../formats/tar.ts";
+import { type LentRing, RING, ringControl } from "../engine/io.ts";
 import { cpuCount, startThread, threadsWanted } from "../engine/threads.ts";
 import { statFields } from "../engine/manifest.ts";
 
@@ -226,7 +227,7 @@ export class Packer {
       for (let k = 0; k < threads; k++) workers.push(startThread(WORKER_SOURCE, { ...ring, areas, area: AREA, R: RING }));
     } catch { /* as many as started */ }
     if (!workers.length) return undefined;
-    return new Packer(workers, areas, ring.slot, ring.slots, new Int32Array(ring.sab, ring.slots * ring.slot, RING.WORDS), ring.next, outputFailure);
+    return new Packer(workers, areas, ring.slot, ring.slots, ringControl(ring), ring.next, outputFailure);
   }
 
   /** Queue `batch` with the thread that has the fewest, waiting while each has two. */
@@ -246,7 +247,7 @@ export class Packer {
     files.forEach((file, i) => {
       sizes[i] = file ? file.size : -1;
       if (!file) return;
-      bytes += file.size + ((512 - (file.size % 512)) % 512);
+      bytes += paddedLength(file.size);
       pathBytes += Buffer.byteLength(file.host) + 1;
       if (!file.sig) sigs[4 * f] = -1;
       else sigs.set(statFields(file.sig), 4 * f);
