@@ -135,10 +135,11 @@ export async function pushLayout(client: RegistryClient, ref: RegistryReference,
   const worker = async () => {
     for (let blob = queue.shift(); blob; blob = queue.shift()) {
       // Another push of this build sending the same blob to the same repository: wait for
-      // it, then the blob is there. Two uploads of one blob at once can fail in a registry
-      // (distribution 2.8 answered a manifest with MANIFEST_BLOB_UNKNOWN).
+      // it (and for any that started while this one waited), then the blob is there. Two
+      // uploads of one blob at once can fail in a registry (distribution 2.8 answered a
+      // manifest with MANIFEST_BLOB_UNKNOWN).
       const key = `${client.base}/${ref.repository}@${blob.digest}`;
-      await uploading.get(key)?.catch(() => {});
+      for (let other: Promise<unknown> | undefined; (other = uploading.get(key));) await other.catch(() => {});
       const sent = client.putBlob(ref.repository, blob.digest, { file: blob.file, size: blob.size }, mountFrom);
       uploading.set(key, sent);
       try {
