@@ -21,6 +21,7 @@ import { formatLine, parseOwnLine } from "../formats/filelist.ts";
 import { CrecipeError } from "./errors.ts";
 import { hashFile, sha256Hex } from "./hash.ts";
 import { breathe, OutputFile, readLines, readlinkBytes } from "./io.ts";
+import { collectGarbage } from "./heap.ts";
 import { LinkGroups, walkSorted, walkSortedAsync } from "./walk.ts";
 
 const HEADER = "crecipe-manifest 2";
@@ -109,29 +110,19 @@ function linkOrHash(entry: Entry, rel: Buffer, full: Buffer, st: fs.Stats, group
 export async function writeManifest(dir: string, base: string): Promise<string> {
   const list = new OutputFile(`${base}.list`);
   const stat = new OutputFile(`${base}.stat.tmp`);
-  const groups = new LinkGroups();
-  let plain = true;
-  let files = 0;
-  let bytes = 0;
+  let walked: Walked;
   try {
-    await walkSortedAsync(dir, (rel, full, st) => {
-      const entry = diskEntry(rel, full, st);
-      // A file just built: no later reader in this process would hit a hash cache.
-      if (entry.type === "file" && linkOrHash(entry, rel, full, st, groups, false)) {
-        files++;
-        bytes += entry.size;
-      }
-      if (plain && (entry.type === "whiteout" || needsCheck(rel))) plain = false;
-      list.writeText(formatLine(entry));
-      stat.writeText(statKey(st) + "\n");
-    }, breathe);
+    walked = await walkInto(dir, list, stat);
   } catch (error) {
     list.abandon();
     stat.abandon();
     throw error;
   }
+  const { plain, files, bytes, entries } = walked;
   const hash = list.close();
   stat.close();
+  // The walk's garbage (its hard link groups among it, dead once walkInto returned).
+  if (entries >= BIG_WALK) collectGarbage();
   // The header goes first, and says whether the list can stand as a file list as it is.
   const out = fs.openSync(`${base}.stat`, "w");
   const from = fs.openSync(`${base}.stat.tmp`, "r");
@@ -146,6 +137,35 @@ export async function writeManifest(dir: string, base: string): Promise<string> 
   fs.rmSync(`${base}.stat.tmp`);
   return `tree:${hash}`;
 }
+
+interface Walked {
+  plain: boolean;
+  files: number;
+  bytes: number;
+  entries: number;
+}
+
+/** writeManifest's walk: each entry's line into `list`, its stat into `stat`. */
+async function walkInto(dir: string, list: OutputFile, stat: OutputFile): Promise<Walked> {
+  const groups = new LinkGroups();
+  const walked = { plain: true, files: 0, bytes: 0, entries: 0 };
+  await walkSortedAsync(dir, (rel, full, st) => {
+    const entry = diskEntry(rel, full, st);
+    // A file just built: no later reader in this process would hit a hash cache.
+    if (entry.type === "file" && linkOrHash(entry, rel, full, st, groups, false)) {
+      walked.files++;
+      walked.bytes += entry.size;
+    }
+    if (walked.plain && (entry.type === "whiteout" || needsCheck(rel))) walked.plain = false;
+    list.writeText(formatLine(entry));
+    stat.writeText(statKey(st) + "\n");
+    walked.entries++;
+  }, breathe);
+  return walked;
+}
+
+/** Entries from which a walk's garbage is worth a collection where it ends (engine/heap.ts). */
+const BIG_WALK = 20_000;
 
 /** A name a file list must refuse (a component starting with ".wh.", reserved for whiteouts): the slow path says so. */
 function needsCheck(rel: Buffer): boolean {
