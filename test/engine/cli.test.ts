@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import { crecipe, modUrl, tempDir, write } from "../helpers.ts";
 
@@ -87,6 +88,38 @@ describe("usage errors", () => {
     const broken = crecipe(dir, ["broken.ts"]);
     assert.equal(broken.status, 2);
     assert.match(broken.stderr, /^crecipe: error: cannot compile .*broken\.ts:1:26: Unexpected ";"$/m);
+  });
+});
+
+describe("loading a recipe", () => {
+  const real = path.join(path.dirname(fileURLToPath(import.meta.resolve("@esbuild/linux-x64/package.json"))), "bin/esbuild");
+  /** An esbuild binary that logs each call's arguments, and fails the command's transforms when `failCommand`. */
+  const wrapper = (dir: string, failCommand: boolean) => {
+    const script = path.join(dir, "esbuild-wrapper");
+    fs.writeFileSync(script, `#!/bin/sh\necho "$*" >> ${JSON.stringify(path.join(dir, "esbuild.log"))}\n` +
+      (failCommand ? 'case "$*" in *--loader=*) exit 1;; esac\n' : "") + `exec ${JSON.stringify(real)} "$@"\n`, { mode: 0o755 });
+    return script;
+  };
+  const edited = (dir: string, word: string) => write(dir, "r.ts", recipe.replace('"app "', JSON.stringify(`${word} `)));
+
+  it("an edited recipe is transformed by esbuild's command (no service started) and builds what the edit says", { skip: process.arch !== "x64" && "the test names the x64 binary" }, () => {
+    const dir = project(true);
+    edited(dir, "edited");
+    const run = crecipe(dir, ["-o", "out", "r.ts"], { ESBUILD_BINARY_PATH: wrapper(dir, false) });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(fs.readFileSync(path.join(dir, "out/app.txt"), "utf8"), "edited data\n");
+    const calls = fs.readFileSync(path.join(dir, "esbuild.log"), "utf8");
+    assert.match(calls, new RegExp(`--loader=ts .*--sourcefile=${fs.realpathSync(dir)}/r\\.ts`));
+    assert.doesNotMatch(calls, /--service/);
+  });
+
+  it("where esbuild's command fails, its API transforms the recipe to the same effect", { skip: process.arch !== "x64" && "the test names the x64 binary" }, () => {
+    const dir = project(true);
+    edited(dir, "again");
+    const run = crecipe(dir, ["r.ts"], { ESBUILD_BINARY_PATH: wrapper(dir, true) });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(fs.readFileSync(path.join(dir, "out/app.txt"), "utf8"), "again data\n");
+    assert.match(fs.readFileSync(path.join(dir, "esbuild.log"), "utf8"), /--service/, "the API's service did the transform");
   });
 });
 
