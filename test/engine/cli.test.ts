@@ -92,12 +92,12 @@ describe("usage errors", () => {
 });
 
 describe("loading a recipe", () => {
-  const real = path.join(path.dirname(fileURLToPath(import.meta.resolve("@esbuild/linux-x64/package.json"))), "bin/esbuild");
+  const real = () => path.join(path.dirname(fileURLToPath(import.meta.resolve("@esbuild/linux-x64/package.json"))), "bin/esbuild");
   /** An esbuild binary that logs each call's arguments, and fails the command's transforms when `failCommand`. */
   const wrapper = (dir: string, failCommand: boolean) => {
     const script = path.join(dir, "esbuild-wrapper");
     fs.writeFileSync(script, `#!/bin/sh\necho "$*" >> ${JSON.stringify(path.join(dir, "esbuild.log"))}\n` +
-      (failCommand ? 'case "$*" in *--loader=*) exit 1;; esac\n' : "") + `exec ${JSON.stringify(real)} "$@"\n`, { mode: 0o755 });
+      (failCommand ? 'case "$*" in *--loader=*) exit 1;; esac\n' : "") + `exec ${JSON.stringify(real())} "$@"\n`, { mode: 0o755 });
     return script;
   };
   const edited = (dir: string, word: string) => write(dir, "r.ts", recipe.replace('"app "', JSON.stringify(`${word} `)));
