@@ -53,25 +53,26 @@ export async function runInTree(ctx: BuildContext, upper: string, lowers: readon
   const escaped = (p: string) => p.replace(/[\\,:]/g, "\\$&");
   const overlayOptions = lowers.length ? `userxattr,lowerdir=${lowers.map((d) => escaped(path.relative(ctx.outDir, d))).join(":")},upperdir=${escaped(upper)},workdir=${escaped(work)}` : "";
   const toolsOption = (tools?.layers ?? []).map((d) => path.relative(ctx.outDir, d)).join(":"); // target names: no "," or ":"
-  // $1 out dir, $2 the overlay's mount options ("" for no lower layers), $3 upper, $4 work,
-  // $5 merged, $6 cwd, $7 tool layers ("" for none), $8 where they go, then the command.
+  // $1 out dir, $2 the overlay's mount options ("" for no lower layers; they name the work
+  // dir), $3 upper, $4 merged, $5 cwd, $6 tool layers ("" for none), $7 where they go, then
+  // the command.
   const script = [
     'cd "$1"',
-    'if [ -n "$2" ]; then mount -t overlay overlay -o "$2" "$5" || exit 97; root=$5; else root=$3; fi',
+    'if [ -n "$2" ]; then mount -t overlay overlay -o "$2" "$4" || exit 97; root=$4; else root=$3; fi',
     '[ -d "$root/proc" ] && mount -t proc proc "$root/proc"',
     '[ -d "$root/dev" ] && mount --rbind /dev "$root/dev"',
     '[ -d "$root/sys" ] && mount --rbind /sys "$root/sys"',
     // One layer is bound read-only; a stack is a read-only overlay (lower layers only).
-    'if [ -n "$7" ]; then case "$7" in *:*) mount -t overlay overlay -o "lowerdir=$7" "$root/$8" ;; *) mount --bind "$7" "$root/$8" && mount -o remount,bind,ro "$root/$8" ;; esac || exit 98; fi',
+    'if [ -n "$6" ]; then case "$6" in *:*) mount -t overlay overlay -o "lowerdir=$6" "$root/$7" ;; *) mount --bind "$6" "$root/$7" && mount -o remount,bind,ro "$root/$7" ;; esac || exit 98; fi',
     // The command's PATH (which may name only the tools' directories) is set last: the lines above need the host's.
-    'cwd=$6; shift 8; chroot=$(command -v chroot); PATH=$CRECIPE_COMMAND_PATH; unset CRECIPE_COMMAND_PATH',
+    'cwd=$5; shift 7; chroot=$(command -v chroot); PATH=$CRECIPE_COMMAND_PATH; unset CRECIPE_COMMAND_PATH',
     'if [ -n "$cwd" ]; then exec "$chroot" "$root" /bin/sh -c \'cd "$1" && shift && exec "$@"\' sh "$cwd" "$@"; fi',
     'exec "$chroot" "$root" "$@"',
   ].join("\n");
   const env = { HOME: "/root", LC_ALL: "C", ...options.env, PATH, CRECIPE_COMMAND_PATH: options.env?.PATH ?? PATH };
   const rootless = process.getuid?.() !== 0;
   const unshare = rootless ? ["unshare", "-rmpf"] : ["unshare", "-mpf"];
-  const result = await $({ nothrow: true, env: { ...process.env, ...env }, input: options.input })`${unshare} sh -c ${script} sh ${ctx.outDir} ${overlayOptions} ${upper} ${work} ${merged} ${options.cwd ?? ""} ${toolsOption} ${tools?.at ?? ""} ${argv}`;
+  const result = await $({ nothrow: true, env: { ...process.env, ...env }, input: options.input })`${unshare} sh -c ${script} sh ${ctx.outDir} ${overlayOptions} ${upper} ${merged} ${options.cwd ?? ""} ${toolsOption} ${tools?.at ?? ""} ${argv}`;
   removeTree(scratch); // overlayfs leaves work/work with mode 000
   if (result.exitCode === 97) {
     throw new CommandError(97, { command: argv.join(" "), fix: "overlayfs could not be mounted in a user namespace here (Linux ≥ 5.11 allows it); build the fs with from(base, { snapshot: false })" });
