@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CrecipeError } from "./errors.ts";
+import { CrecipeError, DENIED, systemError } from "./errors.ts";
 import { hashFile, hostContentHash, kindOf, outputSignature, sha256Hex, stableStringify, storedValue, UnstorableValue } from "./hash.ts";
 import { manifestName, writeManifest } from "./manifest.ts";
 import { type Dep, type Layout, outputPath, STATE_VERSION, stateFile, type TargetState, treeDir } from "./state.ts";
@@ -42,7 +42,9 @@ export async function commit(layout: Layout, node: Node, built: Built, signal: A
   else if (output === "dir") {
     if (built.trustedHash) outHash = built.trustedHash;
     else {
-      outHash = await writeManifest(built.out, manifestTemp);
+      outHash = await writeManifest(built.out, manifestTemp).catch((error) => {
+        throw unreadable(error, node.name, built.out) ?? error;
+      });
       manifest = manifestName(node.name, outHash);
     }
   }
@@ -103,6 +105,22 @@ export async function commit(layout: Layout, node: Node, built: Built, signal: A
   }
   removeStaleManifests(layout, node.name, manifest);
   return state;
+}
+
+/**
+ * A tree its builder left unreadable in part (a directory of mode 000, as the user who
+ * builds): the error names the path in the tree, not the temp dir it will not be found
+ * in, and says what to do.
+ */
+function unreadable(error: unknown, target: string, out: string): CrecipeError | undefined {
+  const e = systemError(error);
+  if (!e || !DENIED.has(e.code!) || typeof e.path !== "string" || !e.path.startsWith(out + "/")) return undefined;
+  const rel = e.path.slice(out.length);
+  return new CrecipeError(`cannot read ${rel} in the tree its builder made (permission denied): every entry of a tree is read to list it`, {
+    target,
+    fix: `leave ${rel} readable: chmod it (root.chmod("${rel}", 0o755) for a directory, 0o644 for a file) before the builder returns, or build as root`,
+    cause: error,
+  });
 }
 
 /** The builder's value as it will be stored, or an error naming the target and what in it JSON cannot keep. */

@@ -299,6 +299,29 @@ export default locked;
     assert.ok(fs.existsSync(path.join(dir, "out/locked/secret/deeper/f")));
   });
 
+  it("a builder that leaves a mode-000 directory and succeeds: the block names the path in the tree, not the temp dir, and the fix", needsTestUser, () => {
+    const dir = sharedDir(true);
+    write(dir, "r.ts", `
+import { fs } from ${mod};
+import { chmodSync } from "node:fs";
+export const locked = fs("locked", async (root) => {
+  await root.mkdir("/secret/deeper");
+  await root.write("/secret/deeper/f", "x");
+  chmodSync(root.path("/secret"), 0o000);
+});
+export default locked;
+`);
+    const r = asTestUser(dir, ["r.ts"]);
+    assert.equal(r.status, 1, r.err);
+    assert.match(r.err, /^crecipe: FAILED locked: cannot read \/secret in the tree its builder made \(permission denied\)/m);
+    assert.match(r.err, /fix: +leave \/secret readable: chmod it \(root\.chmod\("\/secret", 0o755\)/);
+    assert.doesNotMatch(r.err, /\.crecipe\/tmp/);
+    assert.doesNotMatch(r.err, STACK);
+    const tmp = path.join(dir, "out/.crecipe/tmp");
+    assert.deepEqual(fs.existsSync(tmp) ? fs.readdirSync(tmp) : [], [], "the failed build removed its temp dir");
+    assert.ok(!fs.existsSync(path.join(dir, "out/locked")), "no tree was committed");
+  });
+
   /** A dir with file("a") built once as the test user. */
   const builtAsTestUser = () => {
     const dir = sharedDir(true);
