@@ -1,8 +1,9 @@
 /**
  * Layer cases, each beside its peer in the same run:
  *  (a) cold build of recipes/simple.ts's image vs `docker build` FROM scratch of the same files;
- *  (b) files + list + layer of a ~200 MB tree (at least 5000 files) vs `tar -c | sha256sum` and
- *      `tar -c | tee FILE | sha256sum` (alternated), and the same built again by one process;
+ *  (b) files + list + layer of a ~200 MB tree vs `tar -c | sha256sum` and `tar -c | tee FILE |
+ *      sha256sum` (alternated), and the same built again by one process; two trees: the
+ *      issue's shape (200 MB in ~5000 files) and the first 200 MB of /usr (~16 500 files);
  *  (c) gz of that layer vs gzip --rsyncable and pigz --rsyncable (time and size), and the compressed bytes
  *      that change after one 100 KB file in the tree changes; zstd vs zstd -T0;
  *  (d) 100 000 small files: list + layer of the built fs, and fs + list + layer from
@@ -17,11 +18,17 @@ import { alternated, measure, type Row, time } from "./util.ts";
 const TREE_BYTES = 200e6;
 const TREE_FILES = 5000;
 
-/** A private ~200 MB tree (copied once from /usr; kept between runs, never recreated in a loop). */
-function benchTree(): string {
-  const dir = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "crecipe-bench", "tree");
+/**
+ * A private ~200 MB tree, copied once from /usr and kept between runs (never recreated in
+ * a loop). "tree": the first 200 MB of /usr/share and /usr/lib, about 16 500 files here.
+ * "tree-5k": the issue's shape, 200 MB in about 5000 files: the same walk, skipping files
+ * under 2.5 KiB.
+ */
+function benchTree(name: "tree" | "tree-5k" = "tree"): string {
+  const dir = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "crecipe-bench", name);
   if (fs.existsSync(path.join(dir, ".complete"))) return dir;
   fs.rmSync(dir, { recursive: true, force: true });
+  const smallest = name === "tree" ? 0 : 2560;
   let bytes = 0;
   let files = 0;
   const walk = (from: string, to: string) => {
@@ -34,7 +41,7 @@ function benchTree(): string {
         walk(src, dst);
       } else if (entry.isFile()) {
         const size = fs.statSync(src).size;
-        if (size > 4e6 || (bytes >= TREE_BYTES && size > 20000)) continue;
+        if (size > 4e6 || size < smallest || (bytes >= TREE_BYTES && size > 20000)) continue;
         fs.mkdirSync(to, { recursive: true });
         fs.copyFileSync(src, dst);
         bytes += size;
@@ -99,40 +106,51 @@ export function layerCases(repo: string): Row[] {
       rows.push({ case: "cold simple image (2 layers)", crecipe: coldCrecipe, peer: "docker build FROM scratch", peerSeconds: dockerBuild, goal: "< 1×" });
     }
 
-    // (b) files + list + layer of a 200 MB tree vs tar | sha256sum
+    // (b) files + list + layer of a 200 MB tree vs tar | sha256sum, on two trees: the
+    // issue's shape (~5000 files) and the first 200 MB of /usr (~16 500 files)
     const tree = benchTree();
+    const tree5k = benchTree("tree-5k");
+    const fsOf = (name: string, dir: string) => `
+export const ${name} = fs(${JSON.stringify(name)}, async (root) => {
+  // The cached tree never changes but for edit-me.bin (the resync case edits it).
+  root.ctx.dependOn(${JSON.stringify(path.join(dir, "edit-me.bin"))});
+  await $\`cp -al ${dir}/. \${root.dir}\`;
+});`;
     fs.writeFileSync(path.join(work, "big.ts"), `
 import { $, files, fs, gz, layer, zstd } from ${JSON.stringify(path.join(repo, "lib/mod.ts"))};
-export const big = fs("big", async (root) => {
-  // The cached tree never changes but for edit-me.bin (the resync case edits it).
-  root.ctx.dependOn(${JSON.stringify(path.join(tree, "edit-me.bin"))});
-  await $\`cp -al ${tree}/. \${root.dir}\`;
-});
+${fsOf("big", tree)}
 export const bigLayer = layer(big);
 export const bigFiles = files(big);
 export const bigGz = gz(bigLayer);
 export const bigZst = zstd(bigLayer);
+${fsOf("big5k", tree5k)}
+export const big5kLayer = layer(big5k);
+export const big5kFiles = files(big5k);
 `);
-    sh(crecipe(["big.ts", "bigLayer", "bigFiles"]).join(" "), work);
+    sh(crecipe(["big.ts", "bigLayer", "bigFiles", "big5kLayer", "big5kFiles"]).join(" "), work);
     const stateOf = (name: string) => path.join(work, "out/.crecipe/state", `${name}.json`);
     // Alternated, crecipe and two peers: tar | sha256sum (the issue's), and the pipeline that
     // does crecipe's whole job, which also writes the archive to a file (writing 200 MB into
     // new page-cache pages is most of the difference on this machine: see the README).
     const teeFile = path.join(work, "tee.tar");
-    const [layerTime, tarTime, teeTime] = alternated([
+    const [layerTime, tarTime, teeTime, layer5kTime, tar5kTime] = alternated([
       crecipe(["big.ts", "bigLayer", "bigFiles"]),
       ["bash", "-c", `tar -cf - -C ${tree} . | sha256sum`],
       ["bash", "-c", `tar -cf - -C ${tree} . | tee ${teeFile} | sha256sum`],
+      crecipe(["big.ts", "big5kLayer", "big5kFiles"]),
+      ["bash", "-c", `tar -cf - -C ${tree5k} . | sha256sum`],
     ], {
       cwd: work, runs: 5,
       before: () => {
-        for (const name of ["big.files", "big.list", "big.layer"]) fs.rmSync(stateOf(name), { force: true });
+        for (const name of ["big", "big5k"].flatMap((n) => [`${n}.files`, `${n}.list`, `${n}.layer`])) fs.rmSync(stateOf(name), { force: true });
         fs.rmSync(teeFile, { force: true });
         settle();
       },
     });
-    rows.push({ case: "files+list+layer, 200 MB tree", crecipe: layerTime.seconds, peer: "tar -c | sha256sum", peerSeconds: tarTime.seconds, goal: "≤ 1.0×" });
-    rows.push({ case: "files+list+layer, 200 MB tree", crecipe: layerTime.seconds, peer: "tar -c | tee FILE | sha256sum", peerSeconds: teeTime.seconds });
+    const shape = (dir: string) => `200 MB in ${Number(fs.readFileSync(path.join(dir, ".complete"), "utf8").split(" ")[0]).toLocaleString("en")} files`;
+    rows.push({ case: `files+list+layer, ${shape(tree5k)} (the issue's tree)`, crecipe: layer5kTime.seconds, peer: "tar -c | sha256sum", peerSeconds: tar5kTime.seconds, goal: "≤ 1.0×" });
+    rows.push({ case: `files+list+layer, ${shape(tree)}`, crecipe: layerTime.seconds, peer: "tar -c | sha256sum", peerSeconds: tarTime.seconds });
+    rows.push({ case: `files+list+layer, ${shape(tree)}`, crecipe: layerTime.seconds, peer: "tar -c | tee FILE | sha256sum", peerSeconds: teeTime.seconds });
     rows.push({ case: "the same, built again in one process", crecipe: againInProcess(repo, work), peer: "tar -c | sha256sum", peerSeconds: tarTime.seconds });
 
     // (c) gz: time and resynchronisation after a 100 KB edit
