@@ -270,26 +270,32 @@ export const shadowLayer = layer(shadow);
     assert.doesNotMatch(shadow.err, STACK);
   });
 
-  it("a builder that leaves a mode-000 directory and fails: its temp dir goes, and the next build works", needsTestUser, () => {
-    const dir = sharedDir(true);
-    write(dir, "r.ts", `
+  /** r.ts: the fs "locked", whose builder makes /secret/deeper/f, leaves /secret mode 000, then runs `rest`. */
+  const lockedRecipe = (dir: string, rest = "") => write(dir, "r.ts", `
 import { fs } from ${mod};
-import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { chmodSync, existsSync } from "node:fs";
 export const locked = fs("locked", async (root) => {
   await root.mkdir("/secret/deeper");
   await root.write("/secret/deeper/f", "x");
   chmodSync(root.path("/secret"), 0o000);
-  if (!existsSync(${JSON.stringify(path.join(dir, "ok"))})) throw new Error("not yet");
-  chmodSync(root.path("/secret"), 0o755);
-});
+${rest}});
 export default locked;
+`);
+  const tempsLeft = (dir: string) => {
+    const tmp = path.join(dir, "out/.crecipe/tmp");
+    return fs.existsSync(tmp) ? fs.readdirSync(tmp) : [];
+  };
+
+  it("a builder that leaves a mode-000 directory and fails: its temp dir goes, and the next build works", needsTestUser, () => {
+    const dir = sharedDir(true);
+    lockedRecipe(dir, `  if (!existsSync(${JSON.stringify(path.join(dir, "ok"))})) throw new Error("not yet");
+  chmodSync(root.path("/secret"), 0o755);
 `);
     const first = asTestUser(dir, ["r.ts"]);
     assert.equal(first.status, 1, first.err);
     assert.match(first.err, /FAILED locked: not yet/);
     assert.doesNotMatch(first.err, STACK);
-    const tmp = path.join(dir, "out/.crecipe/tmp");
-    assert.deepEqual(fs.existsSync(tmp) ? fs.readdirSync(tmp) : [], [], "the failed build removed its temp dir");
+    assert.deepEqual(tempsLeft(dir), [], "the failed build removed its temp dir");
     const again = asTestUser(dir, ["r.ts"]);
     assert.equal(again.status, 1, again.err);
     assert.doesNotMatch(again.err, STACK);
@@ -301,24 +307,14 @@ export default locked;
 
   it("a builder that leaves a mode-000 directory and succeeds: the block names the path in the tree, not the temp dir, and the fix", needsTestUser, () => {
     const dir = sharedDir(true);
-    write(dir, "r.ts", `
-import { fs } from ${mod};
-import { chmodSync } from "node:fs";
-export const locked = fs("locked", async (root) => {
-  await root.mkdir("/secret/deeper");
-  await root.write("/secret/deeper/f", "x");
-  chmodSync(root.path("/secret"), 0o000);
-});
-export default locked;
-`);
+    lockedRecipe(dir);
     const r = asTestUser(dir, ["r.ts"]);
     assert.equal(r.status, 1, r.err);
     assert.match(r.err, /^crecipe: FAILED locked: cannot read \/secret in the tree its builder made \(permission denied\)/m);
     assert.match(r.err, /fix: +leave \/secret readable: chmod it \(root\.chmod\("\/secret", 0o755\)/);
     assert.doesNotMatch(r.err, /\.crecipe\/tmp/);
     assert.doesNotMatch(r.err, STACK);
-    const tmp = path.join(dir, "out/.crecipe/tmp");
-    assert.deepEqual(fs.existsSync(tmp) ? fs.readdirSync(tmp) : [], [], "the failed build removed its temp dir");
+    assert.deepEqual(tempsLeft(dir), [], "the failed build removed its temp dir");
     assert.ok(!fs.existsSync(path.join(dir, "out/locked")), "no tree was committed");
   });
 
