@@ -6,7 +6,7 @@ import { removeTree } from "./io.ts";
 import { sweepTempDir } from "./lock.ts";
 import { CrecipeError } from "./errors.ts";
 import { declared, isNode, lookup, type Node } from "./node.ts";
-import { layout, logFile, outputPath, readState, recordedTargets, removeState, treeDir } from "./state.ts";
+import { layout, logFile, outputPath, readState, recordedTargets, removeState, trashDir, treeDir } from "./state.ts";
 
 /** The recipe's default export, or the named exports / target names. */
 export function resolveTargets(module: Record<string, unknown>, names: string[], recipe: string): Node[] {
@@ -148,6 +148,8 @@ export function clean(outDir: string): void {
     removed++;
   }
   // A build running now keeps its temp dirs; an older crecipe's unnamed ones go at once.
+  // So do what dead builds left to a background removal that did not finish.
   sweepTempDir(path.join(l.stateDir, "tmp"), 0);
+  sweepTempDir(trashDir(l), 0);
   console.error(`crecipe: removed ${removed} outputs${kept.length ? `; kept ${kept.join(", ")} (precious: --xclean removes them)` : ""}`);
 }

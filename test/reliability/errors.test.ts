@@ -352,6 +352,23 @@ export default file("a", async (out) => writeFileSync(out, "a"));
     assert.ok(!fs.existsSync(left), "the dead build's temp dir is gone");
   });
 
+  it("--clean sweeps what dead builds left in the temp and trash dirs, and keeps a live build's", needsTestUser, () => {
+    const dir = builtAsTestUser();
+    const state = path.join(dir, "out/.crecipe");
+    const dead = [path.join(state, "tmp", deadBuildsDir()), path.join(state, "trash", deadBuildsDir())];
+    for (const left of dead) write(left, "old/f", "x");
+    // A build running now (this process holds it) keeps its own.
+    const stat = fs.readFileSync("/proc/self/stat", "utf8");
+    const start = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    const live = path.join(state, "trash", deadBuildsDir().replace(/^a\.\d+-12345-/, `a.${process.pid}-${start}-`));
+    write(live, "old/f", "x");
+    spawnSync("chown", ["-R", "crecipe-test:crecipe-test", path.join(state, "tmp"), path.join(state, "trash")]);
+    const r = asTestUser(dir, ["r.ts", "--clean"]);
+    assert.equal(r.status, 0, r.err);
+    for (const left of dead) assert.ok(!fs.existsSync(left), `${left} is gone`);
+    assert.ok(fs.existsSync(path.join(live, "old/f")), "the live build's is kept");
+  });
+
   // A sweep that cannot remove a leftover (another user's files in it; or one a background rm
   // of .crecipe/trash is removing at the same time) leaves it: the build goes on.
   it("a dead build's leftover the user cannot remove does not stop the next build", needsTestUser, () => {
