@@ -163,13 +163,10 @@ class LoadError extends Error {
  */
 export async function prepare(source) {
   source = nodeFs.realpathSync(source);
-  if (early?.source === source) {
-    const started = early.work;
-    early = undefined;
-    await started; // its failure, if any, is this prepare's to find again and report
-  }
-  const seen = new Map();
-  await prepareOne(source, seen, []);
+  const started = early?.source === source ? early.work : undefined;
+  if (started) early = undefined;
+  // A failure of the early start is this prepare's to find again and report.
+  if (!(await started)) await prepareOne(source, new Map(), []);
   return pathToFileURL(cachedPath(source)).href;
 }
 
@@ -178,7 +175,7 @@ let early;
  * Start preparing `file` now, before the CLI has loaded: a recipe edited since its last
  * transform is then transformed by esbuild's process while this one loads the bundle
  * (that transform is most of a rebuild after a one-line edit). A prepare() of the same
- * file waits for it and checks again; what goes wrong is left to that one to report.
+ * file waits for it, and does it again only where it failed, to report why.
  */
 export function prepareEarly(file) {
   if (!TS_EXTENSIONS.test(file)) return;
@@ -189,7 +186,7 @@ export function prepareEarly(file) {
   } catch {
     return;
   }
-  early = { source, work: prepareOne(source, new Map(), []).catch(() => undefined) };
+  early = { source, work: prepareOne(source, new Map(), []).then(() => true, () => false) };
 }
 
 async function prepareOne(source, seen, chain) {
