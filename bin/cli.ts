@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import minimist from "minimist";
+import { OPTIONS } from "./options.js";
 import { build, CrecipeError, type ImageValue, type Node, push, type PushValue, RegistryCache, type Result } from "../lib/mod.ts";
 import {
   BuildError,
@@ -103,9 +104,7 @@ type ImportTs = (file: string) => Promise<Record<string, unknown>>;
 /** argv as minimist reads it; an unknown option is a usage error. */
 export function parseArgs(argv: string[]): Args {
   return minimist(argv, {
-    string: ["jobs", "out", "why", "graph", "json", "trace", "push", "cache"],
-    boolean: ["dry-run", "check", "list", "clean", "xclean", "verbose", "quiet", "version", "help", "insecure", "cache-read-only"],
-    alias: { j: "jobs", o: "out", n: "dry-run", v: "verbose", q: "quiet", h: "help" },
+    ...OPTIONS,
     unknown: (a: string) => {
       if (a.startsWith("-")) throw new CrecipeError(`unknown option ${a}`, { fix: "see crecipe --help" });
       return true;

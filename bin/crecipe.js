@@ -4,13 +4,13 @@
 // `crecipe serve` and `crecipe fetch` load only their own module (bin/verbs.ts), which
 // does not load the build engine.
 import { importTs, prepareEarly, sourceIndex } from "./boot.js";
+import { recipeArgument } from "./options.js";
 
 process.setSourceMapsEnabled?.(true);
 const argv = process.argv.slice(2);
-// The recipe, as the CLI will find it (the first argument that is no option's value),
-// starts loading now, beside the CLI's own: an edited one is transformed meanwhile.
-const VALUED = /^(-[jo]|--(jobs|out|why|graph|json|trace|push|cache))$/;
-const recipe = argv.find((a, i) => !a.startsWith("-") && !VALUED.test(argv[i - 1] ?? ""));
+// The recipe, as the CLI will find it, starts loading now, beside the CLI's own: an edited
+// one is transformed meanwhile.
+const recipe = recipeArgument(argv);
 if (recipe) prepareEarly(recipe);
 let verbs;
 let cli;

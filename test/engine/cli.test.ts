@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
+import { recipeArgument } from "../../bin/options.js";
 import { crecipe, modUrl, tempDir, write } from "../helpers.ts";
 
 const recipe = `
@@ -100,6 +101,12 @@ describe("loading a recipe", () => {
       (failCommand ? 'case "$*" in *--loader=*) exit 1;; esac\n' : "") + `exec ${JSON.stringify(real())} "$@"\n`, { mode: 0o755 });
     return script;
   };
+  it("the recipe is found before the CLI loads as the CLI finds it: the first argument that is no option's value", () => {
+    assert.equal(recipeArgument(["-o", "x.ts", "--cache", "dir:c", "-q", "r.ts", "t"]), "r.ts");
+    assert.equal(recipeArgument(["--jobs", "2", "--out=o", "-v", "r.ts"]), "r.ts");
+    assert.equal(recipeArgument(["--version"]), undefined);
+  });
+
   const edited = (dir: string, word: string) => write(dir, "r.ts", recipe.replace('"app "', JSON.stringify(`${word} `)));
 
   it("an edited recipe is transformed by esbuild's command (no service started) and builds what the edit says", { skip: process.arch !== "x64" && "the test names the x64 binary" }, () => {
